@@ -1,0 +1,71 @@
+"""Typed readers for environment variables.
+
+Every setting of the service comes from the environment (a ``.env`` file is loaded first,
+real environment variables win). A malformed value raises ``ImproperlyConfigured`` naming
+the variable, so a typo fails at start-up instead of at the first send.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """The variable's value stripped of surrounding blanks, or ``default`` when unset."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case); raises on anything else."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}"
+    )
+
+
+def env_int(name: str, default: int | None, minimum: int | None = None) -> int | None:
+    """An integer, ``default`` when unset or blank; raises when malformed or below ``minimum``."""
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer; got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}")
+    return number
+
+
+def env_float(name: str, default: float, minimum: float | None = None) -> float:
+    """A number, ``default`` when unset or blank; raises when malformed or below ``minimum``."""
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number; got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}")
+    return number
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """A comma-separated list with blanks dropped."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]

@@ -1,0 +1,14 @@
+"""URL routes: the admin is the operator's interface; `/` sends visitors there."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Notification Service"
+admin.site.site_title = "Notification Service"
+admin.site.index_title = "Notifications and contacts"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+]

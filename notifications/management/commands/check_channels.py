@@ -1,0 +1,37 @@
+"""``manage.py check_channels``: is each channel configured, and does it answer?"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from notifications.channels import channel_order, senders_for
+from notifications.senders.base import DeliveryError
+
+
+class Command(BaseCommand):
+    help = "Show, per channel and transport, whether it is configured and answers. Sends nothing."
+
+    def handle(self, *args, **options) -> None:
+        problems = 0
+        for channel in channel_order():
+            senders = senders_for(channel)
+            if not senders:
+                self.stdout.write(f"{channel}: not configured (no transports)")
+                continue
+            for sender in senders:
+                label = channel if sender.transport == channel else f"{channel}/{sender.transport}"
+                if not sender.is_configured():
+                    self.stdout.write(f"{label}: not configured")
+                    continue
+                try:
+                    answer = sender.check()
+                except DeliveryError as err:
+                    problems += 1
+                    self.stdout.write(
+                        self.style.ERROR(f"{label}: configured, NOT answering: {err}")
+                    )
+                else:
+                    self.stdout.write(self.style.SUCCESS(f"{label}: configured, {answer}"))
+        if problems:
+            self.stderr.write(f"{problems} configured transport(s) did not answer")
+            raise SystemExit(1)

@@ -1,0 +1,80 @@
+"""``manage.py runservice``: the web server and the queue consumer together; Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run gunicorn on 127.0.0.1:PORT and a huey consumer with NOTIFY_WORKERS threads."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="address the web server binds")
+
+    def commands(self, host: str) -> dict[str, list[str]]:
+        python = sys.executable
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        return {
+            "web": [
+                python, "-m", "gunicorn", "notification_service.wsgi",
+                "--bind", f"{host}:{settings.PORT}",
+                "--workers", "2", "--threads", "4",
+                "--access-logfile", "-",
+            ],
+            "worker": [
+                python, manage, "run_huey",
+                "--workers", str(settings.NOTIFY_WORKERS),
+                "--worker-type", "thread",
+            ],
+        }  # fmt: skip
+
+    def _pump(self, name: str, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.stdout.write(f"{name:>6} | {line.rstrip()}")
+
+    def handle(self, *args, host: str, **options) -> None:
+        processes: dict[str, subprocess.Popen] = {}
+        finished = threading.Event()
+        for name, command in self.commands(host).items():
+            process = subprocess.Popen(
+                command,
+                cwd=settings.BASE_DIR,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            )
+            processes[name] = process
+
+            def watch(name: str = name, process: subprocess.Popen = process) -> None:
+                self._pump(name, process)
+                process.wait()
+                finished.set()
+
+            threading.Thread(target=watch, daemon=True).start()
+
+        self.stdout.write(f"Admin: http://{host}:{settings.PORT}/admin/  (Ctrl-C stops)")
+        signal.signal(signal.SIGTERM, lambda *_: finished.set())
+        try:
+            finished.wait()
+        except KeyboardInterrupt:
+            pass
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in 15 s; killing it")
+                process.kill()
+        failed = {n: p.returncode for n, p in processes.items() if p.returncode not in (0, -2)}
+        if failed:
+            self.stderr.write(f"stopped with errors: {failed}")

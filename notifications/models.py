@@ -1,0 +1,151 @@
+"""Contacts, notifications and the delivery attempts that record every try."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Length
+from django.db.models.lookups import GreaterThan
+
+from notifications.validators import (
+    normalize_phone,
+    validate_message,
+    validate_phone,
+    validate_telegram_chat_id,
+)
+
+
+class Channel(models.TextChoices):
+    TELEGRAM = "telegram", "Telegram"
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class UserContact(models.Model):
+    """How to reach one user; created automatically with every user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact"
+    )
+    telegram_chat_id = models.CharField(
+        "Telegram chat id",
+        max_length=64,
+        blank=True,
+        validators=[validate_telegram_chat_id],
+        help_text="Numeric chat id (negative for groups) or @channelusername. "
+        "The user must have sent /start to the bot.",
+    )
+    email = models.EmailField(
+        blank=True, help_text="Leave blank to use the email address of the user account."
+    )
+    phone = models.CharField(
+        max_length=20,
+        blank=True,
+        validators=[validate_phone],
+        help_text="Mobile number, stored in international form (+79161234567).",
+    )
+    telegram_opt_out = models.BooleanField("no Telegram", default=False)
+    email_opt_out = models.BooleanField("no email", default=False)
+    sms_opt_out = models.BooleanField("no SMS", default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "user contact"
+
+    def __str__(self) -> str:
+        return f"Contact of {self.user}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Code paths that skip full_clean() still store the one normalised phone form.
+        if self.phone:
+            self.phone = normalize_phone(self.phone)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        self.telegram_chat_id = self.telegram_chat_id.strip()
+        self.email = self.email.strip()
+        if self.phone:
+            self.phone = normalize_phone(self.phone)
+
+    @property
+    def effective_email(self) -> str:
+        return self.email or getattr(self.user, "email", "") or ""
+
+
+class Notification(models.Model):
+    """One message to one user; its row is the source of truth for its delivery."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    subject = models.CharField(
+        max_length=200, blank=True, help_text="Email subject; a default is used when blank."
+    )
+    message = models.TextField(validators=[validate_message])
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    channel = models.CharField(
+        "delivered via", max_length=16, choices=Channel, blank=True, default=""
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempt_count = models.PositiveIntegerField(
+        "rounds", default=0, help_text="How many times the channel chain has been tried."
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="notif_status_due_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="notif_status_lease_idx"),
+            models.Index(fields=["channel"], name="notif_channel_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=GreaterThan(Length("message"), 0), name="notification_message_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} to {self.user_id}: {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try of one transport for one notification."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        TRANSIENT = "transient", "Transient error"
+        PERMANENT = "permanent", "Permanent error"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        SKIPPED = "skipped", "Skipped"
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="attempts"
+    )
+    round = models.PositiveIntegerField(default=1)
+    channel = models.CharField(max_length=16, choices=Channel)
+    transport = models.CharField(max_length=32)
+    outcome = models.CharField(max_length=16, choices=Outcome)
+    error = models.TextField(blank=True, default="")
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel}/{self.transport}: {self.outcome}"

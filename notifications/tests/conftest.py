@@ -1,0 +1,191 @@
+"""Fixtures: fake providers on 127.0.0.1 and the real huey consumer in a process of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from notifications.models import Notification, UserContact
+from notifications.tests.fakes.smtp import FakeSmtp
+from notifications.tests.fakes.telegram import FakeTelegram
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+@pytest.fixture(scope="session")
+def telegram_server() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def telegram(telegram_server: FakeTelegram) -> FakeTelegram:
+    telegram_server.reset()
+    return telegram_server
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[FakeSmtp]:
+    fake = FakeSmtp().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: FakeSmtp) -> FakeSmtp:
+    smtp_server.reset()
+    return smtp_server
+
+
+def database_url() -> str:
+    """A URL for the database the tests run on (pytest-django's test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    host = db["HOST"] or "127.0.0.1"
+    port = db["PORT"] or 5432
+    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "condition"):
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def wait_for_status(
+    notification: Notification, statuses: set[str] | str, timeout: float = 30
+) -> Notification:
+    wanted = {statuses} if isinstance(statuses, str) else statuses
+
+    def reached() -> Notification | None:
+        notification.refresh_from_db()
+        return notification if notification.status in wanted else None
+
+    wait_for(reached, timeout, f"notification {notification.pk} to become {'/'.join(wanted)}")
+    return notification
+
+
+class Consumer:
+    """The real consumer (``manage.py run_huey``) as a subprocess with the service's settings."""
+
+    def __init__(self, env: dict[str, str], workers: int = 4) -> None:
+        self.env = env
+        self.workers = workers
+        self.process: subprocess.Popen | None = None
+        self.log = BASE_DIR / "var" / f"test_consumer_{os.getpid()}_{id(self)}.log"
+
+    def start(self) -> Consumer:
+        self.log.parent.mkdir(exist_ok=True)
+        self._log_file = self.log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_huey",
+                "-w",
+                str(self.workers),
+                "-k",
+                "thread",
+                "-C",
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_file.close()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def consumer_env(telegram_server: FakeTelegram, smtp_server: FakeSmtp, transactional_db) -> dict:
+    """Environment for a consumer wired to the fakes, the test database and the test queue."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "EMAIL_", "NOTIFY_", "SMS", "SMPP_", "DJANGO_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="notification_service.settings",
+        NOTIFY_SKIP_DOTENV="1",
+        DATABASE_URL=database_url(),
+        QUEUE_URL=settings.QUEUE_URL,
+        TELEGRAM_BOT_TOKEN=telegram_server.token,
+        TELEGRAM_API_URL=telegram_server.url,
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp_server.port),
+        DEFAULT_FROM_EMAIL="service@example.com",
+        NOTIFY_HTTP_TIMEOUT="1",
+        EMAIL_TIMEOUT="2",
+        NOTIFY_RETRY_BASE_SECONDS="1",
+        NOTIFY_RETRY_MAX_SECONDS="2",
+        NOTIFY_MAX_ROUNDS="3",
+    )
+    return env
+
+
+@pytest.fixture
+def start_consumer(consumer_env: dict) -> Iterator[Callable[..., Consumer]]:
+    """Start one or more consumers: ``start_consumer(EMAIL_HOST="", workers=2)``."""
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.flush()
+    started: list[Consumer] = []
+
+    def start(workers: int = 4, **overrides: str) -> Consumer:
+        consumer = Consumer({**consumer_env, **overrides}, workers=workers).start()
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        consumer.stop()
+    HUEY.flush()
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., object]:
+    """A user with the given contact fields (the contact itself comes from the signal)."""
+    counter = iter(range(1, 10_000))
+
+    def make(email: str = "", **contact_fields) -> object:
+        n = next(counter)
+        user = get_user_model().objects.create_user(username=f"user{n}", email=email)
+        if contact_fields:
+            UserContact.objects.filter(user=user).update(**contact_fields)
+        return user
+
+    return make
