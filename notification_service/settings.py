@@ -82,6 +82,10 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "notification_service.wsgi.application"
+# An operator may tick thousands of rows on a changelist page for a bulk action.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int(
+    "DJANGO_DATA_UPLOAD_MAX_NUMBER_FIELDS", 20_000, minimum=1000
+)
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
@@ -118,6 +122,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

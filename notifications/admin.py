@@ -142,6 +142,10 @@ class NotificationAdmin(admin.ModelAdmin):
         "idempotency_key",
     )
 
+    def get_inline_instances(self, request: HttpRequest, obj=None):
+        # A notification being added has no attempts yet.
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
     def get_fieldsets(self, request: HttpRequest, obj=None):
         message = (None, {"fields": ("user", "subject", "message")})
         if obj is None:

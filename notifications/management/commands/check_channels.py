@@ -19,7 +19,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{channel}: not configured (no transports)")
                 continue
             for sender in senders:
-                label = channel if sender.transport == channel else f"{channel}/{sender.transport}"
+                label = channel if len(senders) == 1 else f"{channel}/{sender.transport}"
                 if not sender.is_configured():
                     self.stdout.write(f"{label}: not configured")
                     continue

@@ -1,0 +1,293 @@
+"""The operator's admin: bulk actions, their cost, contacts' validation, the attempts inline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.tests.conftest import wait_for_status
+
+Status = Notification.Status
+CHANGELIST = "admin:notifications_notification_changelist"
+
+
+@pytest.fixture
+def settings_no_autosend(settings):
+    settings.NOTIFY_SEND_ON_CREATE = False
+    return settings
+
+
+def make_notifications(user, statuses: list[str]) -> list[Notification]:
+    return Notification.objects.bulk_create(
+        Notification(user=user, message=f"m{i}", status=status) for i, status in enumerate(statuses)
+    )
+
+
+def run_action(client, action: str, notifications: list[Notification]):
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": action, "_selected_action": [n.pk for n in notifications]},
+        follow=True,
+    )
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.mark.django_db
+def test_send_action_queues_pending_and_failed_and_counts_the_rest(
+    admin_client, admin_user, settings_no_autosend, django_capture_on_commit_callbacks
+):
+    selected = make_notifications(
+        admin_user,
+        [Status.PENDING] * 12 + [Status.FAILED] * 2 + [Status.SENT] * 3 + [Status.SENDING],
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = run_action(admin_client, "send_selected", selected)
+
+    assert messages_of(response) == ["14 queued, 4 skipped: 1 being sent, 3 already sent"]
+    statuses = Notification.objects.values_list("status", flat=True)
+    assert sorted(statuses) == sorted([Status.QUEUED] * 14 + [Status.SENT] * 3 + [Status.SENDING])
+    assert len(callbacks) == 1  # one doorbell for the whole selection
+
+
+@pytest.mark.django_db
+def test_send_action_on_nothing_sendable_warns(admin_client, admin_user, settings_no_autosend):
+    selected = make_notifications(admin_user, [Status.SENT, Status.SENT])
+    response = run_action(admin_client, "send_selected", selected)
+    assert messages_of(response) == ["0 queued, 2 skipped: 2 already sent"]
+    assert set(Notification.objects.values_list("status", flat=True)) == {Status.SENT}
+
+
+@pytest.mark.django_db
+def test_resend_action_requeues_sent_ones_from_scratch(
+    admin_client, admin_user, settings_no_autosend
+):
+    (sent,) = make_notifications(admin_user, [Status.SENT])
+    Notification.objects.filter(pk=sent.pk).update(
+        channel="telegram", sent_at=timezone.now(), attempt_count=2
+    )
+    response = run_action(admin_client, "resend_selected", [sent])
+    assert messages_of(response) == ["1 queued again"]
+    sent.refresh_from_db()
+    assert (sent.status, sent.channel, sent.sent_at, sent.attempt_count) == (
+        Status.QUEUED,
+        "",
+        None,
+        0,
+    )
+
+
+@pytest.mark.django_db
+def test_cancel_action_stops_waiting_ones_only(admin_client, admin_user, settings_no_autosend):
+    selected = make_notifications(
+        admin_user, [Status.PENDING, Status.QUEUED, Status.SENDING, Status.SENT]
+    )
+    response = run_action(admin_client, "cancel_selected", selected)
+    assert messages_of(response) == ["2 cancelled, 2 skipped: 1 being sent, 1 already sent"]
+    assert sorted(Notification.objects.values_list("status", flat=True)) == sorted(
+        [Status.CANCELLED, Status.CANCELLED, Status.SENDING, Status.SENT]
+    )
+
+
+@pytest.mark.django_db
+def test_send_action_query_count_does_not_grow_with_selection(
+    admin_client, admin_user, settings_no_autosend
+):
+    def queries_for(count: int) -> int:
+        Notification.objects.all().delete()
+        selected = make_notifications(admin_user, [Status.PENDING] * count)
+        with CaptureQueriesContext(connection) as queries:
+            response = run_action(admin_client, "send_selected", selected)
+        assert messages_of(response) == [f"{count} queued"]
+        action_queries = [
+            q["sql"] for q in queries.captured_queries if "notifications_notification" in q["sql"]
+        ]
+        return len(queries), len(action_queries)
+
+    small = queries_for(10)
+    large = queries_for(2000)
+    assert small == large
+
+
+@pytest.mark.django_db
+def test_operator_without_change_permission_cannot_send(client, settings_no_autosend):
+    from django.contrib.auth.models import Permission
+
+    viewer = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_notification"))
+    client.force_login(viewer)
+    selected = make_notifications(viewer, [Status.PENDING])
+    client.post(
+        reverse(CHANGELIST), {"action": "send_selected", "_selected_action": [selected[0].pk]}
+    )
+    assert Notification.objects.get().status == Status.PENDING
+
+
+@pytest.mark.django_db
+def test_changelist_shows_status_channel_and_which_channels_are_configured(
+    admin_client, admin_user, settings
+):
+    settings.TELEGRAM_BOT_TOKEN = "123:abc"
+    settings.EMAIL_HOST = ""
+    Notification.objects.create(user=admin_user, message="hello there")
+    response = admin_client.get(reverse(CHANGELIST))
+    page = response.content.decode()
+    assert response.status_code == 200
+    status_line = re.sub(r"\s+", " ", page.split('id="channel-status"')[1].split("</p>")[0])
+    assert "telegram</strong> (configured)" in status_line
+    assert "email</strong> (<span" in status_line and "not configured" in status_line
+    assert "hello there" in page
+
+
+@pytest.mark.django_db
+def test_changelist_filters_and_search(admin_client, admin_user, settings_no_autosend):
+    other = get_user_model().objects.create_user("zoe", email="zoe@example.com")
+    Notification.objects.create(user=admin_user, message="alpha", status=Status.SENT)
+    Notification.objects.create(user=other, message="bravo", status=Status.FAILED)
+    failed = admin_client.get(reverse(CHANGELIST), {"status__exact": "failed"}).content.decode()
+    assert "bravo" in failed and "alpha" not in failed
+    found = admin_client.get(reverse(CHANGELIST), {"q": "zoe"}).content.decode()
+    assert "bravo" in found and "alpha" not in found
+
+
+@pytest.mark.django_db
+def test_notification_page_shows_every_attempt(admin_client, admin_user, settings_no_autosend):
+    notification = Notification.objects.create(
+        user=admin_user, message="x", status=Status.SENT, channel="email"
+    )
+    now = timezone.now()
+    DeliveryAttempt.objects.create(
+        notification=notification,
+        channel="telegram",
+        transport="telegram",
+        outcome="permanent",
+        error="Telegram 403: Forbidden: bot was blocked by the user",
+        started_at=now,
+        duration_ms=12,
+    )
+    DeliveryAttempt.objects.create(
+        notification=notification,
+        channel="email",
+        transport="smtp",
+        outcome="success",
+        provider_message_id="<abc@example.com>",
+        started_at=now,
+        duration_ms=30,
+    )
+    page = admin_client.get(
+        reverse("admin:notifications_notification_change", args=[notification.pk])
+    ).content.decode()
+    assert "bot was blocked by the user" in page
+    assert "&lt;abc@example.com&gt;" in page
+    assert "Permanent error" in page and "Success" in page
+
+
+@pytest.mark.django_db
+def test_adding_a_notification_in_the_admin_queues_it(
+    admin_client, admin_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            reverse("admin:notifications_notification_add"),
+            {"user": admin_user.pk, "subject": "", "message": "From the admin"},
+        )
+    assert response.status_code == 302
+    notification = Notification.objects.get()
+    assert notification.status == Status.QUEUED
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_empty_message_is_refused_by_the_form(admin_client, admin_user):
+    response = admin_client.post(
+        reverse("admin:notifications_notification_add"),
+        {"user": admin_user.pk, "subject": "", "message": "   "},
+    )
+    assert response.status_code == 200
+    assert Notification.objects.count() == 0
+    assert "This field is required" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("phone", "12345", "is not a valid phone number"),
+        ("phone", "+7 495 123-45-67", "is not a mobile number"),
+        ("phone", "call me", "is not a phone number"),
+        ("email", "not-an-email", "Enter a valid email address"),
+        ("telegram_chat_id", "chat 42", "Enter a numeric Telegram chat id"),
+    ],
+)
+def test_contact_form_rejects_bad_contacts(admin_client, field, value, message):
+    user = get_user_model().objects.create_user("kim")
+    contact = user.contact
+    data = {"user": user.pk, "telegram_chat_id": "", "email": "", "phone": "", field: value}
+    response = admin_client.post(
+        reverse("admin:notifications_usercontact_change", args=[contact.pk]), data
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    contact.refresh_from_db()
+    assert getattr(contact, field) == ""
+
+
+@pytest.mark.django_db
+def test_contact_form_stores_phone_in_e164(admin_client):
+    user = get_user_model().objects.create_user("lev")
+    response = admin_client.post(
+        reverse("admin:notifications_usercontact_change", args=[user.contact.pk]),
+        {
+            "user": user.pk,
+            "telegram_chat_id": "-1001234567890",
+            "email": "",
+            "phone": "8 (916) 123-45-67",
+        },
+    )
+    assert response.status_code == 302
+    contact = UserContact.objects.get(user=user)
+    assert contact.phone == "+79161234567"
+    assert contact.telegram_chat_id == "-1001234567890"
+
+
+@pytest.mark.django_db
+def test_every_new_user_gets_a_contact_and_the_user_page_edits_it(admin_client):
+    response = admin_client.post(
+        reverse("admin:auth_user_add"),
+        {"username": "newbie", "password1": "x-Very-long-pw-42", "password2": "x-Very-long-pw-42"},
+    )
+    assert response.status_code == 302
+    user = get_user_model().objects.get(username="newbie")
+    assert UserContact.objects.filter(user=user).count() == 1
+    page = admin_client.get(reverse("admin:auth_user_change", args=[user.pk])).content.decode()
+    assert "Telegram chat id" in page
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_admin_send_action_delivers_through_the_consumer(
+    start_consumer, telegram, smtp, client, settings
+):
+    settings.NOTIFY_SEND_ON_CREATE = False
+    admin = get_user_model().objects.create_superuser("boss", password="pw")
+    client.force_login(admin)
+    user = get_user_model().objects.create_user("pat", email="pat@example.com")
+    UserContact.objects.filter(user=user).update(telegram_chat_id="111")
+    notifications = make_notifications(user, [Status.PENDING] * 5)
+    start_consumer()
+
+    response = run_action(client, "send_selected", notifications)
+
+    assert messages_of(response) == ["5 queued"]
+    for notification in notifications:
+        wait_for_status(notification, Status.SENT)
+    assert sorted(telegram.delivered_to("111")) == [f"m{i}" for i in range(5)]
