@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format check-channels clean
+.PHONY: run test bench lint format check-channels clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -26,6 +26,15 @@ run: $(VENV)/.installed
 ## test: the whole suite against real local servers (DATABASE_URL / QUEUE_URL pick the backends)
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.installed-bench: requirements.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-bench.txt
+	touch $@ $(VENV)/.installed
+
+## bench: throughput, latency, pacing, bulk-action cost and memory (~10 min; needs PostgreSQL
+## and Redis for the scale-out tier); writes bench/results/ and assets/bench.png
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/run.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -147,6 +147,38 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifications@localhost")
 
+# --- SMS ------------------------------------------------------------------------------------
+NOTIFY_SMS_TRANSPORTS = env_list("NOTIFY_SMS_TRANSPORTS", "api,smtp,smpp")
+if _unknown := set(NOTIFY_SMS_TRANSPORTS) - {"api", "smtp", "smpp"}:
+    raise ImproperlyConfigured(
+        f"NOTIFY_SMS_TRANSPORTS may name api, smtp, smpp; got {', '.join(sorted(_unknown))}"
+    )
+NOTIFY_SMS_DAILY_LIMIT = env_int("NOTIFY_SMS_DAILY_LIMIT", None, minimum=0)
+
+SMSAERO_EMAIL = env_str("SMSAERO_EMAIL")
+SMSAERO_API_KEY = env_str("SMSAERO_API_KEY")
+SMSAERO_SIGN = env_str("SMSAERO_SIGN", "SMS Aero")
+SMSAERO_API_URL = env_str("SMSAERO_API_URL")
+SMSAERO_TEST_MODE = env_bool("SMSAERO_TEST_MODE", False)
+
+SMS_SMTP_HOST = env_str("SMS_SMTP_HOST")
+SMS_SMTP_PORT = env_int("SMS_SMTP_PORT", 587, minimum=1)
+SMS_SMTP_USER = env_str("SMS_SMTP_USER")
+SMS_SMTP_PASSWORD = env_str("SMS_SMTP_PASSWORD")
+SMS_SMTP_USE_TLS = env_bool("SMS_SMTP_USE_TLS", False)
+SMS_SMTP_USE_SSL = env_bool("SMS_SMTP_USE_SSL", False)
+if SMS_SMTP_USE_TLS and SMS_SMTP_USE_SSL:
+    raise ImproperlyConfigured("SMS_SMTP_USE_TLS and SMS_SMTP_USE_SSL are mutually exclusive")
+SMS_SMTP_DOMAIN = env_str("SMS_SMTP_DOMAIN", "smsaero.ru")
+SMS_SMTP_FROM = env_str("SMS_SMTP_FROM")
+
+SMPP_HOST = env_str("SMPP_HOST")
+SMPP_PORT = env_int("SMPP_PORT", 2775, minimum=1)
+SMPP_SYSTEM_ID = env_str("SMPP_SYSTEM_ID")
+SMPP_PASSWORD = env_str("SMPP_PASSWORD")
+SMPP_SOURCE_ADDR = env_str("SMPP_SOURCE_ADDR")
+SMPP_TIMEOUT = env_float("SMPP_TIMEOUT", 0.0, minimum=0)  # 0: NOTIFY_HTTP_TIMEOUT
+
 # --- Delivery -------------------------------------------------------------------------------
 NOTIFY_CHANNEL_ORDER = env_list("NOTIFY_CHANNEL_ORDER", "telegram,email,sms")
 NOTIFY_SEND_ON_CREATE = env_bool("NOTIFY_SEND_ON_CREATE", True)
@@ -158,6 +190,10 @@ NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 3600.0, minimum
 NOTIFY_LEASE_SECONDS = env_float("NOTIFY_LEASE_SECONDS", 300.0, minimum=1)
 NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minimum=0)
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)
+# Telegram pacing, shared by every consumer (notifications.ratelimit); 0 turns a limit off.
+NOTIFY_TELEGRAM_RATE = env_float("NOTIFY_TELEGRAM_RATE", 25.0, minimum=0)
+NOTIFY_TELEGRAM_CHAT_RATE = env_float("NOTIFY_TELEGRAM_CHAT_RATE", 1.0, minimum=0)
+NOTIFY_TELEGRAM_PACE_MAX_WAIT = env_float("NOTIFY_TELEGRAM_PACE_MAX_WAIT", 10.0, minimum=0)
 NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 
 LOGGING = {
@@ -173,5 +209,7 @@ LOGGING = {
         "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # urllib3 logs full URLs at DEBUG, and the Telegram URL carries the bot token.
         "urllib3": {"level": "WARNING"},
+        # smpplib logs every connect and disconnect at INFO.
+        "smpplib": {"level": "WARNING"},
     },
 }

@@ -15,6 +15,7 @@ from django.utils.text import Truncator
 from notifications import services
 from notifications.channels import channel_order, senders_for
 from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.senders.sms import sms_today
 
 User = get_user_model()
 
@@ -31,6 +32,8 @@ def channel_status() -> list[dict]:
                 "transports": transports,
             }
         )
+        if channel == "sms":
+            rows[-1]["today"] = sms_today()
     return rows
 
 
@@ -94,6 +97,8 @@ class DeliveryAttemptInline(admin.TabularInline):
         "provider_message_id",
         "started_at",
         "duration_ms",
+        "segments",
+        "cost",
     )
     readonly_fields = fields
     extra = 0
@@ -115,7 +120,6 @@ class NotificationAdmin(admin.ModelAdmin):
         "short_message",
         "status",
         "channel",
-        "created_at",
         "sent_at",
         "attempt_count",
         "short_error",

@@ -14,8 +14,17 @@ from notifications.senders.base import Sender
 CHANNEL_SENDERS: dict[str, tuple[str, ...]] = {
     "telegram": ("notifications.senders.telegram.TelegramSender",),
     "email": ("notifications.senders.email.EmailSender",),
-    "sms": (),  # its transports arrive with the SMS issue; until then it is "not configured"
+    "sms": (
+        "notifications.senders.sms_api.SmsAeroApiSender",
+        "notifications.senders.sms_smtp.SmsAeroSmtpSender",
+        "notifications.senders.sms_smpp.SmppSender",
+    ),
 }
+
+# Short names of the SMS transports for ``NOTIFY_SMS_TRANSPORTS``, which picks and orders them.
+SMS_TRANSPORTS: dict[str, str] = dict(
+    zip(("api", "smtp", "smpp"), CHANNEL_SENDERS["sms"], strict=True)
+)
 
 
 @cache
@@ -31,7 +40,33 @@ def senders_for(channel: str) -> list[Sender]:
         raise ImproperlyConfigured(
             f"NOTIFY_CHANNEL_ORDER names {channel!r}; known channels: {', '.join(CHANNEL_SENDERS)}"
         ) from None
+    if channel == "sms":
+        paths = _sms_transport_paths()
     return [_load(path) for path in paths]
+
+
+def _sms_transport_paths() -> tuple[str, ...]:
+    """The SMS senders named by ``NOTIFY_SMS_TRANSPORTS``, in its order (read at call time)."""
+    names = list(settings.NOTIFY_SMS_TRANSPORTS)
+    unknown = [name for name in names if name not in SMS_TRANSPORTS]
+    if unknown:
+        raise ImproperlyConfigured(
+            f"NOTIFY_SMS_TRANSPORTS names {', '.join(map(repr, unknown))}; "
+            f"known transports: {', '.join(SMS_TRANSPORTS)}"
+        )
+    return tuple(SMS_TRANSPORTS[name] for name in dict.fromkeys(names))
+
+
+def channel_closed_reason(channel: str) -> str:
+    """Why ``channel`` can't be used for anyone right now ("" when it can).
+
+    The SMS channel closes for the day when ``NOTIFY_SMS_DAILY_LIMIT`` is reached.
+    """
+    if channel == "sms":
+        from notifications.senders.sms import daily_limit_reason
+
+        return daily_limit_reason()
+    return ""
 
 
 def channel_order() -> list[str]:

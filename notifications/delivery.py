@@ -6,8 +6,9 @@ conditional on that same lease, so a worker whose lease was taken over cannot ov
 the new owner's result.
 
 The only window for a duplicate: a provider accepted the message and the worker died before
-the final UPDATE committed. The sweeper then re-queues the row when its lease expires and
-it is sent again; the attempts inline shows both sends.
+the final UPDATE committed (or the database stayed unreachable for longer than
+``DB_RETRY_SECONDS`` after the send). The sweeper then re-queues the row when its lease
+expires, recording the lost round as a "lease expired" attempt, and it is sent again.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications.channels import channel_order, senders_for
+from notifications.channels import channel_closed_reason, channel_order, senders_for
 from notifications.models import DeliveryAttempt, Notification, UserContact
 from notifications.senders.base import DeliveryError, SendResult, SkipChannel
 
@@ -31,6 +34,31 @@ logger = logging.getLogger(__name__)
 
 Status = Notification.Status
 Outcome = DeliveryAttempt.Outcome
+
+# How long a worker that lost the database mid-delivery (a restart, a failover) keeps
+# reconnecting to record what it did, before leaving the row to the sweeper.
+DB_RETRY_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+def _retrying_db(write: Callable[[], T]) -> T:
+    """``write()``, run again on a fresh connection while the database is unreachable.
+
+    Raises the last ``OperationalError``/``InterfaceError`` after ``DB_RETRY_SECONDS``.
+    """
+    deadline = time.monotonic() + DB_RETRY_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("database unavailable (%s); retrying in %.2fs", err, delay)
+            connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
 
 
 @dataclass
@@ -54,6 +82,7 @@ class Round:
         error: str = "",
         duration_ms: int = 0,
         provider_message_id: str = "",
+        result: SendResult | None = None,
     ) -> DeliveryAttempt:
         attempt = DeliveryAttempt(
             notification=self.notification,
@@ -65,6 +94,8 @@ class Round:
             provider_message_id=provider_message_id,
             started_at=started_at,
             duration_ms=duration_ms,
+            cost=result.cost if result else None,
+            segments=result.segments if result else None,
         )
         self.attempts.append(attempt)
         return attempt
@@ -99,7 +130,9 @@ def notification_claim(*, notification_id: int) -> tuple[Notification, datetime]
     )
     if claimed != 1:
         return None
-    notification = Notification.objects.select_related("user__contact").get(pk=notification_id)
+    notification = _retrying_db(
+        lambda: Notification.objects.select_related("user__contact").get(pk=notification_id)
+    )
     return notification, notification.lease_expires_at
 
 
@@ -117,6 +150,9 @@ def _skip_reason(channel: str, contact: UserContact, blocked: set[str]) -> str:
     senders = [s for s in senders_for(channel) if s.is_configured()]
     if not senders:
         return "not configured"
+    closed = channel_closed_reason(channel)
+    if closed:
+        return closed
     if getattr(contact, f"{channel}_opt_out", False):
         return "opted out"
     try:
@@ -181,6 +217,7 @@ def _run_chain(notification: Notification, contact: UserContact) -> Round:
                 started_at=started_at,
                 duration_ms=int((time.monotonic() - began) * 1000),
                 provider_message_id=result.provider_message_id[:255],
+                result=result,
             )
             return current
     return current
@@ -192,11 +229,17 @@ def _finish(notification: Notification, lease: datetime, current: Round, **chang
     Returns False when the lease was lost (the sweeper gave the row to another worker).
     """
     changes.setdefault("lease_expires_at", None)
-    with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(current.attempts)
-        updated = Notification.objects.filter(
-            pk=notification.pk, status=Status.SENDING, lease_expires_at=lease
-        ).update(**changes)
+
+    def write() -> int:
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create(current.attempts)
+            return Notification.objects.filter(
+                pk=notification.pk, status=Status.SENDING, lease_expires_at=lease
+            ).update(**changes)
+
+    # The provider may already have accepted the message: losing this write would send it
+    # again after the lease expires, so ride out a database restart here.
+    updated = _retrying_db(write)
     if not updated:
         logger.warning(
             "notification %s: lease lost while sending; its attempts are recorded", notification.pk

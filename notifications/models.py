@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThan
@@ -65,7 +66,10 @@ class UserContact(models.Model):
         self.telegram_chat_id = self.telegram_chat_id.strip()
         self.email = self.email.strip()
         if self.phone:
-            self.phone = normalize_phone(self.phone)
+            try:
+                self.phone = normalize_phone(self.phone)
+            except ValidationError:
+                pass  # the field's own validator reports it, next to the field
 
     @property
     def effective_email(self) -> str:
@@ -119,7 +123,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} to {self.user_id}: {self.status}"
+        return f"Notification #{self.pk} ({self.get_status_display()})"
 
 
 class DeliveryAttempt(models.Model):
@@ -143,9 +147,53 @@ class DeliveryAttempt(models.Model):
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="What the provider charged.",
+    )
+    segments = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="How many SMS parts the text was sent as."
+    )
 
     class Meta:
         ordering = ["started_at", "id"]
 
     def __str__(self) -> str:
         return f"{self.channel}/{self.transport}: {self.outcome}"
+
+
+class SmsDailyCount(models.Model):
+    """How many SMS were sent (or are being sent) on one day: enforces NOTIFY_SMS_DAILY_LIMIT.
+
+    A slot is taken with one conditional UPDATE before an SMS is sent and given back if the
+    send fails, so the limit holds across every worker and host.
+    """
+
+    day = models.DateField(unique=True)
+    sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "SMS daily count"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.sent} SMS"
+
+
+class RateLimitSlot(models.Model):
+    """When the next send of one pace (all of Telegram, or one chat) may start.
+
+    The database copy of ``notifications.ratelimit``'s schedule, used when the queue is not
+    Redis. ``next_at`` is a Unix time in seconds.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    next_at = models.FloatField()
+
+    class Meta:
+        verbose_name = "rate limit slot"
+
+    def __str__(self) -> str:
+        return f"{self.name}: next at {self.next_at:.3f}"

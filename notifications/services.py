@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from notifications.models import Notification
+from notifications.models import DeliveryAttempt, Notification
 
 Status = Notification.Status
 
@@ -30,6 +30,12 @@ _LEFT_ALONE_REASONS = {
     Status.FAILED: "failed",
     Status.PENDING: "not queued yet",
 }
+
+
+LEASE_EXPIRED = (
+    "lease expired: the worker stopped mid-send without recording the outcome; sent again "
+    "(if the provider had accepted the first send, the recipient got it twice)"
+)
 
 
 @dataclass
@@ -161,12 +167,32 @@ def notifications_sweep() -> dict[str, int]:
 
     now = timezone.now()
     expired = Notification.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
-    expired_ids = list(expired.values_list("pk", flat=True))
-    requeued = 0
-    if expired_ids:
-        requeued = Notification.objects.filter(
-            pk__in=expired_ids, status=Status.SENDING, lease_expires_at__lt=now
-        ).update(status=Status.QUEUED, lease_expires_at=None, next_attempt_at=now)
+    with transaction.atomic():
+        rows = list(
+            expired.select_for_update(skip_locked=True).values_list(
+                "pk", "attempt_count", "lease_expires_at"
+            )
+        )
+        expired_ids = [pk for pk, _, _ in rows]
+        requeued = 0
+        if expired_ids:
+            requeued = Notification.objects.filter(pk__in=expired_ids).update(
+                status=Status.QUEUED, lease_expires_at=None, next_attempt_at=now
+            )
+            # The round its worker never recorded, so the attempts tell the operator why the
+            # notification may have arrived twice.
+            DeliveryAttempt.objects.bulk_create(
+                DeliveryAttempt(
+                    notification_id=pk,
+                    round=round_number,
+                    channel="",
+                    transport="lease",
+                    outcome=DeliveryAttempt.Outcome.TRANSIENT,
+                    error=LEASE_EXPIRED,
+                    started_at=lease,
+                )
+                for pk, round_number, lease in rows
+            )
     to_ring = set(expired_ids)
     if pending_in_queue() == 0:
         stale = now - timedelta(seconds=settings.NOTIFY_SWEEP_STALE_SECONDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from notifications.redaction import redact
@@ -43,6 +44,8 @@ class SendResult:
     """What a provider told us when it accepted a message."""
 
     provider_message_id: str = ""
+    cost: Decimal | None = None  # what the provider charged, when it says (SMS)
+    segments: int | None = None  # SMS parts the text was sent as
 
 
 class Sender(Protocol):

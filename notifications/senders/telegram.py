@@ -6,6 +6,9 @@ deactivated) are permanent for this recipient; 429 is rate limiting and carries
 5xx, timeouts and connection errors are transient. A 400 that carries
 ``parameters.migrate_to_chat_id`` (a group upgraded to a supergroup) stores the new chat id
 on the contact and resends once.
+
+Before each ``sendMessage`` the sender waits for a pacing slot (``notifications.ratelimit``):
+NOTIFY_TELEGRAM_RATE messages/second over every consumer, NOTIFY_TELEGRAM_CHAT_RATE per chat.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from django.conf import settings
 
+from notifications.ratelimit import telegram_pace
 from notifications.senders.base import DeliveryError, SendResult, SkipChannel
 from notifications.senders.http import http_session
 
@@ -111,6 +115,7 @@ class TelegramSender:
     def _send_parts(self, chat_id: str, text: str) -> list[str]:
         ids = []
         for part in split_text(text):
+            telegram_pace(chat_id)  # NOTIFY_TELEGRAM_RATE overall, 1/s per chat
             result = self._call("sendMessage", {"chat_id": chat_id, "text": part})
             ids.append(str(result.get("message_id", "")))
         return ids

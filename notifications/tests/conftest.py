@@ -16,10 +16,23 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from notifications.models import Notification, UserContact
+from notifications.tests.fakes.smpp import FakeSmpp
+from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.smtp import FakeSmtp
 from notifications.tests.fakes.telegram import FakeTelegram
 
 BASE_DIR = Path(settings.BASE_DIR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_queue_file() -> Iterator[None]:
+    """The SQLite queue file of this test run goes when the run ends."""
+    yield
+    if settings.QUEUE_URL.startswith("sqlite:///"):
+        path = Path(settings.QUEUE_URL.removeprefix("sqlite:///"))
+        path = path if path.is_absolute() else BASE_DIR / path
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -89,14 +102,13 @@ def wait_for_status(
 class Consumer:
     """The real consumer (``manage.py run_huey``) as a subprocess with the service's settings."""
 
-    def __init__(self, env: dict[str, str], workers: int = 4) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 4) -> None:
         self.env = env
         self.workers = workers
         self.process: subprocess.Popen | None = None
-        self.log = BASE_DIR / "var" / f"test_consumer_{os.getpid()}_{id(self)}.log"
+        self.log = log
 
     def start(self) -> Consumer:
-        self.log.parent.mkdir(exist_ok=True)
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
             [
@@ -158,7 +170,7 @@ def consumer_env(telegram_server: FakeTelegram, smtp_server: FakeSmtp, transacti
 
 
 @pytest.fixture
-def start_consumer(consumer_env: dict) -> Iterator[Callable[..., Consumer]]:
+def start_consumer(consumer_env: dict, tmp_path: Path) -> Iterator[Callable[..., Consumer]]:
     """Start one or more consumers: ``start_consumer(EMAIL_HOST="", workers=2)``."""
     from huey.contrib.djhuey import HUEY
 
@@ -166,7 +178,8 @@ def start_consumer(consumer_env: dict) -> Iterator[Callable[..., Consumer]]:
     started: list[Consumer] = []
 
     def start(workers: int = 4, **overrides: str) -> Consumer:
-        consumer = Consumer({**consumer_env, **overrides}, workers=workers).start()
+        log = tmp_path / f"consumer{len(started) + 1}.log"
+        consumer = Consumer({**consumer_env, **overrides}, log, workers=workers).start()
         started.append(consumer)
         return consumer
 
@@ -189,3 +202,81 @@ def make_user(db) -> Callable[..., object]:
         return user
 
     return make
+
+
+# --- SMS: the SMS Aero gate (HTTPS and plain HTTP), its SMTP gateway, an SMPP server ---------
+@pytest.fixture(scope="session")
+def smsaero_server() -> Iterator[FakeSmsAero]:
+    fake = FakeSmsAero(tls=True).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def smsaero(smsaero_server: FakeSmsAero, monkeypatch: pytest.MonkeyPatch) -> FakeSmsAero:
+    """The HTTPS gate, its test certificate trusted by requests for this test."""
+    smsaero_server.reset()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(smsaero_server.ca_bundle))
+    return smsaero_server
+
+
+@pytest.fixture(scope="session")
+def smsaero_http_server() -> Iterator[FakeSmsAero]:
+    fake = FakeSmsAero(tls=False).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def smsaero_http(smsaero_http_server: FakeSmsAero) -> FakeSmsAero:
+    smsaero_http_server.reset()
+    return smsaero_http_server
+
+
+@pytest.fixture(scope="session")
+def sms_smtp_server() -> Iterator[FakeSmtp]:
+    fake = FakeSmtp(username="smtp", password="sms-smtp-pw").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def sms_smtp(sms_smtp_server: FakeSmtp) -> FakeSmtp:
+    sms_smtp_server.reset()
+    return sms_smtp_server
+
+
+@pytest.fixture(scope="session")
+def smpp_server() -> Iterator[FakeSmpp]:
+    fake = FakeSmpp().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def smpp(smpp_server: FakeSmpp) -> FakeSmpp:
+    smpp_server.reset()
+    return smpp_server
+
+
+@pytest.fixture
+def sms_env(smsaero: FakeSmsAero, sms_smtp: FakeSmtp, smpp: FakeSmpp) -> dict[str, str]:
+    """Settings (as environment variables) wiring all three SMS transports to the fakes."""
+    return {
+        "SMSAERO_EMAIL": smsaero.email,
+        "SMSAERO_API_KEY": smsaero.api_key,
+        "SMSAERO_SIGN": "NotifySvc",
+        "SMSAERO_API_URL": smsaero.url,
+        "REQUESTS_CA_BUNDLE": str(smsaero.ca_bundle),
+        "SMS_SMTP_HOST": "127.0.0.1",
+        "SMS_SMTP_PORT": str(sms_smtp.port),
+        "SMS_SMTP_USER": sms_smtp.username,
+        "SMS_SMTP_PASSWORD": sms_smtp.password,
+        "SMS_SMTP_FROM": "owner@example.com",
+        "SMPP_HOST": "127.0.0.1",
+        "SMPP_PORT": str(smpp.port),
+        "SMPP_SYSTEM_ID": smpp.system_id,
+        "SMPP_PASSWORD": smpp.password,
+        "SMPP_SOURCE_ADDR": "NotifySvc",
+        "SMPP_TIMEOUT": "2",
+    }

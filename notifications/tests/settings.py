@@ -8,8 +8,29 @@ unconfigured (tests configure what they use), and the queue defaults to a SQLite
 import os
 
 os.environ["NOTIFY_SKIP_DOTENV"] = "1"
-for _name in ("TELEGRAM_BOT_TOKEN", "EMAIL_HOST", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD"):
+for _name in (
+    "TELEGRAM_BOT_TOKEN",
+    "EMAIL_HOST",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "SMSAERO_EMAIL",
+    "SMSAERO_API_KEY",
+    "SMS_SMTP_HOST",
+    "SMS_SMTP_PASSWORD",
+    "SMPP_HOST",
+    "SMPP_PASSWORD",
+    "NOTIFY_SMS_DAILY_LIMIT",
+):
     os.environ[_name] = ""
-os.environ.setdefault("QUEUE_URL", "sqlite:///var/test_huey.sqlite3")
+# Per process, so two test runs in one checkout don't share (and delete) each other's files.
+os.environ.setdefault("QUEUE_URL", f"sqlite:///var/test_huey_{os.getpid()}.sqlite3")
 
 from notification_service.settings import *  # noqa: E402,F403
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_db_{os.getpid()}.sqlite3")}  # noqa: F405
+
+# Tests that call a sender in-process don't pace (pacing has tests of its own); the consumers
+# the end-to-end tests start read the service's defaults.
+NOTIFY_TELEGRAM_RATE = 0.0
+NOTIFY_TELEGRAM_CHAT_RATE = 0.0

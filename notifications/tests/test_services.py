@@ -178,14 +178,14 @@ def test_unknown_queue_scheme_is_refused(tmp_path):
 
 
 def test_env_helpers_refuse_malformed_values(monkeypatch):
-    monkeypatch.setenv("X_BOOL", "maybe")
-    with pytest.raises(ImproperlyConfigured, match="X_BOOL"):
-        env_bool("X_BOOL")
-    monkeypatch.setenv("X_INT", "ten")
-    with pytest.raises(ImproperlyConfigured, match="X_INT"):
-        env_int("X_INT", 1)
-    monkeypatch.setenv("X_INT", "0")
+    monkeypatch.setenv("NOTIFY_SEND_ON_CREATE", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="NOTIFY_SEND_ON_CREATE"):
+        env_bool("NOTIFY_SEND_ON_CREATE")
+    monkeypatch.setenv("NOTIFY_MAX_ROUNDS", "ten")
+    with pytest.raises(ImproperlyConfigured, match="NOTIFY_MAX_ROUNDS"):
+        env_int("NOTIFY_MAX_ROUNDS", 1)
+    monkeypatch.setenv("NOTIFY_MAX_ROUNDS", "0")
     with pytest.raises(ImproperlyConfigured, match="at least 1"):
-        env_int("X_INT", 1, minimum=1)
-    monkeypatch.setenv("X_LIST", " telegram, ,email ")
-    assert env_list("X_LIST") == ["telegram", "email"]
+        env_int("NOTIFY_MAX_ROUNDS", 1, minimum=1)
+    monkeypatch.setenv("NOTIFY_CHANNEL_ORDER", " telegram, ,email ")
+    assert env_list("NOTIFY_CHANNEL_ORDER") == ["telegram", "email"]

@@ -10,16 +10,19 @@ blocked), ``401`` (bad token), ``500``, ``timeout`` (answers after ``hang`` seco
 ``429`` (Too Many Requests with retry_after), ``migrate:<new id>`` (group upgraded to a
 supergroup). ``queue`` holds one-shot behaviours consumed before the default, to script
 "fails twice, then recovers". ``rate_limit`` makes it enforce N messages/second and answer
-429 beyond it, as Telegram does.
+429 beyond it, as Telegram does. ``flaky`` (a fraction) fails that share of sends at random
+with 500, 502 or a timeout, drawn from a generator seeded with ``seed``.
 
 Control over HTTP (for a separate process): ``POST /_fake/config`` with JSON fields
-``mode``, ``per_chat``, ``queue``, ``latency``; ``GET /_fake/messages``; ``POST /_fake/reset``.
+``mode``, ``per_chat``, ``queue``, ``latency``, ``rate_limit``, ``flaky``, ``seed``;
+``GET /_fake/messages``; ``GET /_fake/stats`` (counts only); ``POST /_fake/reset``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import threading
 import time
 from collections import deque
@@ -53,6 +56,8 @@ class FakeTelegram:
             self.hang = 5.0
             self.retry_after = 1
             self.rate_limit: float | None = None
+            self.flaky = 0.0
+            self.random = random.Random(0)
             self._window: deque[float] = deque()
             self.requests: list[dict[str, Any]] = []  # every call, answered or not
             self.messages: list[dict[str, Any]] = []  # messages accepted (delivered)
@@ -63,11 +68,18 @@ class FakeTelegram:
         with self.lock:
             return [m["text"] for m in self.messages if str(m["chat_id"]) == str(chat_id)]
 
+    def delivered_texts(self) -> list[str]:
+        """The text of every message accepted, in order (a duplicate appears twice)."""
+        with self.lock:
+            return [m["text"] for m in self.messages]
+
     # --- answering --------------------------------------------------------------------------
     def _behaviour(self, chat_id: str) -> str:
         with self.lock:
             if self.queue:
                 return self.queue.popleft()
+            if self.flaky and self.random.random() < self.flaky:
+                return self.random.choice(["500", "502", "timeout"])
             return self.per_chat.get(chat_id, self.mode)
 
     def _over_rate(self) -> bool:
@@ -150,15 +162,20 @@ class FakeTelegram:
                 self.per_chat = {str(k): v for k, v in config["per_chat"].items()}
             if "queue" in config:
                 self.queue = deque(config["queue"])
-            for name in ("latency", "hang", "retry_after", "rate_limit"):
+            for name in ("latency", "hang", "retry_after", "rate_limit", "flaky"):
                 if name in config:
                     setattr(self, name, config[name])
+            if "seed" in config:
+                self.random = random.Random(config["seed"])
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle's algorithm holds the
+            # body until the client's delayed ACK (40 ms) on every keep-alive request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -174,9 +191,12 @@ class FakeTelegram:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (its timeout), as clients do
 
-            def _body(self) -> dict[str, Any]:
+            def _body(self) -> dict[str, Any] | None:
+                """The request's fields; None when the body was cut off before its end."""
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if len(raw) < length:
+                    return None
                 if not raw:
                     return {}
                 if self.headers.get("Content-Type", "").startswith("application/json"):
@@ -190,11 +210,20 @@ class FakeTelegram:
                     with fake.lock:
                         self._reply(200, {"messages": fake.messages, "too_many": fake.too_many})
                     return
+                if self.path == "/_fake/stats":
+                    with fake.lock:
+                        stats = {
+                            "messages": len(fake.messages),
+                            "requests": len(fake.requests),
+                            "too_many": fake.too_many,
+                        }
+                    self._reply(200, stats)
+                    return
                 self._dispatch()
 
             def do_POST(self) -> None:
                 if self.path == "/_fake/config":
-                    fake.configure(self._body())
+                    fake.configure(self._body() or {})
                     self._reply(200, {"ok": True})
                     return
                 if self.path == "/_fake/reset":
@@ -210,6 +239,11 @@ class FakeTelegram:
                     self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                     return
                 body = self._body() if self.command == "POST" else {}
+                if body is None:
+                    # The client died between headers and body (urllib3 writes them apart): a
+                    # request never completed is never delivered, as with the real Bot API.
+                    self.close_connection = True
+                    return
                 code, payload = fake.answer(parts[0][3:], parts[1], body)
                 self._reply(code, payload)
 

@@ -1,0 +1,384 @@
+"""Faults the service must survive, and the provider limits it must keep (issue 4).
+
+Each test runs real consumers (``manage.py run_huey`` subprocesses) against the fake
+Telegram on 127.0.0.1 and waits, bounded, for every notification to reach a final state.
+Numbers worth seeing (in flight at a kill, duplicates, …) are printed even when the test
+passes. Tests that need PostgreSQL or Redis skip on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+from huey.contrib.djhuey import HUEY
+from huey.storage import BaseSqlStorage
+
+from notifications import delivery
+from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.senders.base import DeliveryError
+from notifications.services import notifications_queue, notifications_sweep, ring_doorbell
+from notifications.tests.conftest import wait_for
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.reliability,
+    pytest.mark.django_db(transaction=True),
+]
+
+Status = Notification.Status
+Outcome = DeliveryAttempt.Outcome
+FINAL = {Status.SENT, Status.FAILED, Status.CANCELLED}
+# Pacing stays on in these tests, high enough not to be what they measure.
+FAST = {"NOTIFY_TELEGRAM_RATE": "500"}
+
+
+def needs_postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://…")
+
+
+def needs_redis() -> None:
+    if not settings.QUEUE_URL.startswith("redis"):
+        pytest.skip("needs the Redis queue: run with QUEUE_URL=redis://…")
+
+
+@pytest.fixture
+def make_batch(transactional_db) -> Callable[..., list[int]]:
+    """``make_batch(n, tag)``: n users with their own chat ids, one pending notification each."""
+    User = get_user_model()
+    offset = iter(range(0, 10**6, 10**4))
+
+    def make(n: int, tag: str, *, with_email: Callable[[int], bool] = lambda i: False) -> list[int]:
+        base = 10**6 + next(offset)
+        users = User.objects.bulk_create(
+            [
+                User(username=f"{tag}{i}", email=f"{tag}{i}@example.com" if with_email(i) else "")
+                for i in range(n)
+            ]
+        )
+        UserContact.objects.bulk_create(
+            [UserContact(user=user, telegram_chat_id=str(base + i)) for i, user in enumerate(users)]
+        )
+        created = Notification.objects.bulk_create(
+            [Notification(user=user, message=f"{tag} {i}") for i, user in enumerate(users)]
+        )
+        return [n.pk for n in created]
+
+    return make
+
+
+def queue(ids: list[int]) -> None:
+    """What the admin's "Send selected" does: one UPDATE, one doorbell after commit."""
+    notifications_queue(queryset=Notification.objects.filter(pk__in=ids))
+
+
+def sweep() -> dict[str, int]:
+    """The consumer's periodic sweeper, run now and without waiting for rows to go stale."""
+    with override_settings(NOTIFY_SWEEP_STALE_SECONDS=0):
+        return notifications_sweep()
+
+
+def statuses(ids: list[int]) -> Counter:
+    return Counter(Notification.objects.filter(pk__in=ids).values_list("status", flat=True))
+
+
+def wait_until_final(ids: list[int], timeout: float, *, sweep_every: float = 0) -> Counter:
+    """Wait for every notification to be final, running the sweeper every ``sweep_every`` s."""
+    last_sweep = time.monotonic()
+
+    def done() -> bool:
+        nonlocal last_sweep
+        if sweep_every and time.monotonic() - last_sweep > sweep_every:
+            sweep()
+            last_sweep = time.monotonic()
+        counts = statuses(ids)
+        return sum(counts[s] for s in FINAL) == len(ids)
+
+    wait_for(done, timeout, f"{len(ids)} notifications to be final ({dict(statuses(ids))})")
+    return statuses(ids)
+
+
+def duplicates(texts: list[str]) -> int:
+    return sum(count - 1 for count in Counter(texts).values())
+
+
+def report(capsys, text: str) -> None:
+    with capsys.disabled():
+        print(f"\n    {text}", flush=True)
+
+
+# --- 1. a consumer killed with SIGKILL ------------------------------------------------------
+def test_consumer_killed_mid_batch_loses_nothing(start_consumer, telegram, make_batch, capsys):
+    telegram.latency = 0.05
+    env = {**FAST, "NOTIFY_LEASE_SECONDS": "5"}
+    first = start_consumer(workers=8, **env)
+    ids = make_batch(300, "kill")
+    queue(ids)
+
+    wait_for(lambda: len(telegram.messages) >= 100, 60, "100 sends before the kill")
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(timeout=10)
+    in_flight = Notification.objects.filter(pk__in=ids, status=Status.SENDING).count()
+
+    start_consumer(workers=8, **env)
+    counts = wait_until_final(ids, 120, sweep_every=1)
+
+    texts = telegram.delivered_texts()
+    dupes = duplicates(texts)
+    report(capsys, f"SIGKILL: {in_flight} in flight at the kill, {dupes} duplicate(s) sent")
+    assert counts == Counter({Status.SENT: 300})
+    assert set(texts) == {f"kill {i}" for i in range(300)}
+    assert dupes <= in_flight
+    # Each row the dead worker held shows the lost round to the operator.
+    lost_rounds = DeliveryAttempt.objects.filter(notification__in=ids, transport="lease")
+    assert lost_rounds.count() == in_flight
+
+
+# --- 2. lost doorbells ----------------------------------------------------------------------
+def test_lost_doorbells_are_rung_again_by_the_sweeper(start_consumer, telegram, make_batch):
+    ids = make_batch(50, "bell")
+    queue(ids)  # doorbells rung while no consumer runs…
+    HUEY.flush()  # …and lost, as when Redis restarts without persistence
+    start_consumer(workers=4, **FAST)
+    assert HUEY.pending_count() == 0
+    assert statuses(ids) == Counter({Status.QUEUED: 50})
+
+    result = sweep()
+
+    assert result["rung"] == 50
+    counts = wait_until_final(ids, 60, sweep_every=5)
+    assert counts == Counter({Status.SENT: 50})
+    assert sorted(telegram.delivered_texts()) == sorted(f"bell {i}" for i in range(50))
+
+
+# --- 3. the database restarting -------------------------------------------------------------
+def _postgres_cluster() -> list[str]:
+    versions = sorted(os.listdir("/etc/postgresql")) if Path("/etc/postgresql").is_dir() else []
+    if not versions or not shutil.which("pg_ctlcluster"):
+        pytest.skip("needs a local PostgreSQL cluster managed by pg_ctlcluster")
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
+
+
+def _postgres_accepts() -> bool:
+    return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"], check=False).returncode == 0
+
+
+@pytest.fixture
+def postgres_restart() -> Iterator[Callable[[], None]]:
+    """Restart the local PostgreSQL; it is made sure to be up again whatever happens."""
+    needs_postgres()
+    cluster = _postgres_cluster()
+
+    def reconnect() -> None:
+        wait_for(_postgres_accepts, 60, "PostgreSQL to accept connections")
+        # This process's connections died with the server too: the test database's and,
+        # with PostgresHuey, the queue's.
+        connection.close()
+        if isinstance(HUEY.storage, BaseSqlStorage):
+            HUEY.storage.close()
+
+    def restart() -> None:
+        subprocess.run([*cluster, "restart"], check=True, timeout=60)
+        reconnect()
+
+    yield restart
+    if not _postgres_accepts():
+        subprocess.run([*cluster, "start"], check=False, timeout=60)
+    reconnect()
+
+
+def test_database_restart_under_a_running_consumer(
+    postgres_restart, start_consumer, telegram, make_batch, capsys
+):
+    telegram.latency = 0.05
+    consumer = start_consumer(workers=8, **FAST)  # default lease: only reconnecting saves a row
+    ids = make_batch(300, "pg")
+    queue(ids)
+    wait_for(lambda: len(telegram.messages) >= 50, 60, "50 sends before the restart")
+
+    postgres_restart()
+
+    counts = wait_until_final(ids, 120, sweep_every=5)
+
+    dupes = duplicates(telegram.delivered_texts())
+    output = consumer.output()
+    report(
+        capsys,
+        f"PostgreSQL restart: {dupes} duplicate(s) sent; the consumer waited for the database "
+        f"{output.count('database unavailable')} time(s) and failed "
+        f"{output.count('Unhandled exception in task')} task(s), retried by huey",
+    )
+    assert counts == Counter({Status.SENT: 300})
+    assert not Notification.objects.filter(status=Status.SENDING).exists()
+
+
+# --- 4. a flaky provider --------------------------------------------------------------------
+def test_flaky_telegram_every_notification_still_sent(
+    start_consumer, telegram, smtp, make_batch, capsys
+):
+    telegram.flaky = 0.3
+    telegram.random.seed(4)
+    telegram.hang = 1.5  # a "timeout" answers later than the consumer's 1 s HTTP timeout
+    start_consumer(workers=8, NOTIFY_MAX_ROUNDS="15", **FAST)
+    ids = make_batch(80, "flaky", with_email=lambda i: i % 2 == 0)
+    queue(ids)
+
+    counts = wait_until_final(ids, 120)
+
+    assert counts == Counter({Status.SENT: 80})
+    via = Counter(Notification.objects.filter(pk__in=ids).values_list("channel", flat=True))
+    failures = DeliveryAttempt.objects.filter(notification__in=ids, channel="telegram").exclude(
+        outcome=Outcome.SUCCESS
+    )
+    report(
+        capsys,
+        f"flaky Telegram: {failures.count()} failed sends; sent via {dict(via)}",
+    )
+    assert failures.exists()
+    assert set(failures.values_list("outcome", flat=True)) == {Outcome.TRANSIENT}
+    for notification in Notification.objects.filter(pk__in=ids).prefetch_related("attempts"):
+        attempts = list(notification.attempts.all())
+        final = [a for a in attempts if a.round == notification.attempt_count]
+        # The story: the last round ends with the success on the channel recorded…
+        assert (final[-1].channel, final[-1].outcome) == (notification.channel, Outcome.SUCCESS)
+        assert [a.outcome for a in attempts].count(Outcome.SUCCESS) == 1
+        # …email only after Telegram failed in that same round…
+        if notification.channel == "email":
+            assert (final[0].channel, final[0].outcome) == ("telegram", Outcome.TRANSIENT)
+        # …and every earlier round failed transiently on every channel it tried.
+        for attempt in attempts:
+            if attempt.round < notification.attempt_count:
+                assert attempt.outcome in {Outcome.TRANSIENT, Outcome.SKIPPED}
+    assert telegram.delivered_texts().count("flaky 1") <= 1
+
+
+# --- 5. consumers racing --------------------------------------------------------------------
+@pytest.mark.parametrize("consumers", [2, 4])
+def test_consumers_racing_deliver_each_exactly_once(
+    consumers, start_consumer, telegram, make_batch, capsys
+):
+    needs_postgres()
+    needs_redis()
+    telegram.latency = 0.02
+    for _ in range(consumers):
+        start_consumer(workers=8, **FAST)
+    ids = make_batch(1000, f"race{consumers}-")
+    queue(ids)
+    ring_doorbell(ids)  # every doorbell rung twice more, to every consumer
+    ring_doorbell(ids)
+
+    counts = wait_until_final(ids, 120)
+
+    sent = Counter(telegram.delivered_texts())
+    report(capsys, f"{consumers} consumers: {sum(sent.values())} sends for 1000 notifications")
+    assert counts == Counter({Status.SENT: 1000})
+    assert set(sent) == {f"race{consumers}- {i}" for i in range(1000)}
+    assert set(sent.values()) == {1}
+    assert DeliveryAttempt.objects.filter(outcome=Outcome.SUCCESS).count() == 1000
+
+
+# --- provider limits ------------------------------------------------------------------------
+def test_pacing_keeps_under_telegram_limit_across_consumers(
+    start_consumer, telegram, smtp, make_batch, capsys
+):
+    telegram.rate_limit = 30  # answers 429 to the 31st message in any second
+    telegram.latency = 0.05
+    start_consumer(workers=8)  # the default NOTIFY_TELEGRAM_RATE: 25/s over both consumers
+    start_consumer(workers=8)
+    ids = make_batch(600, "paced", with_email=lambda i: True)
+    queue(ids)
+
+    counts = wait_until_final(ids, 150)
+
+    limited = DeliveryAttempt.objects.filter(outcome=Outcome.RATE_LIMITED)
+    report(
+        capsys,
+        f"paced: {len(telegram.messages)} sent, {telegram.too_many} answered 429, "
+        f"{limited.count()} waited past the pacing bound",
+    )
+    assert counts == Counter({Status.SENT: 600})
+    assert telegram.too_many == 0
+    assert not limited.filter(error__contains="429").exists()
+    assert set(Notification.objects.values_list("channel", flat=True)) == {"telegram"}
+    assert smtp.received == []  # never fell through to the next channel
+
+
+def test_telegram_429_retries_telegram_without_falling_through(
+    start_consumer, telegram, smtp, make_user
+):
+    telegram.queue.extend(["429"])  # retry_after 1
+    start_consumer()
+    user = make_user(email="pat@example.com", telegram_chat_id="4290")
+    ids = [Notification.objects.create(user=user, message="Later, not by mail").pk]
+
+    wait_until_final(ids, 30)
+
+    notification = Notification.objects.get(pk=ids[0])
+    assert (notification.status, notification.channel) == (Status.SENT, "telegram")
+    assert list(notification.attempts.values_list("round", "channel", "outcome")) == [
+        (1, "telegram", Outcome.RATE_LIMITED),
+        (1, "telegram", Outcome.SUCCESS),
+    ]
+    assert notification.attempt_count == 1  # being paced is not a failed round
+    assert smtp.received == []
+
+
+class ThrottledSmpp:
+    """An SMS transport answering ESME_RTHROTTLED, as the SMPP sender maps it."""
+
+    channel = "sms"
+    transport = "smpp"
+
+    def is_configured(self) -> bool:
+        return True
+
+    def recipient(self, contact: UserContact) -> str:
+        return "+79161234567"
+
+    def send(self, contact: UserContact, notification: Notification) -> None:
+        raise DeliveryError("SMPP submit_sm: throttled", retry_after=5.0)
+
+
+class MustNotBeTried(ThrottledSmpp):
+    transport = "after-smpp"
+
+    def send(self, contact: UserContact, notification: Notification) -> None:
+        raise AssertionError("a throttled transport must not fall through")
+
+
+def test_smpp_throttled_waits_instead_of_falling_through(monkeypatch, make_user):
+    monkeypatch.setattr(delivery, "channel_order", lambda: ["sms"])
+    monkeypatch.setattr(
+        delivery, "senders_for", lambda channel: [ThrottledSmpp(), MustNotBeTried()]
+    )
+    monkeypatch.setattr(delivery, "channel_closed_reason", lambda channel: "", raising=False)
+    user = make_user(phone="+79161234567")
+    notification = Notification.objects.create(user=user, message="Paid, so patient")
+    HUEY.flush()
+    try:
+        before = timezone.now()
+        status = delivery.notification_deliver(notification_id=notification.pk)
+    finally:
+        HUEY.flush()
+
+    notification.refresh_from_db()
+    assert status == notification.status == Status.QUEUED
+    assert notification.next_attempt_at >= before + timedelta(seconds=5)
+    assert notification.attempt_count == 0  # being throttled is not a failed round
+    assert list(notification.attempts.values_list("channel", "transport", "outcome")) == [
+        ("sms", "smpp", Outcome.RATE_LIMITED)
+    ]
