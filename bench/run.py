@@ -57,6 +57,9 @@ QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")  # a smoke run of the
 N = 200 if QUICK else 2000
 N_SLOW = N if FULL else N // 5  # 1 thread and the in-request baseline: 50 ms each
 THREADS = (1, 8, 32)
+# Profiling aid: BENCH_PROFILE=32 runs only the throughput of that many threads (and the
+# two-consumer run on PostgreSQL + Redis), prints it and stops; no table is written.
+PROFILE_THREADS = int(os.environ.get("BENCH_PROFILE") or 0)
 PACED_N = 60 if QUICK else 600
 PACED_LIMIT = 30
 PACED_RATE = 25.0  # NOTIFY_TELEGRAM_RATE's default
@@ -289,7 +292,7 @@ def measure(tier_name: str, fake_url: str, out: Path) -> None:
         model_admin.send_selected(request, Notification.objects.filter(pk__in=ids))
 
     # --- throughput ---
-    for threads in THREADS:
+    for threads in (PROFILE_THREADS,) if PROFILE_THREADS else THREADS:
         n = N_SLOW if threads == 1 else N
         ids = fresh(n)
         fake.reset()
@@ -321,6 +324,10 @@ def measure(tier_name: str, fake_url: str, out: Path) -> None:
         row["duplicates"] = fake.stats()["messages"] - N
         results["two_consumers"] = row
         print(f"  {tier_name} 2 consumers x 16 threads: {row}", flush=True)
+
+    if PROFILE_THREADS:
+        out.write_text(json.dumps(results))
+        return
 
     # --- baseline: sent inside the request, one after another ---
     ids = fresh(N_SLOW, Status.QUEUED)
@@ -643,7 +650,7 @@ def orchestrate() -> None:
     results: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     try:
-        for tier in ("sqlite", "pg"):
+        for tier in os.environ.get("BENCH_TIERS", "sqlite,pg").split(","):
             if tier == "pg" and (why := pg_and_redis_ready()):
                 skipped[tier] = why
                 print(f"{TIER_LABEL[tier]}: skipped ({why})", flush=True)
@@ -668,6 +675,10 @@ def orchestrate() -> None:
             results[tier] = json.loads(out.read_text())
     finally:
         fake.stop()
+    if PROFILE_THREADS:
+        print(json.dumps({tier: res["throughput"] for tier, res in results.items()}, indent=1))
+        print(json.dumps({tier: res.get("two_consumers") for tier, res in results.items()}))
+        return
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"# Benchmark\n\nRun {when} on {machine()}; `make bench` took "

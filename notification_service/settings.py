@@ -206,7 +206,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
-        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # huey logs two INFO lines per task, a noticeable share of a busy consumer's CPU;
+        # the consumer's own start-up and shutdown lines stay.
+        "huey": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "huey.consumer": {"level": "INFO"},
         # urllib3 logs full URLs at DEBUG, and the Telegram URL carries the bot token.
         "urllib3": {"level": "WARNING"},
         # smpplib logs every connect and disconnect at INFO.

@@ -1,7 +1,8 @@
 """huey tasks: thin wrappers that load by id and call the delivery service.
 
-Tasks keep their database connections between runs (closing only stale or broken ones),
-so a busy consumer doesn't reconnect for every notification.
+Each consumer thread keeps its database connection from task to task: checking or reopening
+it for every notification cost a round trip each time. A task that fails on a broken
+connection closes it, so the next task (or huey's retry) reconnects.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, connection
 from huey import crontab
 from huey.contrib.djhuey import HUEY, periodic_task, task
 
@@ -19,11 +20,11 @@ from notifications import delivery, services
 def _with_connections(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def inner(*args, **kwargs):
-        close_old_connections()
         try:
             return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
+        except (OperationalError, InterfaceError):
+            connection.close()
+            raise
 
     return inner
 
