@@ -81,7 +81,6 @@ class Round:
         started_at: datetime,
         error: str = "",
         duration_ms: int = 0,
-        provider_message_id: str = "",
         result: SendResult | None = None,
     ) -> DeliveryAttempt:
         attempt = DeliveryAttempt(
@@ -91,7 +90,7 @@ class Round:
             transport=transport,
             outcome=outcome,
             error=error,
-            provider_message_id=provider_message_id,
+            provider_message_id=result.provider_message_id[:255] if result else "",
             started_at=started_at,
             duration_ms=duration_ms,
             cost=result.cost if result else None,
@@ -216,7 +215,6 @@ def _run_chain(notification: Notification, contact: UserContact) -> Round:
                 Outcome.SUCCESS,
                 started_at=started_at,
                 duration_ms=int((time.monotonic() - began) * 1000),
-                provider_message_id=result.provider_message_id[:255],
                 result=result,
             )
             return current
