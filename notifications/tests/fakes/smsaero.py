@@ -1,7 +1,7 @@
 """A fake SMS Aero HTTP gate (API v2) on 127.0.0.1, over plain HTTP or HTTPS.
 
-``FakeSmsAero(tls=True)`` serves HTTPS with a throw-away self-signed certificate for
-127.0.0.1 made by ``make_test_certificate`` (the ``openssl`` command); clients trust it by
+``FakeSmsAero(tls=True)`` serves HTTPS with a throw-away certificate for 127.0.0.1 from a
+test CA made by ``make_test_certificate`` (trustme); clients trust it by
 pointing ``REQUESTS_CA_BUNDLE`` (or ``verify``) at ``.ca_bundle``.
 
 Answers like the real gate: ``auth``, ``balance``, ``sms/send`` and ``sms/testsend``, with
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,36 +22,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import trustme
 from smpplib.gsm import make_parts
 
 
 def make_test_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for 127.0.0.1/localhost, valid for one day."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
+    """A certificate for 127.0.0.1/localhost (chain and key in one file) and its CA's bundle."""
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    chain, ca_bundle = directory / "server.pem", directory / "ca.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    authority.cert_pem.write_to_path(str(ca_bundle))
+    return chain, ca_bundle
 
 
 class FakeSmsAero:
@@ -195,11 +176,11 @@ class FakeSmsAero:
         self.server.daemon_threads = True
         if self.tls:
             self._tmp = tempfile.TemporaryDirectory(prefix="fake-smsaero-")
-            cert, key = make_test_certificate(Path(self._tmp.name))
+            chain, ca_bundle = make_test_certificate(Path(self._tmp.name))
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
+            context.load_cert_chain(chain)
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            self.ca_bundle = cert
+            self.ca_bundle = ca_bundle
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
