@@ -190,6 +190,7 @@ NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 3600.0, minimum
 NOTIFY_LEASE_SECONDS = env_float("NOTIFY_LEASE_SECONDS", 300.0, minimum=1)
 NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minimum=0)
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)
+NOTIFY_CONSUMERS = env_int("NOTIFY_CONSUMERS", 1, minimum=1)
 # Telegram pacing, shared by every consumer (notifications.ratelimit); 0 turns a limit off.
 NOTIFY_TELEGRAM_RATE = env_float("NOTIFY_TELEGRAM_RATE", 25.0, minimum=0)
 NOTIFY_TELEGRAM_CHAT_RATE = env_float("NOTIFY_TELEGRAM_CHAT_RATE", 1.0, minimum=0)

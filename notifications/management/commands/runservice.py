@@ -13,7 +13,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run gunicorn on 127.0.0.1:PORT and a huey consumer with NOTIFY_WORKERS threads."
+    help = (
+        "Run gunicorn on 127.0.0.1:PORT and NOTIFY_CONSUMERS huey consumers of NOTIFY_WORKERS "
+        "threads each."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address the web server binds")
@@ -21,19 +24,25 @@ class Command(BaseCommand):
     def commands(self, host: str) -> dict[str, list[str]]:
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        return {
+        commands = {
             "web": [
                 python, "-m", "gunicorn", "notification_service.wsgi",
                 "--bind", f"{host}:{settings.PORT}",
                 "--workers", "2", "--threads", "4",
                 "--access-logfile", "-",
             ],
-            "worker": [
+        }  # fmt: skip
+        for n in range(1, settings.NOTIFY_CONSUMERS + 1):
+            # One process is bound by Python's GIL; more use more cores. Only the first
+            # runs the periodic sweeper.
+            name = "worker" if settings.NOTIFY_CONSUMERS == 1 else f"worker{n}"
+            commands[name] = [
                 python, manage, "run_huey",
                 "--workers", str(settings.NOTIFY_WORKERS),
                 "--worker-type", "thread",
-            ],
-        }  # fmt: skip
+                *(["--no-periodic"] if n > 1 else []),
+            ]  # fmt: skip
+        return commands
 
     def _pump(self, name: str, process: subprocess.Popen) -> None:
         for line in process.stdout:
