@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from notifications.channels import channel_closed_reason, channel_order, senders_for
 from notifications.models import DeliveryAttempt, Notification, UserContact
-from notifications.senders.base import DeliveryError, SendResult, SkipChannel
+from notifications.senders.base import DeliveryError, Sender, SendResult, SkipChannel
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,7 @@ class Round:
 
     def summary(self) -> str:
         return "; ".join(
-            f"{a.transport if a.transport != a.channel else a.channel}: {a.error}"
-            for a in self.attempts
-            if a.outcome != Outcome.SUCCESS
+            f"{a.transport}: {a.error}" for a in self.attempts if a.outcome != Outcome.SUCCESS
         )
 
 
@@ -114,11 +112,11 @@ def retry_delay(round_number: int) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
-def notification_claim(*, notification_id: int) -> tuple[Notification, datetime] | None:
+def notification_claim(*, notification_id: int) -> Notification | None:
     """Take ownership of a queued, due notification; ``None`` when someone else has it.
 
-    Returns the notification (with user and contact loaded) and the lease, which every
-    later write must match.
+    Returns the notification with user and contact loaded; its ``lease_expires_at`` is the
+    lease every later write must match.
     """
     now = timezone.now()
     lease = now + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
@@ -129,10 +127,9 @@ def notification_claim(*, notification_id: int) -> tuple[Notification, datetime]
     )
     if claimed != 1:
         return None
-    notification = _retrying_db(
+    return _retrying_db(
         lambda: Notification.objects.select_related("user__contact").get(pk=notification_id)
     )
-    return notification, notification.lease_expires_at
 
 
 def _contact_of(notification: Notification) -> UserContact:
@@ -143,22 +140,25 @@ def _contact_of(notification: Notification) -> UserContact:
         return contact
 
 
-def _skip_reason(channel: str, contact: UserContact, blocked: set[str]) -> str:
+def _usable_senders(
+    channel: str, contact: UserContact, blocked: set[str]
+) -> tuple[list[Sender], str]:
+    """The configured senders of ``channel`` to try, or none and the reason it is skipped."""
     if channel in blocked:
-        return "failed permanently in an earlier round"
+        return [], "failed permanently in an earlier round"
     senders = [s for s in senders_for(channel) if s.is_configured()]
     if not senders:
-        return "not configured"
+        return [], "not configured"
     closed = channel_closed_reason(channel)
     if closed:
-        return closed
+        return [], closed
     if getattr(contact, f"{channel}_opt_out", False):
-        return "opted out"
+        return [], "opted out"
     try:
         senders[0].recipient(contact)
     except SkipChannel as skip:
-        return str(skip)
-    return ""
+        return [], str(skip)
+    return senders, ""
 
 
 def _run_chain(notification: Notification, contact: UserContact) -> Round:
@@ -171,15 +171,13 @@ def _run_chain(notification: Notification, contact: UserContact) -> Round:
             )
         )
     for channel in channel_order():
-        reason = _skip_reason(channel, contact, blocked)
+        senders, reason = _usable_senders(channel, contact, blocked)
         if reason:
             current.record(
                 channel, channel, Outcome.SKIPPED, error=reason, started_at=timezone.now()
             )
             continue
-        for sender in senders_for(channel):
-            if not sender.is_configured():
-                continue
+        for sender in senders:
             started_at = timezone.now()
             began = time.monotonic()
             try:
@@ -221,7 +219,7 @@ def _run_chain(notification: Notification, contact: UserContact) -> Round:
     return current
 
 
-def _finish(notification: Notification, lease: datetime, current: Round, **changes) -> bool:
+def _finish(notification: Notification, current: Round, **changes) -> bool:
     """Write the round's attempts and the notification's new state in one short transaction.
 
     Returns False when the lease was lost (the sweeper gave the row to another worker).
@@ -232,7 +230,9 @@ def _finish(notification: Notification, lease: datetime, current: Round, **chang
         with transaction.atomic():
             DeliveryAttempt.objects.bulk_create(current.attempts)
             return Notification.objects.filter(
-                pk=notification.pk, status=Status.SENDING, lease_expires_at=lease
+                pk=notification.pk,
+                status=Status.SENDING,
+                lease_expires_at=notification.lease_expires_at,
             ).update(**changes)
 
     # The provider may already have accepted the message: losing this write would send it
@@ -247,14 +247,13 @@ def _finish(notification: Notification, lease: datetime, current: Round, **chang
 
 def notification_deliver(*, notification_id: int) -> str | None:
     """Claim and deliver one notification; returns its new status, or None if not claimed."""
-    claimed = notification_claim(notification_id=notification_id)
-    if claimed is None:
+    notification = notification_claim(notification_id=notification_id)
+    if notification is None:
         return None
-    notification, lease = claimed
 
     if not notification.message.strip():
         current = Round(notification, notification.attempt_count)
-        _finish(notification, lease, current, status=Status.FAILED, last_error="message is empty")
+        _finish(notification, current, status=Status.FAILED, last_error="message is empty")
         return Status.FAILED
 
     contact = _contact_of(notification)
@@ -263,7 +262,6 @@ def notification_deliver(*, notification_id: int) -> str | None:
     if current.success is not None:
         _finish(
             notification,
-            lease,
             current,
             status=Status.SENT,
             channel=current.success.channel,
@@ -279,7 +277,6 @@ def notification_deliver(*, notification_id: int) -> str | None:
         due = timezone.now() + timedelta(seconds=current.retry_after)
         _finish(
             notification,
-            lease,
             current,
             status=Status.QUEUED,
             next_attempt_at=due,
@@ -293,7 +290,6 @@ def notification_deliver(*, notification_id: int) -> str | None:
         due = timezone.now() + timedelta(seconds=retry_delay(current.number))
         _finish(
             notification,
-            lease,
             current,
             status=Status.QUEUED,
             next_attempt_at=due,
@@ -310,7 +306,6 @@ def notification_deliver(*, notification_id: int) -> str | None:
         reason = current.summary()
     _finish(
         notification,
-        lease,
         current,
         status=Status.FAILED,
         next_attempt_at=None,
