@@ -21,6 +21,8 @@ import smpplib.consts as c
 from smpplib import smpp
 from smpplib.gsm import GSM_CHARACTER_TABLE
 
+from notifications.tests.fakes.server import LocalServer
+
 STATUSES = {
     "throttled": c.SMPP_ESME_RTHROTTLED,
     "syserr": c.SMPP_ESME_RSYSERR,
@@ -61,12 +63,11 @@ def _decode(data: bytes, data_coding: int) -> str:
     return data.decode("latin-1")
 
 
-class FakeSmpp:
+class FakeSmpp(LocalServer):
     def __init__(self, system_id: str = "smppuser", password: str = "smpp-pw1") -> None:
         self.system_id = system_id
         self.password = password
         self.lock = threading.Lock()
-        self.server: socketserver.ThreadingTCPServer | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -201,12 +202,5 @@ class FakeSmpp:
         return self.server.server_address[1]
 
     def start(self) -> FakeSmpp:
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler()))
         return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()

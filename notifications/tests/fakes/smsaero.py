@@ -25,6 +25,8 @@ from typing import Any
 import trustme
 from smpplib.gsm import make_parts
 
+from notifications.tests.fakes.server import JsonHandler, LocalServer
+
 
 def make_test_certificate(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1/localhost (chain and key in one file) and its CA's bundle."""
@@ -36,7 +38,7 @@ def make_test_certificate(directory: Path) -> tuple[Path, Path]:
     return chain, ca_bundle
 
 
-class FakeSmsAero:
+class FakeSmsAero(LocalServer):
     def __init__(
         self,
         email: str = "owner@example.com",
@@ -47,7 +49,6 @@ class FakeSmsAero:
         self.api_key = api_key
         self.tls = tls
         self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.ca_bundle: Path | None = None
         self.reset()
@@ -119,12 +120,7 @@ class FakeSmsAero:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -147,15 +143,7 @@ class FakeSmsAero:
                         }
                     )
                 code, payload = fake.answer(self.path, credentials, body)
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                self.send_json(code, payload)
 
             do_GET = do_POST
 
@@ -172,21 +160,18 @@ class FakeSmsAero:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v2/"
 
     def start(self) -> FakeSmsAero:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         if self.tls:
             self._tmp = tempfile.TemporaryDirectory(prefix="fake-smsaero-")
             chain, ca_bundle = make_test_certificate(Path(self._tmp.name))
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(chain)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
             self.ca_bundle = ca_bundle
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(server)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        super().stop()
         if self._tmp is not None:
             self._tmp.cleanup()

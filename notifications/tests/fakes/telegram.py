@@ -29,6 +29,8 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from notifications.tests.fakes.server import JsonHandler, LocalServer
+
 ERRORS = {
     "400": (400, "Bad Request: chat not found"),
     "401": (401, "Unauthorized"),
@@ -38,13 +40,12 @@ ERRORS = {
 }
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     def __init__(self, token: str = "123456:TEST-token-s3cr3t", port: int = 0) -> None:
         self.token = token
         self.port = port
         self.lock = threading.Lock()
         self.reset()
-        self.server: ThreadingHTTPServer | None = None
 
     # --- state ------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -171,26 +172,7 @@ class FakeTelegram:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes: without this, Nagle's algorithm holds the
-            # body until the client's delayed ACK (40 ms) on every keep-alive request.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (its timeout), as clients do
-
+        class Handler(JsonHandler):
             def _body(self) -> dict[str, Any] | None:
                 """The request's fields; None when the body was cut off before its end."""
                 length = int(self.headers.get("Content-Length") or 0)
@@ -208,7 +190,7 @@ class FakeTelegram:
             def do_GET(self) -> None:
                 if self.path == "/_fake/messages":
                     with fake.lock:
-                        self._reply(200, {"messages": fake.messages, "too_many": fake.too_many})
+                        self.send_json(200, {"messages": fake.messages, "too_many": fake.too_many})
                     return
                 if self.path == "/_fake/stats":
                     with fake.lock:
@@ -217,18 +199,18 @@ class FakeTelegram:
                             "requests": len(fake.requests),
                             "too_many": fake.too_many,
                         }
-                    self._reply(200, stats)
+                    self.send_json(200, stats)
                     return
                 self._dispatch()
 
             def do_POST(self) -> None:
                 if self.path == "/_fake/config":
                     fake.configure(self._body() or {})
-                    self._reply(200, {"ok": True})
+                    self.send_json(200, {"ok": True})
                     return
                 if self.path == "/_fake/reset":
                     fake.reset()
-                    self._reply(200, {"ok": True})
+                    self.send_json(200, {"ok": True})
                     return
                 self._dispatch()
 
@@ -236,7 +218,9 @@ class FakeTelegram:
                 # /bot<token>/<method>
                 parts = self.path.split("?", 1)[0].strip("/").split("/")
                 if len(parts) != 2 or not parts[0].startswith("bot"):
-                    self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    self.send_json(
+                        404, {"ok": False, "error_code": 404, "description": "Not Found"}
+                    )
                     return
                 body = self._body() if self.command == "POST" else {}
                 if body is None:
@@ -245,7 +229,7 @@ class FakeTelegram:
                     self.close_connection = True
                     return
                 code, payload = fake.answer(parts[0][3:], parts[1], body)
-                self._reply(code, payload)
+                self.send_json(code, payload)
 
         return Handler
 
@@ -255,15 +239,8 @@ class FakeTelegram:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> FakeTelegram:
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(ThreadingHTTPServer(("127.0.0.1", self.port), self._handler()))
         return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 def main() -> None:
