@@ -291,18 +291,26 @@ def measure(tier_name: str, fake_url: str, out: Path) -> None:
         request._messages = FallbackStorage(request)
         model_admin.send_selected(request, Notification.objects.filter(pk__in=ids))
 
+    def click_and_wait(ids: list[int], consumers: list[Consumer], timeout: float) -> datetime:
+        """Click "Send selected" on ``ids``, wait until all are sent, stop the consumers.
+
+        Returns the time of the click.
+        """
+        try:
+            started = timezone.now()
+            send_selected(ids)
+            wait_sent(ids, timeout, consumers[0])
+        finally:
+            for consumer in consumers:
+                consumer.stop()
+        return started
+
     # --- throughput ---
     for threads in (PROFILE_THREADS,) if PROFILE_THREADS else THREADS:
         n = N_SLOW if threads == 1 else N
         ids = fresh(n)
         fake.reset()
-        consumer = Consumer(tier, threads, NOTIFY_TELEGRAM_RATE="1000")
-        try:
-            started = timezone.now()
-            send_selected(ids)
-            wait_sent(ids, 600, consumer)
-        finally:
-            consumer.stop()
+        started = click_and_wait(ids, [Consumer(tier, threads, NOTIFY_TELEGRAM_RATE="1000")], 600)
         row = timings(ids, started)
         row["duplicates"] = fake.stats()["messages"] - n
         results["throughput"][threads] = row
@@ -313,13 +321,7 @@ def measure(tier_name: str, fake_url: str, out: Path) -> None:
         ids = fresh(N)
         fake.reset()
         consumers = [Consumer(tier, 16, i, NOTIFY_TELEGRAM_RATE="1000") for i in (1, 2)]
-        try:
-            started = timezone.now()
-            send_selected(ids)
-            wait_sent(ids, 600, consumers[0])
-        finally:
-            for consumer in consumers:
-                consumer.stop()
+        started = click_and_wait(ids, consumers, 600)
         row = timings(ids, started)
         row["duplicates"] = fake.stats()["messages"] - N
         results["two_consumers"] = row
@@ -355,13 +357,7 @@ def measure(tier_name: str, fake_url: str, out: Path) -> None:
     # --- paced: the fake answers 429 beyond 30/s; the default NOTIFY_TELEGRAM_RATE ---
     ids = fresh(PACED_N)
     fake.reset(rate_limit=PACED_LIMIT)
-    consumer = Consumer(tier, 8, NOTIFY_TELEGRAM_RATE=str(PACED_RATE))
-    try:
-        started = timezone.now()
-        send_selected(ids)
-        wait_sent(ids, 300, consumer)
-    finally:
-        consumer.stop()
+    started = click_and_wait(ids, [Consumer(tier, 8, NOTIFY_TELEGRAM_RATE=str(PACED_RATE))], 300)
     sent_at = sorted(
         Notification.objects.filter(pk__in=ids).values_list("sent_at", flat=True).iterator()
     )
