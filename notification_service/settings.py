@@ -21,17 +21,33 @@ if not env_bool("NOTIFY_SKIP_DOTENV", False):
     load_dotenv(BASE_DIR / ".env", override=False)
 
 VAR_DIR = Path(env_str("NOTIFY_VAR_DIR") or BASE_DIR / "var")
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the SQLite database, the queue and the generated secret key: only its owner may
+# read it (0700), and the files the service creates in it are 0600.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+VAR_DIR.chmod(0o700)
+
+
+def private_file(path: Path) -> Path:
+    """``path``, created empty with mode 0600 if missing (SQLite gives its -wal and -shm
+    files the database file's mode, so they stay private too)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
 
 
 def _secret_key() -> str:
-    """DJANGO_SECRET_KEY, or a random key generated once and kept in var/secret_key."""
+    """DJANGO_SECRET_KEY, or a random key generated once and kept in var/secret_key.
+
+    Several web hosts must share one DJANGO_SECRET_KEY, or a session signed by one host is
+    refused by the next.
+    """
     key = env_str("DJANGO_SECRET_KEY")
     if key:
         return key
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.touch(mode=0o600)
+    path = private_file(VAR_DIR / "secret_key")
+    if not path.read_text().strip():
         path.write_text(secrets.token_urlsafe(50))
     return path.read_text().strip()
 
@@ -40,7 +56,29 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+if _bad_origins := [o for o in CSRF_TRUSTED_ORIGINS if "://" not in o]:
+    raise ImproperlyConfigured(
+        "DJANGO_CSRF_TRUSTED_ORIGINS takes origins with their scheme, e.g. "
+        f"https://notify.example.com; got {', '.join(_bad_origins)}"
+    )
 PORT = env_int("PORT", 8000, minimum=1)
+
+# --- HTTPS (production) -----------------------------------------------------------------------
+# DJANGO_HTTPS=1 when users reach the service over HTTPS: secure cookies, redirect to HTTPS
+# and HSTS. Behind a TLS-terminating proxy also set DJANGO_BEHIND_PROXY=1, so Django trusts
+# the proxy's X-Forwarded-Proto header (only if the proxy always sets it).
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS and env_bool("DJANGO_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+if env_bool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Settings whose values the debug error page must never show: Django's defaults plus the URLs
+# that carry database and queue passwords.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "notifications.redaction.SettingsRedactingFilter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -88,7 +126,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int(
 )
 
 # --- Database -------------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{private_file(VAR_DIR / 'db.sqlite3')}"
 _database = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     # Many consumer threads and the web process write at once: WAL, BEGIN IMMEDIATE and a
@@ -105,7 +143,7 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Queue ----------------------------------------------------------------------------------
-QUEUE_URL = env_str("QUEUE_URL") or f"sqlite:///{VAR_DIR / 'huey.sqlite3'}"
+QUEUE_URL = env_str("QUEUE_URL") or f"sqlite:///{private_file(VAR_DIR / 'huey.sqlite3')}"
 HUEY = huey_from_url(QUEUE_URL, BASE_DIR)
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -135,17 +173,23 @@ WHITENOISE_AUTOREFRESH = DEBUG
 TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN")
 TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
 
-EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# Any Django email backend: SMTP by default, or e.g. django-anymail's for SES, Mailgun, …
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+# STARTTLS by default, so a login never crosses the network in plain text by accident.
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive; set one")
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifications@localhost")
+# Each worker keeps its mail connection open between messages: it is checked (SMTP NOOP)
+# before use when idle this many seconds, and renewed after this many messages.
+NOTIFY_SMTP_CHECK_IDLE_SECONDS = env_float("NOTIFY_SMTP_CHECK_IDLE_SECONDS", 5.0, minimum=0)
+NOTIFY_SMTP_MESSAGES_PER_CONNECTION = env_int("NOTIFY_SMTP_MESSAGES_PER_CONNECTION", 100, minimum=1)
 
 # --- SMS ------------------------------------------------------------------------------------
 NOTIFY_SMS_TRANSPORTS = env_list("NOTIFY_SMS_TRANSPORTS", "api,smtp,smpp")
@@ -154,6 +198,13 @@ if _unknown := set(NOTIFY_SMS_TRANSPORTS) - {"api", "smtp", "smpp"}:
         f"NOTIFY_SMS_TRANSPORTS may name api, smtp, smpp; got {', '.join(sorted(_unknown))}"
     )
 NOTIFY_SMS_DAILY_LIMIT = env_int("NOTIFY_SMS_DAILY_LIMIT", None, minimum=0)
+# What a notification does when SMS is its only way left and today's limit is used up:
+# "wait" for the next day (a round), or "fail" at once with the reason.
+NOTIFY_SMS_LIMIT_POLICY = env_str("NOTIFY_SMS_LIMIT_POLICY", "wait").lower()
+if NOTIFY_SMS_LIMIT_POLICY not in {"wait", "fail"}:
+    raise ImproperlyConfigured(
+        f"NOTIFY_SMS_LIMIT_POLICY must be wait or fail; got {NOTIFY_SMS_LIMIT_POLICY!r}"
+    )
 
 SMSAERO_EMAIL = env_str("SMSAERO_EMAIL")
 SMSAERO_API_KEY = env_str("SMSAERO_API_KEY")
@@ -161,16 +212,37 @@ SMSAERO_SIGN = env_str("SMSAERO_SIGN", "SMS Aero")
 SMSAERO_API_URL = env_str("SMSAERO_API_URL")
 SMSAERO_TEST_MODE = env_bool("SMSAERO_TEST_MODE", False)
 
+# A generic email-to-SMS gateway: a mail to an address made from the phone number.
 SMS_SMTP_HOST = env_str("SMS_SMTP_HOST")
 SMS_SMTP_PORT = env_int("SMS_SMTP_PORT", 587, minimum=1)
 SMS_SMTP_USER = env_str("SMS_SMTP_USER")
 SMS_SMTP_PASSWORD = env_str("SMS_SMTP_PASSWORD")
-SMS_SMTP_USE_TLS = env_bool("SMS_SMTP_USE_TLS", False)
-SMS_SMTP_USE_SSL = env_bool("SMS_SMTP_USE_SSL", False)
+SMS_SMTP_USE_SSL = env_bool("SMS_SMTP_USE_SSL", SMS_SMTP_PORT == 465)
+SMS_SMTP_USE_TLS = env_bool("SMS_SMTP_USE_TLS", not SMS_SMTP_USE_SSL)
 if SMS_SMTP_USE_TLS and SMS_SMTP_USE_SSL:
     raise ImproperlyConfigured("SMS_SMTP_USE_TLS and SMS_SMTP_USE_SSL are mutually exclusive")
-SMS_SMTP_DOMAIN = env_str("SMS_SMTP_DOMAIN", "smsaero.ru")
+if env_str("SMS_SMTP_DOMAIN") and not env_str("SMS_SMTP_ADDRESS"):
+    raise ImproperlyConfigured(
+        "SMS_SMTP_DOMAIN is replaced by SMS_SMTP_ADDRESS, a template such as "
+        "{digits}@" + env_str("SMS_SMTP_DOMAIN") + "; set that instead"
+    )
+# Where the gateway takes mail for a number: {digits} (79161234567) or {phone} (+79161234567).
+SMS_SMTP_ADDRESS = env_str("SMS_SMTP_ADDRESS")
+if SMS_SMTP_ADDRESS and (
+    "@" not in SMS_SMTP_ADDRESS
+    or ("{digits}" not in SMS_SMTP_ADDRESS and "{phone}" not in SMS_SMTP_ADDRESS)
+):
+    raise ImproperlyConfigured(
+        "SMS_SMTP_ADDRESS must be an address template with {digits} or {phone}, "
+        f"e.g. {{digits}}@sms.example.net; got {SMS_SMTP_ADDRESS!r}"
+    )
+# The subject of gateway mails: a template with {sign} (SMSAERO_SIGN) and {digits}; blank is
+# allowed. Gateways differ: some take the sender name there, some a password, some nothing.
+SMS_SMTP_SUBJECT = env_str("SMS_SMTP_SUBJECT", "{sign}")
+SMS_SMTP_PROVIDER = env_str("SMS_SMTP_PROVIDER", "email-to-SMS gateway")
 SMS_SMTP_FROM = env_str("SMS_SMTP_FROM")
+# The longest text the gateway takes, in characters (0: only SMS's own 255-part limit).
+SMS_SMTP_MAX_LENGTH = env_int("SMS_SMTP_MAX_LENGTH", 0, minimum=0)
 
 SMPP_HOST = env_str("SMPP_HOST")
 SMPP_PORT = env_int("SMPP_PORT", 2775, minimum=1)
@@ -178,12 +250,28 @@ SMPP_SYSTEM_ID = env_str("SMPP_SYSTEM_ID")
 SMPP_PASSWORD = env_str("SMPP_PASSWORD")
 SMPP_SOURCE_ADDR = env_str("SMPP_SOURCE_ADDR")
 SMPP_TIMEOUT = env_float("SMPP_TIMEOUT", 0.0, minimum=0)  # 0: NOTIFY_HTTP_TIMEOUT
+SMPP_USE_TLS = env_bool("SMPP_USE_TLS", False)
+# Seconds of quiet after which the bound session sends enquire_link to keep itself alive.
+SMPP_ENQUIRE_LINK_SECONDS = env_float("SMPP_ENQUIRE_LINK_SECONDS", 30.0, minimum=1)
 
 # --- Delivery -------------------------------------------------------------------------------
+CHANNELS = ("telegram", "email", "sms")
 NOTIFY_CHANNEL_ORDER = env_list("NOTIFY_CHANNEL_ORDER", "telegram,email,sms")
+if _unknown := [c for c in NOTIFY_CHANNEL_ORDER if c not in CHANNELS]:
+    raise ImproperlyConfigured(
+        f"NOTIFY_CHANNEL_ORDER may name {', '.join(CHANNELS)}; got {', '.join(_unknown)}"
+    )
+if len(set(NOTIFY_CHANNEL_ORDER)) != len(NOTIFY_CHANNEL_ORDER) or not NOTIFY_CHANNEL_ORDER:
+    raise ImproperlyConfigured(
+        f"NOTIFY_CHANNEL_ORDER must name each channel at most once; got {NOTIFY_CHANNEL_ORDER}"
+    )
 NOTIFY_SEND_ON_CREATE = env_bool("NOTIFY_SEND_ON_CREATE", True)
 NOTIFY_HTTP_TIMEOUT = env_float("NOTIFY_HTTP_TIMEOUT", 10.0, minimum=0.1)
 NOTIFY_EMAIL_SUBJECT = env_str("NOTIFY_EMAIL_SUBJECT", "Notification")
+# The longest message (characters) notification_create and the admin accept.
+NOTIFY_MESSAGE_MAX_LENGTH = env_int("NOTIFY_MESSAGE_MAX_LENGTH", 10_000, minimum=1)
+# How long a notification may wait to be delivered; after that it ends "expired" (0: forever).
+NOTIFY_MESSAGE_TTL = env_float("NOTIFY_MESSAGE_TTL", 86_400.0, minimum=0)
 NOTIFY_MAX_ROUNDS = env_int("NOTIFY_MAX_ROUNDS", 5, minimum=1)
 NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum=0)
 NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 3600.0, minimum=0)
@@ -191,10 +279,16 @@ NOTIFY_LEASE_SECONDS = env_float("NOTIFY_LEASE_SECONDS", 300.0, minimum=1)
 NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minimum=0)
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)
 NOTIFY_CONSUMERS = env_int("NOTIFY_CONSUMERS", 1, minimum=1)
-# Telegram pacing, shared by every consumer (notifications.ratelimit); 0 turns a limit off.
+# How many notifications one queue message carries (claimed with one statement).
+NOTIFY_BATCH_SIZE = env_int("NOTIFY_BATCH_SIZE", 10, minimum=1)
+# Telegram pacing, shared by every consumer (notifications.pacing); 0 turns a limit off.
 NOTIFY_TELEGRAM_RATE = env_float("NOTIFY_TELEGRAM_RATE", 25.0, minimum=0)
 NOTIFY_TELEGRAM_CHAT_RATE = env_float("NOTIFY_TELEGRAM_CHAT_RATE", 1.0, minimum=0)
+# A notification whose pacing slot is at most this far ahead waits for it in its consumer
+# (holding no worker); one further ahead goes back to the queue for its time.
 NOTIFY_TELEGRAM_PACE_MAX_WAIT = env_float("NOTIFY_TELEGRAM_PACE_MAX_WAIT", 10.0, minimum=0)
+# Threads per consumer that send paced messages when their slot comes (0: NOTIFY_WORKERS).
+NOTIFY_PACED_THREADS = env_int("NOTIFY_PACED_THREADS", 0, minimum=0)
 NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 
 LOGGING = {

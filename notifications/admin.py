@@ -5,36 +5,19 @@ Thin by design: actions call ``notifications.services`` and report counts.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
-from notifications import services
-from notifications.channels import channel_order, senders_for
+from notifications import selectors, services
 from notifications.models import DeliveryAttempt, Notification, UserContact
-from notifications.senders.sms import sms_today
 
 User = get_user_model()
-
-
-def channel_status() -> list[dict]:
-    """Each channel in chain order with whether its transports are configured."""
-    rows = []
-    for channel in channel_order():
-        transports = [(s.transport, s.is_configured()) for s in senders_for(channel)]
-        rows.append(
-            {
-                "channel": channel,
-                "configured": any(ok for _, ok in transports),
-                "transports": transports,
-            }
-        )
-        if channel == "sms":
-            rows[-1]["today"] = sms_today()
-    return rows
 
 
 @admin.register(UserContact)
@@ -112,8 +95,47 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
+class ChannelsField(forms.CharField):
+    """The chain for one notification as comma-separated names; blank: the service's."""
+
+    def prepare_value(self, value):
+        if isinstance(value, (list, tuple)):
+            return ",".join(value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+
+class NotificationForm(forms.ModelForm):
+    channels = ChannelsField(
+        required=False,
+        help_text="Channels to try for this notification only, in order, comma-separated "
+        "(telegram, email, sms). Blank: every channel, in the service's order.",
+    )
+
+    class Meta:
+        model = Notification
+        fields = ("user", "subject", "message", "channels", "send_at", "expires_at")
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            services.validate_options(
+                channels=cleaned.get("channels"),
+                send_at=cleaned.get("send_at"),
+                expires_at=cleaned.get("expires_at"),
+                checking_expiry=self.instance._state.adding or "expires_at" in self.changed_data,
+            )
+        except ValidationError as err:
+            raise ValidationError(err.message_dict) from None
+        return cleaned
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
+    form = NotificationForm
     list_display = (
         "id",
         "user",
@@ -121,7 +143,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "status",
         "channel",
         "sent_at",
-        "attempt_count",
+        "rounds",
         "short_error",
     )
     list_filter = ("status", "channel", "created_at")
@@ -139,12 +161,13 @@ class NotificationAdmin(admin.ModelAdmin):
         "created_at",
         "queued_at",
         "sent_at",
-        "attempt_count",
+        "rounds",
         "next_attempt_at",
         "lease_expires_at",
         "last_error",
         "idempotency_key",
     )
+    editable_fields = ("user", "subject", "message", "channels", "send_at", "expires_at")
 
     def get_inline_instances(self, request: HttpRequest, obj=None):
         # A notification being added has no attempts yet.
@@ -152,16 +175,42 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
         message = (None, {"fields": ("user", "subject", "message")})
+        timing = ("When", {"fields": ("channels", "send_at", "expires_at")})
         if obj is None:
-            return (message,)
-        return (message, ("Delivery", {"fields": self.state_fields}))
+            return (message, timing)
+        return (message, timing, ("Delivery", {"fields": self.state_fields}))
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         if obj is None:
             return ()
         if obj.status == Notification.Status.PENDING:
             return self.state_fields
-        return ("user", "subject", "message", *self.state_fields)
+        return (*self.editable_fields, *self.state_fields)
+
+    def save_model(self, request: HttpRequest, obj: Notification, form, change: bool) -> None:
+        """New: created (and queued) by the service. Changed: only the edited fields, and
+        only while it is still pending, so a worker's writes are never overwritten."""
+        if not change:
+            created = services.notification_create(
+                user=obj.user,
+                message=obj.message,
+                subject=obj.subject,
+                channels=obj.channels,
+                send_at=obj.send_at,
+                expires_at=obj.expires_at,
+            )
+            obj.pk = created.pk
+            obj.status = created.status
+            obj._state.adding = False
+            return
+        edited = [name for name in form.changed_data if name in self.editable_fields]
+        if not services.notification_update_pending(notification=obj, fields=edited):
+            self.message_user(
+                request,
+                "Not saved: this notification is no longer pending (it was queued or sent "
+                "meanwhile).",
+                messages.ERROR,
+            )
 
     @admin.display(description="message")
     def short_message(self, obj: Notification) -> str:
@@ -172,7 +221,7 @@ class NotificationAdmin(admin.ModelAdmin):
         return Truncator(obj.last_error).chars(80)
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        extra_context = {**(extra_context or {}), "channel_status": channel_status()}
+        extra_context = {**(extra_context or {}), "channel_status": selectors.channel_status()}
         return super().changelist_view(request, extra_context)
 
     def _report(self, request: HttpRequest, result: services.BulkResult, verb: str) -> None:

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from notifications.senders.base import Sender
+from notifications.senders.sms import daily_limit_reason
 
 # channel -> dotted paths of its senders, tried in this order.
 CHANNEL_SENDERS: dict[str, tuple[str, ...]] = {
@@ -16,7 +17,7 @@ CHANNEL_SENDERS: dict[str, tuple[str, ...]] = {
     "email": ("notifications.senders.email.EmailSender",),
     "sms": (
         "notifications.senders.sms_api.SmsAeroApiSender",
-        "notifications.senders.sms_smtp.SmsAeroSmtpSender",
+        "notifications.senders.sms_smtp.SmsSmtpSender",
         "notifications.senders.sms_smpp.SmppSender",
     ),
 }
@@ -38,23 +39,18 @@ def senders_for(channel: str) -> list[Sender]:
         paths = CHANNEL_SENDERS[channel]
     except KeyError:
         raise ImproperlyConfigured(
-            f"NOTIFY_CHANNEL_ORDER names {channel!r}; known channels: {', '.join(CHANNEL_SENDERS)}"
+            f"unknown channel {channel!r}; known channels: {', '.join(CHANNEL_SENDERS)}"
         ) from None
     if channel == "sms":
-        paths = _sms_transport_paths()
+        paths = tuple(
+            SMS_TRANSPORTS[name] for name in dict.fromkeys(settings.NOTIFY_SMS_TRANSPORTS)
+        )
     return [_load(path) for path in paths]
 
 
-def _sms_transport_paths() -> tuple[str, ...]:
-    """The SMS senders named by ``NOTIFY_SMS_TRANSPORTS``, in its order (read at call time)."""
-    names = list(settings.NOTIFY_SMS_TRANSPORTS)
-    unknown = [name for name in names if name not in SMS_TRANSPORTS]
-    if unknown:
-        raise ImproperlyConfigured(
-            f"NOTIFY_SMS_TRANSPORTS names {', '.join(map(repr, unknown))}; "
-            f"known transports: {', '.join(SMS_TRANSPORTS)}"
-        )
-    return tuple(SMS_TRANSPORTS[name] for name in dict.fromkeys(names))
+def all_senders() -> list[Sender]:
+    """Every sender of every channel (for shutdown and checks)."""
+    return [_load(path) for paths in CHANNEL_SENDERS.values() for path in paths]
 
 
 def channel_closed_reason(channel: str) -> str:
@@ -62,16 +58,10 @@ def channel_closed_reason(channel: str) -> str:
 
     The SMS channel closes for the day when ``NOTIFY_SMS_DAILY_LIMIT`` is reached.
     """
-    if channel == "sms":
-        from notifications.senders.sms import daily_limit_reason
-
-        return daily_limit_reason()
-    return ""
+    return daily_limit_reason() if channel == "sms" else ""
 
 
-def channel_order() -> list[str]:
-    """``NOTIFY_CHANNEL_ORDER`` with unknown names refused."""
-    order = list(settings.NOTIFY_CHANNEL_ORDER)
-    for channel in order:
-        senders_for(channel)
-    return order
+def channel_order(requested: list[str] | None = None) -> list[str]:
+    """The chain for one notification: ``requested`` (a subset, in its order) or
+    ``NOTIFY_CHANNEL_ORDER``."""
+    return list(requested) if requested else list(settings.NOTIFY_CHANNEL_ORDER)

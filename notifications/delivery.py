@@ -1,14 +1,30 @@
-"""Delivering one notification: claim → channel chain → record → outcome.
+"""Delivering notifications: claim → channel chain → record → a decision.
 
-No transaction is open while a provider is called. The claim is one conditional UPDATE;
-whoever changes the row owns the send until its lease expires. Every later write is
-conditional on that same lease, so a worker whose lease was taken over cannot overwrite
-the new owner's result.
+This module decides; ``tasks`` enqueues. ``claim(ids)`` takes queued, due notifications with
+one conditional UPDATE (whoever changes a row owns its send until its lease expires) and
+returns a ``Job`` for each. ``advance(job)`` walks the job's channel chain until it is done,
+and returns either a ``Decision`` (sent / queued again at a time / failed / …) or a ``Wait``:
+the next part holds a pacing slot that starts soon, and the task layer calls ``advance``
+again at that time, holding no worker meanwhile.
 
-The only window for a duplicate: a provider accepted the message and the worker died before
-the final UPDATE committed (or the database stayed unreachable for longer than
-``DB_RETRY_SECONDS`` after the send). The sweeper then re-queues the row when its lease
-expires, recording the lost round as a "lease expired" attempt, and it is sent again.
+The rules the chain keeps (docs/reliability.md tells them to operators):
+
+- Every claimed notification ends its round recorded, whatever a sender raises. An
+  unexpected exception is recorded as its attempt's error and treated as transient (as
+  ambiguous on a paid transport once the provider was called).
+- Everything that can fail is computed before a provider is called (``Sender.prepare``).
+- The round cap holds at claim and at sweep; a lease can never loop.
+- A split message resumes from its first part not accepted, and never falls through to
+  another channel once a part went out.
+- A paid transport is never sent twice by our doing: after an ambiguous outcome (the
+  provider may have taken it) no other gate, transport or later round sends that SMS.
+- No transaction is open while a provider is called. Every write after the claim is
+  conditional on the claim's lease; long sends renew it between parts.
+
+The only window for a duplicate: a provider accepted a message and the worker died before the
+write that records it (or the database stayed unreachable for longer than
+``DB_RETRY_SECONDS``). The sweeper re-queues the row when its lease expires, recording the
+lost round as a ``lease`` attempt.
 """
 
 from __future__ import annotations
@@ -19,16 +35,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q
 from django.utils import timezone
 
+from notifications import pacing
 from notifications.channels import channel_closed_reason, channel_order, senders_for
 from notifications.models import DeliveryAttempt, Notification, UserContact
-from notifications.senders.base import DeliveryError, Sender, SendResult, SkipChannel
+from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender, SkipChannel
+from notifications.senders.sms import DailyLimitReached, next_day_start
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +63,14 @@ Outcome = DeliveryAttempt.Outcome
 # How long a worker that lost the database mid-delivery (a restart, a failover) keeps
 # reconnecting to record what it did, before leaving the row to the sweeper.
 DB_RETRY_SECONDS = 30.0
+# A pacing slot closer than this is taken at once rather than waited for.
+SLOT_TOLERANCE = 0.002
+CLAIMABLE = (Status.QUEUED, Status.SCHEDULED)
 
 T = TypeVar("T")
 
 
-def _retrying_db(write: Callable[[], T]) -> T:
+def retrying_db(write: Callable[[], T]) -> T:
     """``write()``, run again on a fresh connection while the database is unreachable.
 
     Raises the last ``OperationalError``/``InterfaceError`` after ``DB_RETRY_SECONDS``.
@@ -61,16 +89,108 @@ def _retrying_db(write: Callable[[], T]) -> T:
             delay = min(delay * 2, 4.0)
 
 
+def retry_delay(round_number: int) -> float:
+    """Exponential backoff with jitter: base·2^(round-1), capped, then 50–100% of that."""
+    delay = settings.NOTIFY_RETRY_BASE_SECONDS * 2 ** max(round_number - 1, 0)
+    delay = min(delay, settings.NOTIFY_RETRY_MAX_SECONDS)
+    return delay * random.uniform(0.5, 1.0)
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a round ended: the notification's new status, and when to ring for it again."""
+
+    notification_id: int
+    status: str | None  # None: the row is no longer ours (lease lost) or no longer exists
+    due: datetime | None = None
+
+
 @dataclass
-class Round:
-    """What one pass over the channel chain did."""
+class Wait:
+    """Call ``advance(job)`` again at ``at`` (Unix time): a pacing slot is booked for then."""
+
+    at: float
+    job: Job
+
+
+# --- the state of one run, kept on the row ---------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """``Notification.progress``: what the current run (since the last Send/Resend) knows.
+
+    - ``blocked``: channel → why it is not tried again in this run ("permanent", or
+      "unknown": a paid send whose outcome is unknown);
+    - ``partial``: a split message partly accepted: its channel, transport, the provider's
+      ids of the parts accepted, how many parts in all, and their cost;
+    - ``resume``: after a deferral (pacing, rate limit), the chain index to go on from and
+      whether earlier channels of the round had transient errors.
+    """
+
+    blocked: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, Any] | None = None
+    resume: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, value: Any) -> Progress:
+        value = value if isinstance(value, dict) else {}
+        blocked = value.get("blocked")
+        return cls(
+            blocked=dict(blocked) if isinstance(blocked, dict) else {},
+            partial=value.get("partial") if isinstance(value.get("partial"), dict) else None,
+            resume=value.get("resume") if isinstance(value.get("resume"), dict) else None,
+        )
+
+    def dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.blocked:
+            out["blocked"] = self.blocked
+        if self.partial:
+            out["partial"] = self.partial
+        if self.resume:
+            out["resume"] = self.resume
+        return out
+
+
+# --- a claimed notification ------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One claimed notification in one round: where its chain stands and what it recorded."""
 
     notification: Notification
-    number: int
+    contact: UserContact
+    lease: datetime
+    progress: Progress
+    order: list[str]
+    channel_index: int = 0
+    senders: list[Sender] | None = None
+    transport_index: int = 0
+    prepared: Prepared | None = None
+    part: int = 0
+    accepted: list[str] = field(default_factory=list)
+    cost: Decimal | None = None
+    paces_held: int = 0
+    started_at: datetime | None = None
+    began: float = 0.0
     attempts: list[DeliveryAttempt] = field(default_factory=list)
     success: DeliveryAttempt | None = None
-    transient: bool = False
-    retry_after: float | None = None
+    transient: bool = False  # some channel may succeed in a later round
+    channel_transient: bool = False
+    retry_after: float | None = None  # rate limited: requeue after this, not a round
+    defer_until: float | None = None  # pacing slot beyond the horizon (Unix time)
+    daily_limit: bool = False  # SMS waits for tomorrow's count
+    stuck: str = ""  # a partly sent message that can't be completed
+    lost: bool = False  # the lease was taken over, or the row is gone
+
+    @property
+    def round(self) -> int:
+        return self.notification.rounds
 
     def record(
         self,
@@ -78,23 +198,25 @@ class Round:
         transport: str,
         outcome: str,
         *,
-        started_at: datetime,
         error: str = "",
+        started_at: datetime | None = None,
         duration_ms: int = 0,
-        result: SendResult | None = None,
+        provider_message_id: str = "",
+        cost: Decimal | None = None,
+        segments: int | None = None,
     ) -> DeliveryAttempt:
         attempt = DeliveryAttempt(
-            notification=self.notification,
-            round=self.number,
+            notification_id=self.notification.pk,
+            round=self.round,
             channel=channel,
             transport=transport,
             outcome=outcome,
             error=error,
-            provider_message_id=result.provider_message_id[:255] if result else "",
-            started_at=started_at,
+            provider_message_id=provider_message_id[:255],
+            started_at=started_at or timezone.now(),
             duration_ms=duration_ms,
-            cost=result.cost if result else None,
-            segments=result.segments if result else None,
+            cost=cost,
+            segments=segments,
         )
         self.attempts.append(attempt)
         return attempt
@@ -105,210 +227,525 @@ class Round:
         )
 
 
-def retry_delay(round_number: int) -> float:
-    """Exponential backoff with jitter: base·2^(round-1), capped, then 50–100% of that."""
-    delay = settings.NOTIFY_RETRY_BASE_SECONDS * 2 ** max(round_number - 1, 0)
-    delay = min(delay, settings.NOTIFY_RETRY_MAX_SECONDS)
-    return delay * random.uniform(0.5, 1.0)
+# --- claim ------------------------------------------------------------------------------------
 
 
-def notification_claim(*, notification_id: int) -> Notification | None:
-    """Take ownership of a queued, due notification; ``None`` when someone else has it.
+def _claim_ids(ids: list[int], lease: datetime, now: datetime) -> list[int]:
+    """The ids of ``ids`` this call claimed: one conditional UPDATE … RETURNING."""
+    if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+        claimed = []
+        for pk in ids:
+            if (
+                _claimable(Notification.objects.filter(pk=pk), now).update(
+                    status=Status.SENDING, lease_expires_at=lease, rounds=F("rounds") + 1
+                )
+                == 1
+            ):
+                claimed.append(pk)
+        return claimed
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, lease_expires_at = %s, rounds = rounds + 1 "
+            f"WHERE id IN ({marks}) AND status IN (%s, %s) "
+            f"AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
+            f"AND (expires_at IS NULL OR expires_at > %s) AND rounds < %s RETURNING id",
+            [
+                Status.SENDING,
+                adapt(lease),
+                *ids,
+                *CLAIMABLE,
+                adapt(now),
+                adapt(now),
+                settings.NOTIFY_MAX_ROUNDS,
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
-    Returns the notification with user and contact loaded; its ``lease_expires_at`` is the
-    lease every later write must match.
-    """
+
+def _claimable(queryset, now: datetime):
+    return (
+        queryset.filter(status__in=CLAIMABLE, rounds__lt=settings.NOTIFY_MAX_ROUNDS)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    )
+
+
+def end_unclaimable(ids: list[int], now: datetime) -> None:
+    """Rows of ``ids`` that can never be claimed end now: expired ones ``expired``, those
+    with no rounds left ``failed`` (so nothing waits, or loops, forever)."""
+    waiting = Notification.objects.filter(pk__in=ids, status__in=CLAIMABLE)
+    waiting.filter(expires_at__lte=now).update(
+        status=Status.EXPIRED,
+        next_attempt_at=None,
+        last_error="expired before it could be delivered (its expires_at passed)",
+    )
+    waiting.filter(rounds__gte=settings.NOTIFY_MAX_ROUNDS).update(
+        status=Status.FAILED,
+        next_attempt_at=None,
+        last_error=f"no rounds left: {settings.NOTIFY_MAX_ROUNDS} used (NOTIFY_MAX_ROUNDS)",
+    )
+
+
+def claim(ids: list[int]) -> list[Job]:
+    """Take ownership of the queued, due notifications among ``ids``: a ``Job`` for each one
+    this call won (others are someone else's, not due, or done)."""
+    if not ids:
+        return []
     now = timezone.now()
     lease = now + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
-    claimed = (
-        Notification.objects.filter(pk=notification_id, status=Status.QUEUED)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(status=Status.SENDING, lease_expires_at=lease, attempt_count=F("attempt_count") + 1)
+    claimed = _claim_ids(list(ids), lease, now)
+    if len(claimed) < len(ids):
+        retrying_db(lambda: end_unclaimable([pk for pk in ids if pk not in set(claimed)], now))
+    if not claimed:
+        return []
+    # Ours now: ride out a database restart rather than leave them to the sweeper.
+    notifications = retrying_db(
+        lambda: list(Notification.objects.filter(pk__in=claimed).select_related("user"))
     )
-    if claimed != 1:
-        return None
-    return _retrying_db(
-        lambda: Notification.objects.select_related("user__contact").get(pk=notification_id)
+    users = [n.user_id for n in notifications]
+    contacts = retrying_db(
+        lambda: {c.user_id: c for c in UserContact.objects.filter(user_id__in=users)}
     )
-
-
-def _contact_of(notification: Notification) -> UserContact:
-    try:
-        return notification.user.contact
-    except UserContact.DoesNotExist:
-        contact, _ = UserContact.objects.get_or_create(user=notification.user)
-        return contact
-
-
-def _usable_senders(
-    channel: str, contact: UserContact, blocked: set[str]
-) -> tuple[list[Sender], str]:
-    """The configured senders of ``channel`` to try, or none and the reason it is skipped."""
-    if channel in blocked:
-        return [], "failed permanently in an earlier round"
-    senders = [s for s in senders_for(channel) if s.is_configured()]
-    if not senders:
-        return [], "not configured"
-    closed = channel_closed_reason(channel)
-    if closed:
-        return [], closed
-    if getattr(contact, f"{channel}_opt_out", False):
-        return [], "opted out"
-    try:
-        senders[0].recipient(contact)
-    except SkipChannel as skip:
-        return [], str(skip)
-    return senders, ""
-
-
-def _run_chain(notification: Notification, contact: UserContact) -> Round:
-    current = Round(notification, notification.attempt_count)
-    blocked: set[str] = set()
-    if current.number > 1:
-        blocked = set(
-            notification.attempts.filter(outcome=Outcome.PERMANENT).values_list(
-                "channel", flat=True
-            )
-        )
-    for channel in channel_order():
-        senders, reason = _usable_senders(channel, contact, blocked)
-        if reason:
-            current.record(
-                channel, channel, Outcome.SKIPPED, error=reason, started_at=timezone.now()
-            )
-            continue
-        for sender in senders:
-            started_at = timezone.now()
-            began = time.monotonic()
+    jobs = []
+    for notification in sorted(notifications, key=lambda n: claimed.index(n.pk)):
+        contact = contacts.get(notification.user_id)
+        if contact is None:
             try:
-                result: SendResult = sender.send(contact, notification)
-            except DeliveryError as err:
-                elapsed = int((time.monotonic() - began) * 1000)
-                if err.rate_limited:
-                    outcome = Outcome.RATE_LIMITED
-                    current.retry_after = max(current.retry_after or 0, err.retry_after or 0)
-                elif err.permanent:
-                    outcome = Outcome.PERMANENT
-                else:
-                    outcome = Outcome.TRANSIENT
-                    current.transient = True
-                current.record(
-                    channel,
-                    sender.transport,
-                    outcome,
-                    error=err.message,
-                    started_at=started_at,
-                    duration_ms=elapsed,
-                )
-                if err.rate_limited:
-                    # Our pace, not the recipient's fault: retry this channel later rather
-                    # than falling through to the next (possibly paid) one.
-                    return current
-                if err.permanent:
-                    break  # this recipient can't get it on this channel: next channel
-                continue  # transient: the channel's next transport, if any
-            current.success = current.record(
-                channel,
-                sender.transport,
-                Outcome.SUCCESS,
-                started_at=started_at,
-                duration_ms=int((time.monotonic() - began) * 1000),
-                result=result,
-            )
-            return current
-    return current
+                contact, _ = UserContact.objects.get_or_create(user_id=notification.user_id)
+            except IntegrityError:  # the user was deleted meanwhile
+                continue
+        contact.user = notification.user
+        notification.lease_expires_at = lease
+        progress = Progress.load(notification.progress)
+        job = Job(
+            notification=notification,
+            contact=contact,
+            lease=lease,
+            progress=progress,
+            order=channel_order(notification.channels),
+        )
+        if progress.resume:
+            job.channel_index = int(progress.resume.get("channel", 0))
+            job.transient = bool(progress.resume.get("transient"))
+            progress.resume = None
+        jobs.append(job)
+    return jobs
 
 
-def _finish(notification: Notification, current: Round, **changes) -> bool:
-    """Write the round's attempts and the notification's new state in one short transaction.
+# --- the chain --------------------------------------------------------------------------------
 
-    Returns False when the lease was lost (the sweeper gave the row to another worker).
+
+def _usable(job: Job, channel: str) -> tuple[list[Sender], str, str]:
+    """The configured senders of ``channel`` for this job, or none, the outcome and why."""
+    blocked = job.progress.blocked.get(channel)
+    if blocked == "unknown":
+        return (
+            [],
+            Outcome.SKIPPED,
+            (
+                "an earlier send in this run may have been accepted (outcome unknown); "
+                "not sent again so as not to pay twice"
+            ),
+        )
+    if blocked:
+        return [], Outcome.SKIPPED, "failed permanently earlier in this run"
+    partial = job.progress.partial
+    if partial and partial.get("channel") != channel:
+        return (
+            [],
+            Outcome.SKIPPED,
+            (
+                f"the message is partly delivered via {partial.get('channel')}; "
+                "it is completed there, not sent again here"
+            ),
+        )
+    senders = [s for s in senders_for(channel) if s.is_configured()]
+    if partial:
+        senders = [s for s in senders if s.transport == partial.get("transport")]
+    if not senders:
+        return [], Outcome.SKIPPED, "not configured"
+    if getattr(job.contact, f"{channel}_opt_out", False):
+        return [], Outcome.SKIPPED, "opted out"
+    try:
+        senders[0].address(job.contact)
+    except SkipChannel as skip:
+        return [], Outcome.SKIPPED, str(skip)
+    closed = channel_closed_reason(channel)
+    if closed and not partial:
+        job.daily_limit = True
+        return [], Outcome.DEFERRED, closed
+    return senders, "", ""
+
+
+def _elapsed_ms(job: Job) -> int:
+    return int((time.monotonic() - job.began) * 1000)
+
+
+def _leave_transport(job: Job) -> None:
+    job.prepared = None
+    job.part = 0
+    job.accepted = []
+    job.cost = None
+    job.paces_held = 0
+    job.transport_index += 1
+
+
+def _leave_channel(job: Job) -> None:
+    if job.channel_transient:
+        job.transient = True
+    job.channel_transient = False
+    job.senders = None
+    job.transport_index = 0
+    job.prepared = None
+    job.channel_index += 1
+
+
+def _outcome_of(err: DeliveryError) -> str:
+    if err.rate_limited:
+        return Outcome.RATE_LIMITED
+    if err.ambiguous:
+        return Outcome.AMBIGUOUS
+    if err.permanent:
+        return Outcome.PERMANENT
+    return Outcome.TRANSIENT
+
+
+def call_budget() -> float:
+    """The longest one ``send_part`` may take: a few calls of the longest provider timeout
+    (a reconnect, a migrated chat, a full SMPP window)."""
+    longest = max(settings.NOTIFY_HTTP_TIMEOUT, settings.EMAIL_TIMEOUT, settings.SMPP_TIMEOUT)
+    return 3 * longest + 5
+
+
+def _renew_lease(job: Job, *, until: float | None = None, save_progress: bool = False) -> bool:
+    """Make the lease outlast a send starting at ``until`` (Unix time; now by default),
+    conditional on the current lease; optionally writing ``progress``. False: it was lost.
+
+    So a send never outlives its lease and can't be claimed again while it still runs.
     """
+    start = max(until or 0.0, time.time())
+    needed = timezone.now() + timedelta(seconds=start - time.time() + call_budget())
+    if job.lease >= needed and not save_progress:
+        return True
+    lease = max(needed, timezone.now() + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS))
+    changes: dict[str, Any] = {"lease_expires_at": lease}
+    if save_progress:
+        changes["progress"] = job.progress.dump()
+    updated = retrying_db(
+        lambda: Notification.objects.filter(
+            pk=job.notification.pk, status=Status.SENDING, lease_expires_at=job.lease
+        ).update(**changes)
+    )
+    if not updated:
+        job.lost = True
+        return False
+    job.lease = lease
+    job.notification.lease_expires_at = lease
+    return True
+
+
+def _expired(job: Job) -> bool:
+    expires_at = job.notification.expires_at
+    return expires_at is not None and timezone.now() >= expires_at
+
+
+def _fail_part(job: Job, channel: str, sender: Sender, err: DeliveryError) -> str:
+    """Record a failed part and say what the chain does next: "transport", "channel" or
+    "stop" (the round ends here)."""
+    prepared = job.prepared
+    total = len(prepared.parts) if prepared else 1
+    outcome = Outcome.DEFERRED if isinstance(err, DailyLimitReached) else _outcome_of(err)
+    error = err.message
+    if job.accepted:
+        error = f"{len(job.accepted)} of {total} parts accepted; then: {error}"
+    job.record(
+        channel,
+        sender.transport,
+        Outcome.PARTIAL if job.accepted and outcome == Outcome.TRANSIENT else outcome,
+        error=error,
+        started_at=job.started_at,
+        duration_ms=_elapsed_ms(job),
+        provider_message_id=",".join(job.accepted),
+        cost=job.cost,
+        segments=prepared.segments if prepared else None,
+    )
+    if isinstance(err, DailyLimitReached):
+        job.daily_limit = True
+        return "channel"
+    if err.rate_limited:
+        job.retry_after = max(job.retry_after or 0.0, err.retry_after or 0.0)
+        job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
+        return "stop"
+    if job.accepted:
+        # Partly delivered: completed on this transport or not at all.
+        if err.ambiguous and sender.paid:
+            job.stuck = (
+                f"partly delivered via {channel} ({len(job.accepted)} of {total} parts); the "
+                f"next part's outcome is unknown, so it is not sent again: {err.message}"
+            )
+        elif err.permanent:
+            job.stuck = (
+                f"partly delivered via {channel} ({len(job.accepted)} of {total} parts); "
+                f"the rest was refused: {err.message}"
+            )
+        else:
+            job.transient = True
+        return "stop"
+    if err.ambiguous and sender.paid:
+        job.progress.blocked[channel] = "unknown"
+        return "channel"
+    if err.permanent and not err.transport_only:
+        job.progress.blocked[channel] = "permanent"
+        try:
+            sender.on_permanent(job.contact, err)
+        except Exception:
+            logger.exception("on_permanent of %s failed", sender.transport)
+        return "channel"
+    if not err.permanent:
+        job.channel_transient = True
+    return "transport"
+
+
+def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
+    """Prepare (once) and send the parts of the current transport: "sent", "transport",
+    "channel", "stop", or a ``Wait`` for a pacing slot."""
+    if job.prepared is None:
+        job.started_at = timezone.now()
+        job.began = time.monotonic()
+        try:
+            job.prepared = sender.prepare(job.notification, job.contact)
+        except SkipChannel as skip:
+            job.record(channel, sender.transport, Outcome.SKIPPED, error=str(skip))
+            job.prepared = None
+            return "transport"
+        except DeliveryError as err:
+            job.prepared = None
+            return _fail_part(job, channel, sender, err)
+        except Exception as err:  # noqa: BLE001 - recorded; nothing was sent
+            job.prepared = None
+            return _fail_part(job, channel, sender, _unexpected(err))
+        partial = job.progress.partial
+        if partial and partial.get("transport") == sender.transport:
+            job.accepted = list(partial.get("ids") or [])
+            job.part = len(job.accepted)
+            job.cost = Decimal(partial["cost"]) if partial.get("cost") else None
+    prepared = job.prepared
+    while job.part < len(prepared.parts):
+        if _expired(job):
+            return "stop"
+        paces = [p for p in sender.paces(prepared, job.part) if p.rate > 0]
+        while job.paces_held < len(paces):
+            try:
+                booking = pacing.book(paces[job.paces_held], settings.NOTIFY_TELEGRAM_PACE_MAX_WAIT)
+            except DeliveryError as err:
+                return _fail_part(job, channel, sender, err)
+            if not booking.granted:
+                job.defer_until = booking.at
+                job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
+                return "stop"
+            job.paces_held += 1
+            if booking.at - time.time() > SLOT_TOLERANCE:
+                if not _renew_lease(job, until=booking.at):
+                    return "stop"
+                return Wait(at=booking.at, job=job)
+        if not _renew_lease(job):
+            return "stop"
+        try:
+            result: PartResult = sender.send_part(prepared, job.part)
+        except DeliveryError as err:
+            job.paces_held = 0
+            return _fail_part(job, channel, sender, err)
+        except Exception as err:  # noqa: BLE001 - recorded; on a paid transport, ambiguous
+            job.paces_held = 0
+            return _fail_part(job, channel, sender, _unexpected(err, ambiguous=sender.paid))
+        job.paces_held = 0
+        job.accepted.append(result.provider_message_id)
+        if result.cost is not None:
+            job.cost = (job.cost or Decimal(0)) + result.cost
+        job.part += 1
+        if job.part < len(prepared.parts):
+            job.progress.partial = {
+                "channel": channel,
+                "transport": sender.transport,
+                "ids": list(job.accepted),
+                "parts": len(prepared.parts),
+                "cost": str(job.cost) if job.cost is not None else None,
+            }
+            if not _renew_lease(job, save_progress=True):
+                return "stop"
+    job.progress.partial = None
+    job.success = job.record(
+        channel,
+        sender.transport,
+        Outcome.SUCCESS,
+        started_at=job.started_at,
+        duration_ms=_elapsed_ms(job),
+        provider_message_id=",".join(job.accepted),
+        cost=job.cost,
+        segments=prepared.segments,
+    )
+    return "sent"
+
+
+def _unexpected(err: Exception, *, ambiguous: bool = False) -> DeliveryError:
+    logger.warning("unexpected %s from a sender", type(err).__name__, exc_info=err)
+    return DeliveryError(f"unexpected {type(err).__name__}: {err}", ambiguous=ambiguous)
+
+
+def advance(job: Job) -> Decision | Wait:
+    """Walk the job's chain from where it stands; a ``Decision`` when the round is over, or
+    a ``Wait`` for a pacing slot."""
+    while job.channel_index < len(job.order):
+        channel = job.order[job.channel_index]
+        if job.senders is None:
+            senders, outcome, reason = _usable(job, channel)
+            if not senders:
+                job.record(channel, channel, outcome, error=reason)
+                _leave_channel(job)
+                continue
+            job.senders = senders
+        while job.transport_index < len(job.senders):
+            sender = job.senders[job.transport_index]
+            step = _send_parts(job, channel, sender)
+            if isinstance(step, Wait):
+                return step
+            if step == "sent" or step == "stop":
+                return _conclude(job)
+            if step == "channel":
+                break
+            _leave_transport(job)
+        _leave_channel(job)
+    return _conclude(job)
+
+
+def _conclude(job: Job) -> Decision:
+    """Write the round's attempts and the notification's new state; the decision."""
+    notification = job.notification
+    now = timezone.now()
+    if job.lost:
+        _write(job, {})
+        return Decision(notification.pk, None)
+    if job.success is not None:
+        return _finish(
+            job,
+            status=Status.SENT,
+            channel=job.success.channel,
+            sent_at=now,
+            next_attempt_at=None,
+            last_error=job.summary(),
+        )
+    if _expired(job):
+        return _finish(
+            job,
+            status=Status.EXPIRED,
+            next_attempt_at=None,
+            last_error=f"expired before it could be delivered; {job.summary()}".rstrip("; "),
+        )
+    if job.stuck:
+        return _finish(job, status=Status.FAILED, next_attempt_at=None, last_error=job.stuck)
+    if job.retry_after is not None or job.defer_until is not None:
+        # Our pace or the provider's rate limit: not the recipient's fault, not a round.
+        wait = job.retry_after if job.retry_after is not None else job.defer_until - time.time()
+        due = now + timedelta(seconds=max(wait or 0.0, 0.05))
+        return _finish(
+            job,
+            status=Status.QUEUED,
+            next_attempt_at=due,
+            rounds=F("rounds") - 1,
+            last_error=job.summary() or "waiting for a pacing slot",
+            due=due,
+        )
+    rounds_left = job.round < settings.NOTIFY_MAX_ROUNDS
+    wait_for_sms = job.daily_limit and settings.NOTIFY_SMS_LIMIT_POLICY == "wait"
+    if rounds_left and (job.transient or wait_for_sms):
+        due = now + timedelta(seconds=retry_delay(job.round))
+        if wait_for_sms and not job.transient:
+            due = max(due, next_day_start())
+        if notification.expires_at is not None and due >= notification.expires_at:
+            return _finish(
+                job,
+                status=Status.EXPIRED,
+                next_attempt_at=None,
+                last_error=f"expires before its next round; round {job.round}: {job.summary()}",
+            )
+        return _finish(
+            job,
+            status=Status.QUEUED,
+            next_attempt_at=due,
+            last_error=f"round {job.round}: {job.summary()}",
+            due=due,
+        )
+    if all(a.outcome == Outcome.SKIPPED for a in job.attempts):
+        reason = "no usable contact: " + job.summary()
+    elif job.transient or wait_for_sms:
+        reason = f"gave up after {job.round} rounds: {job.summary()}"
+    else:
+        reason = job.summary()
+    return _finish(job, status=Status.FAILED, next_attempt_at=None, last_error=reason)
+
+
+def _finish(job: Job, *, due: datetime | None = None, **changes: Any) -> Decision:
     changes.setdefault("lease_expires_at", None)
+    changes["progress"] = job.progress.dump()
+    if not _write(job, changes):
+        return Decision(job.notification.pk, None)
+    return Decision(job.notification.pk, changes["status"], due)
+
+
+def _write(job: Job, changes: dict[str, Any]) -> bool:
+    """The round's attempts and the row's new state in one short transaction, conditional on
+    the lease. False when the lease was lost (the attempts are kept) or the row is gone."""
+    pk = job.notification.pk
 
     def write() -> int:
         with transaction.atomic():
-            DeliveryAttempt.objects.bulk_create(current.attempts)
-            return Notification.objects.filter(
-                pk=notification.pk,
-                status=Status.SENDING,
-                lease_expires_at=notification.lease_expires_at,
-            ).update(**changes)
+            updated = 0
+            if changes:
+                updated = Notification.objects.filter(
+                    pk=pk, status=Status.SENDING, lease_expires_at=job.lease
+                ).update(**changes)
+            if updated or Notification.objects.filter(pk=pk).exists():
+                DeliveryAttempt.objects.bulk_create(job.attempts)
+            return updated
 
     # The provider may already have accepted the message: losing this write would send it
     # again after the lease expires, so ride out a database restart here.
-    updated = _retrying_db(write)
-    if not updated:
-        logger.warning(
-            "notification %s: lease lost while sending; its attempts are recorded", notification.pk
-        )
+    updated = retrying_db(write)
+    if changes and not updated:
+        logger.warning("notification %s: lease lost or row gone; attempts kept if it exists", pk)
     return bool(updated)
 
 
-def notification_deliver(*, notification_id: int) -> str | None:
-    """Claim and deliver one notification; returns its new status, or None if not claimed."""
-    notification = notification_claim(notification_id=notification_id)
-    if notification is None:
-        return None
-
-    if not notification.message.strip():
-        current = Round(notification, notification.attempt_count)
-        _finish(notification, current, status=Status.FAILED, last_error="message is empty")
-        return Status.FAILED
-
-    contact = _contact_of(notification)
-    current = _run_chain(notification, contact)
-
-    if current.success is not None:
-        _finish(
-            notification,
-            current,
-            status=Status.SENT,
-            channel=current.success.channel,
-            sent_at=timezone.now(),
-            next_attempt_at=None,
-            last_error=current.summary(),
-        )
-        return Status.SENT
-
-    from notifications.services import ring_doorbell
-
-    if current.retry_after is not None:
-        due = timezone.now() + timedelta(seconds=current.retry_after)
-        _finish(
-            notification,
-            current,
-            status=Status.QUEUED,
-            next_attempt_at=due,
-            attempt_count=F("attempt_count") - 1,  # being paced is not a failed round
-            last_error=current.summary(),
-        )
-        ring_doorbell([notification.pk], eta=due)
-        return Status.QUEUED
-
-    if current.transient and current.number < settings.NOTIFY_MAX_ROUNDS:
-        due = timezone.now() + timedelta(seconds=retry_delay(current.number))
-        _finish(
-            notification,
-            current,
-            status=Status.QUEUED,
-            next_attempt_at=due,
-            last_error=f"round {current.number}: {current.summary()}",
-        )
-        ring_doorbell([notification.pk], eta=due)
-        return Status.QUEUED
-
-    if all(a.outcome == Outcome.SKIPPED for a in current.attempts):
-        reason = "no usable contact: " + current.summary()
-    elif current.transient:
-        reason = f"gave up after {current.number} rounds: {current.summary()}"
-    else:
-        reason = current.summary()
-    _finish(
-        notification,
-        current,
-        status=Status.FAILED,
-        next_attempt_at=None,
-        last_error=reason,
+def release(job: Job) -> Decision:
+    """Give a job waiting for its slot back to the queue (its consumer is stopping): due
+    now, the round not counted, the chain resuming where it stood."""
+    job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
+    return _finish(
+        job,
+        status=Status.QUEUED,
+        next_attempt_at=timezone.now(),
+        rounds=F("rounds") - 1,
+        last_error=job.summary(),
+        due=timezone.now(),
     )
-    return Status.FAILED
+
+
+def run_to_end(job: Job) -> Decision:
+    """``advance`` until the round is decided, sleeping through pacing waits.
+
+    For callers with no timer of their own (tests, a management command); the consumer's
+    workers use ``tasks``, which never sleep.
+    """
+    step = advance(job)
+    while isinstance(step, Wait):
+        time.sleep(max(step.at - time.time(), 0.0))
+        step = advance(step.job)
+    return step
+
+
+def deliver_now(ids: list[int]) -> list[Decision]:
+    """Claim ``ids`` and deliver each one in this thread: the round's decisions."""
+    return [run_to_end(job) for job in claim(ids)]

@@ -12,6 +12,7 @@ from notifications.validators import (
     normalize_phone,
     validate_message,
     validate_phone,
+    validate_subject,
     validate_telegram_chat_id,
 )
 
@@ -81,32 +82,61 @@ class Notification(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SCHEDULED = "scheduled", "Scheduled"
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        UNDELIVERED = "undelivered", "Undelivered"
         FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
         CANCELLED = "cancelled", "Cancelled"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
     )
     subject = models.CharField(
-        max_length=200, blank=True, help_text="Email subject; a default is used when blank."
+        max_length=200,
+        blank=True,
+        validators=[validate_subject],
+        help_text="Email subject; a default is used when blank.",
     )
-    message = models.TextField(validators=[validate_message])
+    message = models.TextField(
+        validators=[validate_message],
+        error_messages={"blank": "The message is empty; write something to send."},
+    )
+    channels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Channels to try, in order, for this notification only; empty: all, in "
+        "the service's order.",
+    )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     channel = models.CharField(
         "delivered via", max_length=16, choices=Channel, blank=True, default=""
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
+    send_at = models.DateTimeField(
+        "send at", null=True, blank=True, help_text="Not sent before this time."
+    )
+    expires_at = models.DateTimeField(
+        "expires at",
+        null=True,
+        blank=True,
+        help_text="Never delivered after this time; it ends expired instead.",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
-    attempt_count = models.PositiveIntegerField(
-        "rounds", default=0, help_text="How many times the channel chain has been tried."
+    rounds = models.PositiveIntegerField(
+        default=0, help_text="How many times the channel chain has been tried in this run."
     )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # Delivery state of the current run (since the last Send/Resend): the channels that failed
+    # permanently, the parts of a split message already accepted, where a deferred round goes
+    # on. See notifications.delivery.Progress.
+    progress = models.JSONField(default=dict, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
@@ -131,16 +161,19 @@ class DeliveryAttempt(models.Model):
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Success"
+        PARTIAL = "partial", "Partly sent"
         TRANSIENT = "transient", "Transient error"
+        AMBIGUOUS = "ambiguous", "Unknown (may have been accepted)"
         PERMANENT = "permanent", "Permanent error"
         RATE_LIMITED = "rate_limited", "Rate limited"
+        DEFERRED = "deferred", "Deferred"
         SKIPPED = "skipped", "Skipped"
 
     notification = models.ForeignKey(
         Notification, on_delete=models.CASCADE, related_name="attempts"
     )
     round = models.PositiveIntegerField(default=1)
-    channel = models.CharField(max_length=16, choices=Channel)
+    channel = models.CharField(max_length=16, choices=Channel, blank=True)
     transport = models.CharField(max_length=32)
     outcome = models.CharField(max_length=16, choices=Outcome)
     error = models.TextField(blank=True, default="")

@@ -1,23 +1,48 @@
-"""huey tasks: thin wrappers that load by id and call the delivery service.
+"""The task layer: the only code that enqueues or schedules. huey tasks load by id and call
+``delivery``, which decides; this module carries out the decision (a retry at a time, a wait
+for a pacing slot).
 
-Each consumer thread keeps its database connection from task to task: checking or reopening
-it for every notification cost a round trip each time. A task that fails on a broken
-connection closes it, so the next task (or huey's retry) reconnects.
+Doorbells: ``ring(ids)`` puts the ids in the queue, a few per message (``NOTIFY_BATCH_SIZE``,
+fewer when there are few, so every worker gets some), each message claimed with one
+statement. The queue is only a doorbell: a lost or repeated message is harmless (the claim
+decides), and the sweeper rings again for rows that waited too long.
+
+Pacing never holds a worker: a job whose pacing slot starts later waits in this process's
+``Lane``, a timer that hands it to a small pool of threads when its slot comes. Workers go on
+with deliverable work meanwhile. The waiting row stays ``sending`` under its lease; if this
+consumer dies, the sweeper re-queues it, and a consumer stopping cleanly gives its waiting
+jobs back to the queue at once.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import heapq
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
-from django.db import InterfaceError, OperationalError, connection
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from huey import crontab
-from huey.contrib.djhuey import HUEY, periodic_task, task
+from huey.contrib.djhuey import HUEY, on_shutdown, periodic_task, task
 
-from notifications import delivery, services
+from notifications import delivery, recovery, selectors
+from notifications.channels import all_senders
+from notifications.senders.sms_smpp import close_sessions
+
+logger = logging.getLogger(__name__)
 
 
 def _with_connections(fn: Callable) -> Callable:
+    """A task that fails on a broken database connection closes it, so the next task (or
+    huey's retry) reconnects."""
+
     @functools.wraps(fn)
     def inner(*args, **kwargs):
         try:
@@ -29,29 +54,183 @@ def _with_connections(fn: Callable) -> Callable:
     return inner
 
 
+# --- doorbells -------------------------------------------------------------------------------
+
+
+def _chunks(ids: list[int]) -> Iterable[list[int]]:
+    workers = settings.NOTIFY_WORKERS * settings.NOTIFY_CONSUMERS
+    size = max(1, min(settings.NOTIFY_BATCH_SIZE, math.ceil(len(ids) / workers)))
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def ring(ids: Iterable[int], *, eta: datetime | None = None) -> None:
+    """Tell the consumers these notifications are due (at ``eta``, or now).
+
+    Called after the transaction that queued them commits.
+    """
+    ids = list(ids)
+    for chunk in _chunks(ids):
+        if eta is None:
+            deliver(chunk)
+        else:
+            deliver.schedule(args=(chunk,), eta=eta)
+
+
+def pending_in_queue() -> int:
+    """How many messages wait in the queue (not counting scheduled ones)."""
+    return HUEY.pending_count()
+
+
+# --- carrying out decisions ------------------------------------------------------------------
+
+
+def carry_out(step: delivery.Decision | delivery.Wait) -> None:
+    """Schedule what a round's step asks for: a later doorbell, or a wait for a slot."""
+    if isinstance(step, delivery.Wait):
+        lane().call_at(step.at, step.job)
+    elif step.due is not None:
+        ring([step.notification_id], eta=step.due)
+
+
+def drive(job: delivery.Job) -> None:
+    """Advance ``job`` and carry out what it decided."""
+    carry_out(delivery.advance(job))
+
+
+class Lane:
+    """Jobs waiting for their pacing slot: a timer thread and a small pool that sends them
+    when their slot comes. Holds no huey worker."""
+
+    def __init__(self, threads: int) -> None:
+        self._heap: list[tuple[float, int, delivery.Job]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="paced")
+        self._stopping = False
+        self._timer = threading.Thread(target=self._run, name="pace-timer", daemon=True)
+        self._timer.start()
+
+    def call_at(self, at: float, job: delivery.Job) -> None:
+        with self._cond:
+            if not self._stopping:
+                heapq.heappush(self._heap, (at, next(self._order), job))
+                self._cond.notify()
+                return
+        carry_out(delivery.release(job))
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (not self._heap or self._heap[0][0] > time.time()):
+                    timeout = self._heap[0][0] - time.time() if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopping:
+                    return
+                _, _, job = heapq.heappop(self._heap)
+            self._pool.submit(_run_paced, job)
+
+    def stop(self) -> None:
+        """Give every waiting job back to the queue; let the ones sending finish."""
+        with self._cond:
+            self._stopping = True
+            waiting = [job for _, _, job in self._heap]
+            self._heap.clear()
+            self._cond.notify_all()
+        for job in waiting:
+            try:
+                carry_out(delivery.release(job))
+            except Exception:
+                logger.exception("could not give notification %s back", job.notification.pk)
+        self._pool.shutdown(wait=True)
+
+
+def _run_paced(job: delivery.Job) -> None:
+    try:
+        drive(job)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        logger.exception(
+            "database error sending notification %s; the sweeper recovers it", job.notification.pk
+        )
+    except Exception:
+        logger.exception(
+            "error sending notification %s; the sweeper recovers it", job.notification.pk
+        )
+    finally:
+        close_old_connections()
+
+
+_lane: Lane | None = None
+_lane_lock = threading.Lock()
+
+
+def lane() -> Lane:
+    """This process's lane (started on first use)."""
+    global _lane
+    with _lane_lock:
+        if _lane is None:
+            _lane = Lane(settings.NOTIFY_PACED_THREADS or settings.NOTIFY_WORKERS)
+        return _lane
+
+
+@on_shutdown()
+def stop_consumer_work() -> None:
+    """At consumer shutdown (once per worker thread; the first does it): give waiting jobs
+    back, close mail connections and SMPP sessions."""
+    global _lane
+    with _lane_lock:
+        current, _lane = _lane, None
+    if current is not None:
+        current.stop()
+    for sender in all_senders():
+        mailer = getattr(sender, "mailer", None)
+        if mailer is not None:
+            mailer.close()
+    close_sessions()
+
+
+# --- tasks -----------------------------------------------------------------------------------
+
+
 @task(retries=3, retry_delay=2)
 @_with_connections
-def deliver_notification(notification_id: int) -> str | None:
-    """Deliver one notification, if it is still queued and due (anyone else's is skipped)."""
-    return delivery.notification_deliver(notification_id=notification_id)
+def deliver(notification_ids: list[int]) -> int:
+    """Claim the notifications that are still due among ``notification_ids`` (someone
+    else's are skipped) and deliver them; returns how many this task claimed."""
+    jobs = delivery.claim(notification_ids)
+    for job in jobs:
+        drive(job)
+    return len(jobs)
 
 
 @task(retries=3, retry_delay=2)
 @_with_connections
 def dispatch_due() -> int:
-    """Ring the doorbell of every queued notification that is due now."""
-    ids = services.due_notification_ids()
-    services.ring_doorbell(ids)
+    """Ring the doorbell of every waiting notification that is due now."""
+    ids = selectors.due_ids()
+    ring(ids)
     return len(ids)
 
 
 @periodic_task(crontab(minute="*"))
 @_with_connections
 def sweep() -> dict[str, int]:
-    """Every minute: re-queue expired leases, re-ring lost doorbells."""
-    return services.notifications_sweep()
+    """Every minute: re-queue expired leases, end expired rows, re-ring lost doorbells."""
+    return sweep_now()
 
 
-def pending_in_queue() -> int:
-    """How many messages wait in the queue (not counting scheduled ones)."""
-    return HUEY.pending_count()
+def sweep_now() -> dict[str, int]:
+    """The sweeper's work, now: see ``notifications.recovery``. A busy queue is left to
+    drain first: its rows are not lost, only waiting."""
+    result = recovery.sweep()
+    to_ring = set(result.requeued)
+    if pending_in_queue() == 0:
+        to_ring.update(recovery.stale_due_ids())
+    if to_ring:
+        ring(sorted(to_ring))
+    return {**result.as_dict(), "rung": len(to_ring)}

@@ -61,5 +61,26 @@ def normalize_phone(value: str) -> str:
 
 
 def validate_message(value: str) -> None:
+    """Not blank, no NUL characters, at most ``NOTIFY_MESSAGE_MAX_LENGTH`` characters."""
     if not value or not value.strip():
         raise ValidationError("The message is empty; write something to send.", code="empty")
+    if "\x00" in value:
+        raise ValidationError(
+            "The message contains a NUL character (\\x00), which no channel can carry; remove it.",
+            code="nul",
+        )
+    limit = settings.NOTIFY_MESSAGE_MAX_LENGTH
+    if len(value) > limit:
+        raise ValidationError(
+            f"The message is {len(value):,} characters long; at most {limit:,} are allowed "
+            "(NOTIFY_MESSAGE_MAX_LENGTH).",
+            code="too_long",
+        )
+
+
+def validate_subject(value: str) -> None:
+    """One line: no line breaks or NUL characters (a mail header can't carry them)."""
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError(
+            "The subject must be one line: remove the line breaks.", code="multiline"
+        )

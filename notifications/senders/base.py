@@ -1,10 +1,22 @@
-"""The one interface every channel's sender implements, and its one error type."""
+"""The one interface every transport implements, and its error types.
+
+A channel (telegram, email, sms) has one or more transports, tried in order. Each transport
+is a ``Sender``. Delivery (``notifications.delivery``) calls, for one notification:
+
+1. ``address(contact)``: this channel's address, or ``SkipChannel``;
+2. ``prepare(...)``: everything that can fail without the provider (the text cut into parts,
+   headers, addresses, limits), so nothing fails *after* a provider accepted a message;
+3. per part: ``paces(...)`` (pacing slots to hold first), then ``send_part(...)``.
+
+Every error a transport knows is a ``DeliveryError``; anything else it raises is recorded as
+an unexpected error of that attempt.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from notifications.redaction import redact
 
@@ -13,21 +25,35 @@ if TYPE_CHECKING:
 
 
 class DeliveryError(Exception):
-    """A send that did not go through.
+    """A send that did not go through (or may not have).
 
-    ``permanent``: this recipient cannot get it on this channel (try the next channel, and
-    don't retry this one). ``retry_after``: the provider asked us to slow down (rate limited):
-    wait that many seconds and retry the same channel. Otherwise the error is transient: try
-    the next channel now and the whole chain again in a later round.
+    - ``permanent``: this recipient can't get it on this channel: the channel is not tried
+      again in this run.
+    - ``transport_only`` (with ``permanent``): only this transport refuses the recipient (an
+      email-to-SMS gateway's 5xx at RCPT); the channel's next transport is tried.
+    - ``retry_after``: the provider asked us to slow down: retry the same channel after that
+      many seconds; never a reason to fall through to another channel.
+    - ``ambiguous``: the request went out and no answer came back (a read timeout, a
+      connection dropped after the body was sent): the provider may have accepted it.
+    - otherwise transient: the next transport or channel now, the whole chain again later.
+
     The message is redacted of secrets when the error is made.
     """
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        transport_only: bool = False,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
     ) -> None:
         self.message = redact(message)
         self.permanent = permanent
+        self.transport_only = transport_only
         self.retry_after = retry_after
+        self.ambiguous = ambiguous
         super().__init__(self.message)
 
     @property
@@ -35,40 +61,85 @@ class DeliveryError(Exception):
         return self.retry_after is not None and not self.permanent
 
 
+class ConfigurationError(DeliveryError):
+    """Our settings are wrong (a refused login, a bad token): transient for delivery, so the
+    next transport is tried, and shown to operators as a configuration error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"configuration error: {message}")
+
+
 class SkipChannel(Exception):
-    """This channel can't be tried for this recipient (no contact data, opted out, …)."""
+    """This channel can't be tried for this recipient (no address, opted out, …)."""
 
 
 @dataclass
-class SendResult:
-    """What a provider told us when it accepted a message."""
+class PartResult:
+    """What a provider said when it accepted one part."""
 
     provider_message_id: str = ""
-    cost: Decimal | None = None  # what the provider charged, when it says (SMS)
-    segments: int | None = None  # SMS parts the text was sent as
+    cost: Decimal | None = None
 
 
-class Sender(Protocol):
-    """One transport of one channel: Telegram's Bot API, SMTP, SMS Aero's API, SMPP, …
+@dataclass
+class Prepared:
+    """A message made ready for one transport: its parts and whatever the transport needs."""
 
-    A channel has one or more senders, tried in order (see ``notifications.channels``).
+    address: str
+    parts: list[Any]
+    segments: int | None = None  # SMS parts the text is billed as
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A pacing slot to hold before sending: ``rate`` sends/second on schedule ``name``."""
+
+    name: str
+    rate: float
+
+
+class Sender:
+    """One transport of one channel: Telegram's Bot API, email, SMS Aero's API, SMPP, …
+
     Senders read their settings at call time, so ``override_settings`` works in tests.
+    ``paid`` transports are never sent twice by our own doing: an ambiguous outcome ends the
+    channel for the notification's run.
     """
 
-    channel: str
-    transport: str
+    channel: ClassVar[str]
+    transport: ClassVar[str]
+    paid: ClassVar[bool] = False
 
     def is_configured(self) -> bool:
         """True when every setting this transport needs is set."""
+        raise NotImplementedError
 
-    def recipient(self, contact: UserContact) -> str:
+    def address(self, contact: UserContact) -> str:
         """This channel's address in ``contact``; raises ``SkipChannel`` when there is none."""
+        raise NotImplementedError
 
-    def send(self, contact: UserContact, notification: Notification) -> SendResult:
-        """Deliver ``notification``; raises ``DeliveryError``."""
+    def prepare(self, notification: Notification, contact: UserContact) -> Prepared:
+        """The message for this transport; raises ``DeliveryError`` or ``SkipChannel``.
+
+        Calls no provider.
+        """
+        raise NotImplementedError
+
+    def paces(self, prepared: Prepared, index: int) -> list[Pace]:
+        """The pacing slots part ``index`` must hold before it is sent (none by default)."""
+        return []
+
+    def send_part(self, prepared: Prepared, index: int) -> PartResult:
+        """Send part ``index``; raises ``DeliveryError``."""
+        raise NotImplementedError
+
+    def on_permanent(self, contact: UserContact, error: DeliveryError) -> None:
+        """Called when this transport refused the recipient permanently (marks, cleanup)."""
 
     def check(self) -> str:
         """Ask the provider whether it answers, sending nothing; returns what it said.
 
         Raises ``DeliveryError`` when it does not answer or refuses our credentials.
         """
+        raise NotImplementedError

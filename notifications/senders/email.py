@@ -1,21 +1,52 @@
-"""Email over SMTP, through Django's mail framework.
+"""Email through the configured Django email backend (SMTP by default, or any other, such as
+django-anymail's), over a connection each thread keeps open between messages.
 
-Classification (``classify_smtp_error``): a 5xx reply about the recipient or the message is
-permanent; 4xx replies, refused logins, disconnects, timeouts and connection errors are
-transient (a refused login is reported as a configuration error).
+``Mailer`` is the connection discipline, shared with the email-to-SMS gateway:
+
+- each thread keeps one open connection; before use, one idle longer than
+  ``NOTIFY_SMTP_CHECK_IDLE_SECONDS`` is checked with SMTP ``NOOP`` and reopened if dead;
+  after ``NOTIFY_SMTP_MESSAGES_PER_CONNECTION`` messages it is renewed;
+- when the server closed the connection before the message's ``DATA`` began (nothing was
+  sent), it reconnects once and sends again; a break during ``DATA`` is ambiguous.
+
+Classification (``classify_mail_error``): SMTP 5xx about the recipient or the message is
+permanent; 4xx, disconnects, timeouts and connection errors are transient; a refused login
+or sender is a configuration error. The errors of other backends (django-anymail's) map the
+same way: refused recipients and invalid addresses are permanent, HTTP 429 is rate limited,
+401/403 are configuration errors, 5xx and network errors are transient.
 """
 
 from __future__ import annotations
 
+import functools
 import smtplib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import make_msgid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import requests
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
-from django.core.mail.backends.smtp import EmailBackend
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
+from django.core.mail.message import BadHeaderError, sanitize_address
+from django.core.validators import validate_email
+from django.utils.module_loading import import_string
 
-from notifications.senders.base import DeliveryError, SendResult, SkipChannel
+from notifications.content import content_for
+from notifications.senders.base import (
+    ConfigurationError,
+    DeliveryError,
+    PartResult,
+    Prepared,
+    Sender,
+    SkipChannel,
+)
+from notifications.senders.http import connect_phase
 
 if TYPE_CHECKING:
     from notifications.models import Notification, UserContact
@@ -26,22 +57,55 @@ def _reply(code: int, message: bytes | str) -> str:
     return f"{code} {text}".strip()
 
 
-def classify_smtp_error(err: Exception, server: str = "SMTP") -> DeliveryError:
-    """The ``DeliveryError`` an exception from an SMTP conversation means."""
+def _anymail_error(err: Exception, server: str) -> DeliveryError | None:
+    """The ``DeliveryError`` a django-anymail exception means (matched by name, so anymail
+    is not a dependency); None for anything else."""
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if not any(name.startswith("Anymail") for name in names):
+        return None
+    detail = f"{server}: {err}"
+    if names & {"AnymailRecipientsRefused", "AnymailInvalidAddress"}:
+        return DeliveryError(detail, permanent=True)
+    if "AnymailConfigurationError" in names or "AnymailImproperlyInstalled" in names:
+        return ConfigurationError(detail)
+    status = getattr(err, "status_code", None)
+    response = getattr(err, "response", None)
+    if status == 429:
+        retry_after = 1.0
+        try:
+            retry_after = float(response.headers.get("Retry-After") or 1)
+        except (AttributeError, TypeError, ValueError):
+            pass
+        return DeliveryError(detail, retry_after=retry_after)
+    if status in (401, 403):
+        return ConfigurationError(detail)
+    if status is not None and 400 <= status < 500:
+        return DeliveryError(detail, permanent=True)
+    if status is not None:
+        return DeliveryError(detail)
+    # No HTTP answer: the request failed on the network.
+    cause = err.__cause__ or err.__context__
+    ambiguous = not (isinstance(cause, requests.RequestException) and connect_phase(cause))
+    return DeliveryError(detail, ambiguous=ambiguous)
+
+
+def classify_mail_error(err: Exception, server: str, *, opening: bool = False) -> DeliveryError:
+    """The ``DeliveryError`` an exception from a mail backend means; re-raises unknown kinds.
+
+    ``opening``: it happened while connecting and logging in (nothing was sent).
+    """
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         replies = list(err.recipients.values())
         permanent = bool(replies) and all(code >= 500 for code, _ in replies)
         detail = "; ".join(_reply(code, msg) for code, msg in replies)
         return DeliveryError(f"{server} refused the recipient: {detail}", permanent=permanent)
     if isinstance(err, smtplib.SMTPAuthenticationError):
-        return DeliveryError(
-            f"configuration error: {server} refused the login "
-            f"({_reply(err.smtp_code, err.smtp_error)})"
+        return ConfigurationError(
+            f"{server} refused the login ({_reply(err.smtp_code, err.smtp_error)})"
         )
     if isinstance(err, smtplib.SMTPSenderRefused):
-        return DeliveryError(
-            f"configuration error: {server} refused the sender address "
-            f"({_reply(err.smtp_code, err.smtp_error)})"
+        return ConfigurationError(
+            f"{server} refused the sender address ({_reply(err.smtp_code, err.smtp_error)})"
         )
     if isinstance(err, smtplib.SMTPResponseException):
         return DeliveryError(
@@ -49,22 +113,178 @@ def classify_smtp_error(err: Exception, server: str = "SMTP") -> DeliveryError:
             permanent=err.smtp_code >= 500,
         )
     if isinstance(err, TimeoutError):
-        return DeliveryError(f"{server} did not answer in time")
+        return DeliveryError(f"{server} did not answer in time", ambiguous=not opening)
+    if isinstance(err, smtplib.SMTPServerDisconnected):
+        return DeliveryError(f"{server} closed the connection: {err}", ambiguous=not opening)
     if isinstance(err, (smtplib.SMTPException, OSError)):
-        return DeliveryError(f"{server} unreachable: {type(err).__name__}: {err}")
+        return DeliveryError(
+            f"{server} unreachable: {type(err).__name__}: {err}", ambiguous=not opening
+        )
+    anymail = _anymail_error(err, server)
+    if anymail is not None:
+        return anymail
+    if isinstance(err, ImproperlyConfigured):
+        return ConfigurationError(f"{server}: {err}")
     raise err
 
 
-class EmailSender:
-    """Sends through an SMTP server named by settings with a common ``prefix``.
+@dataclass
+class _Connection:
+    backend: BaseEmailBackend
+    key: tuple
+    used_at: float
+    sent: int = 0
+    data_started: bool = False
 
-    The Email channel uses Django's ``EMAIL_*``; the SMS gateway reuses this with its own.
+
+class Mailer:
+    """Sends ``EmailMessage``s through one kind of backend, one open connection per thread.
+
+    ``backend`` and ``options`` are read at call time (so tests can change settings);
+    ``server`` names it in errors.
     """
 
-    channel = "email"
-    transport = "smtp"
+    def __init__(
+        self,
+        backend: Callable[[], str],
+        options: Callable[[], dict[str, Any]],
+        server: Callable[[], str],
+    ) -> None:
+        self._backend = backend
+        self._options = options
+        self._server = server
+        self._local = threading.local()
 
-    def connection_kwargs(self) -> dict:
+    def server(self) -> str:
+        return self._server()
+
+    def _open(self) -> _Connection:
+        path, options = self._backend(), self._options()
+        key = (path, tuple(sorted(options.items())))
+        connection = _Connection(
+            get_connection(path, fail_silently=False, **options), key, time.monotonic()
+        )
+        try:
+            connection.backend.open()
+        except Exception as err:
+            raise classify_mail_error(err, self.server(), opening=True) from err
+        smtp = getattr(connection.backend, "connection", None)
+        if isinstance(connection.backend, SmtpBackend) and smtp is not None:
+            # Know whether a message's DATA began: a break before it means nothing was sent.
+            original = smtp.data
+
+            def data(msg, _original=original, _connection=connection):
+                _connection.data_started = True
+                return _original(msg)
+
+            smtp.data = data
+        return connection
+
+    def _alive(self, connection: _Connection) -> bool:
+        smtp = getattr(connection.backend, "connection", None)
+        if smtp is None or not hasattr(smtp, "noop"):
+            return True  # not SMTP: nothing to check
+        try:
+            return smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def connection(self) -> _Connection:
+        """This thread's open connection, checked and renewed as the module says."""
+        current: _Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            options_key = (self._backend(), tuple(sorted(self._options().items())))
+            idle = time.monotonic() - current.used_at
+            stale = (
+                current.key != options_key
+                or current.sent >= settings.NOTIFY_SMTP_MESSAGES_PER_CONNECTION
+                or (idle > settings.NOTIFY_SMTP_CHECK_IDLE_SECONDS and not self._alive(current))
+            )
+            if not stale:
+                return current
+            self.close()
+        self._local.connection = self._open()
+        return self._local.connection
+
+    def close(self) -> None:
+        """Close this thread's connection, if any."""
+        current: _Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if current is not None:
+            try:
+                current.backend.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection may fail; it is gone
+                pass
+
+    def send(self, message: EmailMessage) -> None:
+        """Send ``message``; raises ``DeliveryError``."""
+        for attempt in (1, 2):
+            connection = self.connection()
+            connection.data_started = False
+            try:
+                connection.backend.send_messages([message])
+            except Exception as err:
+                self.close()
+                nothing_sent = (
+                    isinstance(err, smtplib.SMTPServerDisconnected)
+                    and not connection.data_started
+                    and isinstance(connection.backend, SmtpBackend)
+                )
+                if nothing_sent and attempt == 1:
+                    continue  # a dead connection: reconnect once and send again
+                if nothing_sent:
+                    raise DeliveryError(f"{self.server()} closed the connection twice") from err
+                raise classify_mail_error(err, self.server()) from err
+            connection.sent += 1
+            connection.used_at = time.monotonic()
+            return
+
+    def check(self) -> None:
+        """Connect and log in, sending nothing; raises ``DeliveryError``."""
+        connection = self._open()
+        try:
+            connection.backend.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def validated_address(address: str, what: str) -> str:
+    """``address`` if it is one valid email address; else a permanent ``DeliveryError``."""
+    try:
+        validate_email(address)
+        sanitize_address(address, settings.DEFAULT_CHARSET)
+    except (ValidationError, ValueError) as err:
+        raise DeliveryError(
+            f"{what} {address!r} is not a valid email address", permanent=True
+        ) from err
+    return address
+
+
+def checked_message(message: EmailMessage) -> EmailMessage:
+    """``message`` after building its MIME form once, so a bad header fails here, before any
+    server is called; raises a permanent ``DeliveryError``."""
+    try:
+        message.message()
+    except (BadHeaderError, ValueError) as err:
+        raise DeliveryError(f"the message can't be mailed: {err}", permanent=True) from err
+    return message
+
+
+class EmailSender(Sender):
+    channel = "email"
+    transport = "email"
+
+    def __init__(self) -> None:
+        self.mailer = Mailer(
+            backend=lambda: settings.EMAIL_BACKEND,
+            options=self.backend_options,
+            server=self.server_name,
+        )
+
+    def backend_options(self) -> dict[str, Any]:
+        """The SMTP backend's connection settings (other backends read their own)."""
+        if not issubclass(_backend_class(settings.EMAIL_BACKEND), SmtpBackend):
+            return {}
         return {
             "host": settings.EMAIL_HOST,
             "port": settings.EMAIL_PORT,
@@ -76,49 +296,55 @@ class EmailSender:
         }
 
     def is_configured(self) -> bool:
-        return bool(settings.EMAIL_HOST)
+        if issubclass(_backend_class(settings.EMAIL_BACKEND), SmtpBackend):
+            return bool(settings.EMAIL_HOST)
+        return bool(settings.EMAIL_BACKEND)
 
     def server_name(self) -> str:
-        return f"SMTP server {settings.EMAIL_HOST}"
+        if issubclass(_backend_class(settings.EMAIL_BACKEND), SmtpBackend):
+            return f"SMTP server {settings.EMAIL_HOST}"
+        return f"email backend {settings.EMAIL_BACKEND.rsplit('.', 2)[-2]}"
 
-    def connection(self) -> EmailBackend:
-        return get_connection(
-            "django.core.mail.backends.smtp.EmailBackend",
-            fail_silently=False,
-            **self.connection_kwargs(),
-        )
-
-    def recipient(self, contact: UserContact) -> str:
-        address = contact.effective_email
+    def address(self, contact: UserContact) -> str:
+        address = contact.effective_email.strip()
         if not address:
             raise SkipChannel("no email address")
         return address
 
-    def build_message(self, address: str, notification: Notification) -> EmailMessage:
-        sender = settings.DEFAULT_FROM_EMAIL
+    def prepare(self, notification: Notification, contact: UserContact) -> Prepared:
+        address = validated_address(self.address(contact), "the email address")
+        sender = validated_address(settings.DEFAULT_FROM_EMAIL, "DEFAULT_FROM_EMAIL")
+        content = content_for(notification, self.channel)
         domain = sender.rpartition("@")[2] or "localhost"
-        return EmailMessage(
-            subject=notification.subject or settings.NOTIFY_EMAIL_SUBJECT,
-            body=notification.message,
+        message = EmailMultiAlternatives(
+            subject=content.subject,
+            body=content.text,
             from_email=sender,
             to=[address],
             headers={"Message-ID": make_msgid(domain=domain)},
         )
+        if content.html:
+            message.attach_alternative(content.html, "text/html")
+        return Prepared(address=address, parts=[checked_message(message)])
 
-    def send(self, contact: UserContact, notification: Notification) -> SendResult:
-        message = self.build_message(self.recipient(contact), notification)
-        try:
-            with self.connection() as connection:
-                connection.send_messages([message])
-        except Exception as err:  # classify_smtp_error re-raises kinds it doesn't know
-            raise classify_smtp_error(err, self.server_name()) from err
-        return SendResult(provider_message_id=message.extra_headers["Message-ID"])
+    def send_part(self, prepared: Prepared, index: int) -> PartResult:
+        message = prepared.parts[index]
+        self.mailer.send(message)
+        status = getattr(message, "anymail_status", None)
+        provider_id = getattr(status, "message_id", None) if status is not None else None
+        return PartResult(
+            provider_message_id=str(provider_id or message.extra_headers["Message-ID"])
+        )
 
     def check(self) -> str:
-        try:
-            with self.connection():
-                pass
-        except Exception as err:  # classify_smtp_error re-raises kinds it doesn't know
-            raise classify_smtp_error(err, self.server_name()) from err
-        login = " and accepts the login" if self.connection_kwargs()["username"] else ""
+        self.mailer.check()
+        login = " and accepts the login" if self.backend_options().get("username") else ""
         return f"{self.server_name()} answers{login}"
+
+
+@functools.cache
+def _backend_class(path: str) -> type:
+    try:
+        return import_string(path)
+    except ImportError as err:
+        raise ImproperlyConfigured(f"EMAIL_BACKEND {path!r} can't be imported: {err}") from err

@@ -1,33 +1,127 @@
-"""What the three SMS transports share: the recipient, segment counting and the daily limit.
+"""What the three SMS transports share: the number, the text's parts, limits and the daily cap.
 
-The transports themselves live in ``sms_api.py`` (SMS Aero HTTP API), ``sms_smtp.py`` (SMS
-Aero's SMTP gateway) and ``sms_smpp.py`` (SMPP); ``NOTIFY_SMS_TRANSPORTS`` orders them.
+The transports live in ``sms_api.py`` (SMS Aero HTTP API), ``sms_smtp.py`` (an email-to-SMS
+gateway) and ``sms_smpp.py`` (SMPP); ``NOTIFY_SMS_TRANSPORTS`` orders them.
 
-The daily limit (``NOTIFY_SMS_DAILY_LIMIT``) is enforced with one counter row per day: a
-sender takes a slot with a conditional ``UPDATE … WHERE sent < limit`` before it talks to the
-provider and gives it back if the send fails, so every worker on every host shares one count
-and the limit cannot be overshot by concurrent sends.
+``SmsSender`` is their template: ``prepare`` encodes the text and counts its segments, and
+checks the transport's limits, before any provider is called; ``send_part`` takes one of
+today's SMS slots before the first part and gives it back only when the provider surely did
+not take the message (never after an ambiguous outcome, or once a part was accepted).
+
+The daily limit (``NOTIFY_SMS_DAILY_LIMIT``) is one counter row per day, taken with a
+conditional ``UPDATE … WHERE sent < limit``, so every worker on every host shares one count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, time
-from decimal import Decimal
-from typing import TYPE_CHECKING
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
-from django.db.models import Count, F, Sum
+from django.db import InterfaceError, OperationalError
+from django.db.models import F
 from django.utils import timezone
-from smpplib import consts as smpp_consts
-from smpplib.gsm import make_parts
 
-from notifications.senders.base import DeliveryError, SkipChannel
+from notifications.content import content_for
+from notifications.models import SmsDailyCount
+from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender, SkipChannel
 
 if TYPE_CHECKING:
-    from notifications.models import UserContact
+    from notifications.models import Notification, UserContact
+
+# GSM 03.38: the basic table (one septet) and the extension table (escape + one septet).
+GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D, "]": 0x3E, "|": 0x40, "€": 0x65}  # fmt: skip
+_GSM_INDEX = {char: index for index, char in enumerate(GSM_BASIC) if char != "\x1b"}
+
+DATA_CODING_GSM = 0x00  # SMSC default alphabet
+DATA_CODING_UCS2 = 0x08
+ESM_CLASS_UDHI = 0x40
+MAX_PARTS = 255  # a concatenated SMS counts its parts in one byte
+
+
+@dataclass(frozen=True)
+class SmsEncoding:
+    """``text`` as SMS parts: each part's payload (UDH included when concatenated)."""
+
+    data_coding: int
+    parts: list[bytes]
+
+    @property
+    def esm_class(self) -> int:
+        return ESM_CLASS_UDHI if len(self.parts) > 1 else 0
+
+
+def _gsm_units(text: str) -> list[bytes] | None:
+    """One byte string per character (a septet, or escape + septet); None if not GSM-7."""
+    units = []
+    for char in text:
+        if char in _GSM_INDEX:
+            units.append(bytes((_GSM_INDEX[char],)))
+        elif char in GSM_EXTENSION:
+            units.append(bytes((0x1B, GSM_EXTENSION[char])))
+        else:
+            return None
+    return units
+
+
+def _ucs2_units(text: str) -> list[bytes]:
+    """One byte string per character: two bytes, or four for a surrogate pair (emoji)."""
+    return [char.encode("utf-16-be") for char in text]
+
+
+def _pack(units: list[bytes], size: int) -> list[bytes]:
+    """Units joined into chunks of at most ``size`` bytes, never splitting a unit."""
+    chunks, current = [], b""
+    for unit in units:
+        if len(current) + len(unit) > size:
+            chunks.append(current)
+            current = b""
+        current += unit
+    if current or not chunks:
+        chunks.append(current)
+    return chunks
+
+
+def sms_encoding(text: str, reference: int = 0) -> SmsEncoding:
+    """``text`` encoded (GSM 7-bit when every character fits, else UCS2) and cut into SMS.
+
+    One SMS holds 160 GSM characters or 70 UCS2 units; a concatenated one 153 or 67 per part,
+    behind a UDH with ``reference`` (0–255). A GSM escape pair (``€ [ ] { } ~ ^ | \\``) and a
+    surrogate pair (emoji) are never cut across two parts. Raises ``DeliveryError``
+    (permanent for the transport) past 255 parts.
+    """
+    units = _gsm_units(text)
+    if units is not None:
+        coding, single, per_part = DATA_CODING_GSM, 160, 153
+    else:
+        units, coding, single, per_part = _ucs2_units(text), DATA_CODING_UCS2, 140, 134
+    if sum(len(unit) for unit in units) <= single:
+        return SmsEncoding(coding, [b"".join(units)])
+    chunks = _pack(units, per_part)
+    if len(chunks) > MAX_PARTS:
+        raise DeliveryError(
+            f"the text needs {len(chunks)} SMS parts; an SMS can have at most {MAX_PARTS}",
+            permanent=True,
+            transport_only=True,
+        )
+    ref = reference % 256
+    return SmsEncoding(
+        coding,
+        [
+            bytes((0x05, 0x00, 0x03, ref, len(chunks), number)) + chunk
+            for number, chunk in enumerate(chunks, start=1)
+        ],
+    )
+
+
+def segment_count(text: str) -> int:
+    """How many SMS ``text`` takes (160/153 GSM characters, 70/67 UCS2 units a part)."""
+    return len(sms_encoding(text).parts)
 
 
 def phone_digits(phone: str) -> str:
@@ -35,47 +129,24 @@ def phone_digits(phone: str) -> str:
     return phone.lstrip("+")
 
 
-def sms_parts(text: str) -> tuple[list[bytes], int, int]:
-    """``text`` encoded and cut for SMS: ``(parts, data_coding, esm_class)``.
-
-    GSM 7-bit when every character fits, UCS2 otherwise; more than one part means a
-    concatenated message whose parts carry a UDH (``esm_class`` has UDHI set).
-    """
-    return make_parts(text, encoding=smpp_consts.SMPP_ENCODING_DEFAULT)
-
-
-def segment_count(text: str) -> int:
-    """How many SMS ``text`` takes (160/153 GSM characters, 70/67 UCS2 characters a part)."""
-    return len(sms_parts(text)[0])
-
-
-class SmsTransport:
-    """Base of the SMS senders: the phone number and the daily limit slot."""
-
-    channel = "sms"
-    transport = "sms"
-
-    def phone(self, contact: UserContact) -> str:
-        """The contact's E.164 number; raises ``SkipChannel`` when there is none."""
-        if not contact.phone:
-            raise SkipChannel("no phone number")
-        return contact.phone
-
-    def recipient(self, contact: UserContact) -> str:
-        return self.phone(contact)
-
-
 # --- daily limit ----------------------------------------------------------------------------
 
 
-def _today_start() -> datetime:
-    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+class DailyLimitReached(DeliveryError):
+    """Today's ``NOTIFY_SMS_DAILY_LIMIT`` is used up: not the recipient's fault."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def next_day_start() -> datetime:
+    """The next local midnight (TIME_ZONE), when the daily count starts again."""
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    return timezone.make_aware(datetime.combine(tomorrow, time.min))
 
 
 def daily_limit_reason() -> str:
     """Why no SMS may be sent now ("" when one may): the day's limit is used up."""
-    from notifications.models import SmsDailyCount
-
     limit = settings.NOTIFY_SMS_DAILY_LIMIT
     if limit is None:
         return ""
@@ -91,53 +162,91 @@ def daily_limit_reason() -> str:
     return ""
 
 
-@contextmanager
-def daily_slot() -> Iterator[None]:
-    """Hold one of today's SMS slots while sending; given back if the send raises.
+def take_daily_slot() -> str | None:
+    """Take one of today's SMS slots; returns its day (to give back), None with no limit.
 
-    Raises ``DeliveryError`` (permanent for this channel today) when the limit is reached.
+    Raises ``DailyLimitReached`` when the limit is reached.
     """
-    from notifications.models import SmsDailyCount
-
     limit = settings.NOTIFY_SMS_DAILY_LIMIT
     if limit is None:
-        yield
-        return
+        return None
     day = timezone.localdate()
     if not SmsDailyCount.objects.filter(day=day).exists():
         SmsDailyCount.objects.bulk_create([SmsDailyCount(day=day)], ignore_conflicts=True)
-    taken = SmsDailyCount.objects.filter(day=day, sent__lt=limit).update(sent=F("sent") + 1)
-    if not taken:
-        raise DeliveryError(
-            f"daily SMS limit reached: {limit} sent today (NOTIFY_SMS_DAILY_LIMIT)", permanent=True
+    if not SmsDailyCount.objects.filter(day=day, sent__lt=limit).update(sent=F("sent") + 1):
+        raise DailyLimitReached(
+            f"daily SMS limit reached: {limit} sent today (NOTIFY_SMS_DAILY_LIMIT)"
         )
-    try:
-        yield
-    except BaseException:
+    return day.isoformat()
+
+
+def give_back_daily_slot(day: str | None) -> None:
+    """Return a slot taken by ``take_daily_slot`` for a message the provider did not take."""
+    if day is not None:
         SmsDailyCount.objects.filter(day=day, sent__gt=0).update(sent=F("sent") - 1)
-        raise
 
 
-@dataclass
-class SmsToday:
-    sent: int
-    segments: int
-    cost: Decimal | None
-    limit: int | None
+# --- the transports' template ---------------------------------------------------------------
 
 
-def sms_today() -> SmsToday:
-    """SMS delivered since local midnight, their parts and what they cost (for the admin)."""
-    from notifications.models import DeliveryAttempt
+class SmsSender(Sender):
+    """Base of the SMS transports: the number, the text's parts and limits, the daily slot.
 
-    totals = DeliveryAttempt.objects.filter(
-        channel="sms",
-        outcome=DeliveryAttempt.Outcome.SUCCESS,
-        started_at__gte=_today_start(),
-    ).aggregate(sent=Count("id"), segments=Sum("segments"), cost=Sum("cost"))
-    return SmsToday(
-        sent=totals["sent"] or 0,
-        segments=totals["segments"] or 0,
-        cost=totals["cost"],
-        limit=settings.NOTIFY_SMS_DAILY_LIMIT,
-    )
+    Subclasses say ``max_length``/``min_length`` (characters the provider takes, 0 = no
+    limit), whether they send the encoded parts themselves (``sends_parts``: SMPP) or the
+    whole text in one request, and implement ``submit(prepared, index)``.
+    """
+
+    channel = "sms"
+    paid = True
+    provider: ClassVar[str] = "SMS"
+    sends_parts: ClassVar[bool] = False
+    min_length: ClassVar[int] = 1
+
+    def max_length(self) -> int:
+        return 0
+
+    def provider_name(self) -> str:
+        return self.provider
+
+    def address(self, contact: UserContact) -> str:
+        """The contact's E.164 number; raises ``SkipChannel`` when there is none."""
+        if not contact.phone:
+            raise SkipChannel("no phone number")
+        return contact.phone
+
+    def prepare(self, notification: Notification, contact: UserContact) -> Prepared:
+        text = content_for(notification, self.channel).text
+        phone = self.address(contact)
+        limit = self.max_length()
+        if len(text) < self.min_length or (limit and len(text) > limit):
+            bounds = f"{self.min_length}–{limit}" if limit else f"at least {self.min_length}"
+            raise DeliveryError(
+                f"{self.provider_name()} takes {bounds} characters; this text has {len(text)}",
+                permanent=True,
+                transport_only=True,
+            )
+        encoding = sms_encoding(text, reference=notification.pk or 0)
+        parts: list = encoding.parts if self.sends_parts else [text]
+        return Prepared(
+            address=phone,
+            parts=parts,
+            segments=len(encoding.parts),
+            extra={"encoding": encoding, "text": text, "notification_id": notification.pk},
+        )
+
+    def send_part(self, prepared: Prepared, index: int) -> PartResult:
+        try:
+            day = take_daily_slot() if index == 0 else None
+        except (OperationalError, InterfaceError) as err:
+            raise DeliveryError(f"the daily SMS count is unavailable ({err})") from err
+        try:
+            return self.submit(prepared, index)
+        except DeliveryError as err:
+            if not err.ambiguous:
+                give_back_daily_slot(day)
+            raise
+
+    def submit(self, prepared: Prepared, index: int) -> PartResult:
+        """Hand part ``index`` to the provider; raises ``DeliveryError``."""
+        raise NotImplementedError

@@ -1,20 +1,25 @@
 """SMS through the SMS Aero HTTP API, with the official ``smsaero-api`` client.
 
-The client is used for what it is good at (validating a send, building its payload, the
+The client is used for what it is good at (validating a send and building its payload, the
 endpoint names, test mode) but two of its defects are taken out by ``SafeSmsAero``:
 
 1. On an SSL error its ``request()`` retries the next gate over plain ``http://`` with the
    account's email and API key in the URL. Here every request goes to the scheme configured
    (``https://`` for the built-in gates; ``SMSAERO_API_URL`` as given), never downgraded, with
-   the credentials in an ``Authorization`` header, through the service's pooled session.
+   the credentials in an ``Authorization`` header, through the service's one HTTP path.
 2. Its constructor checks the account email's domain over DNS (``email_validator`` with
    deliverability), so merely building a client fails without DNS and costs a lookup per
    send. The email's syntax is checked locally instead; whether the account exists is for
    SMS Aero to say, and ``check()`` asks it.
 
-Classification (``classify_response``): ``reject`` and an invalid number are permanent for
-this recipient; ``no credits``, HTTP 5xx, timeouts and connection errors are transient;
-refused credentials are a configuration error (transient, so the next transport is tried).
+Gates: the next gate is tried only when the request surely did not reach the previous one
+(connection refused, DNS, the TLS handshake) or it answered 500/503. A read timeout, a
+dropped connection, 502 or 504 may mean the message was taken: that is ambiguous, and no
+other gate (or transport) is tried, so the SMS is not paid for twice.
+
+Classification (``classify``): ``reject`` and an invalid number are permanent for this
+recipient; ``no credits`` and other errors are transient; refused credentials are a
+configuration error; 429 is rate limiting.
 """
 
 from __future__ import annotations
@@ -23,14 +28,13 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
 from django.conf import settings
 from email_validator import EmailNotValidError, validate_email
 from smsaero import SmsAero
 
-from notifications.senders.base import DeliveryError, SendResult
-from notifications.senders.http import http_session
-from notifications.senders.sms import SmsTransport, daily_slot, phone_digits, segment_count
+from notifications.senders import http
+from notifications.senders.base import ConfigurationError, DeliveryError, PartResult, Prepared
+from notifications.senders.sms import SmsSender, phone_digits
 
 if TYPE_CHECKING:
     from notifications.models import Notification, UserContact
@@ -47,33 +51,51 @@ def _looks_like_invalid_number(payload: dict[str, Any]) -> bool:
     return "number" in text and ("invalid" in text or "incorrect" in text or "wrong" in text)
 
 
-def classify_response(status_code: int, payload: dict[str, Any]) -> Any:
+def classify(answer: http.HttpAnswer) -> Any:
     """The ``data`` of a successful SMS Aero answer; raises the ``DeliveryError`` it means."""
+    status_code, payload = answer.status_code, answer.payload
     if 200 <= status_code < 300 and payload.get("success"):
         return payload.get("data")
     result = str(payload.get("result") or "")
-    detail = str(payload.get("reason") or payload.get("message") or result or "unknown error")
+    detail = str(
+        payload.get("reason")
+        or payload.get("message")
+        or result
+        or payload.get("_not_json")
+        or "unknown error"
+    )
     summary = f"SMS Aero (HTTP {status_code}): {detail}"
     if result == "no credits":
         raise DeliveryError(f"SMS Aero: no credits left on the account ({detail})")
     if result == "reject":
         raise DeliveryError(f"SMS Aero rejected the message: {detail}", permanent=True)
     if status_code in (401, 403):
-        raise DeliveryError(
-            f"configuration error: SMS Aero refused the credentials ({summary}); "
-            "check SMSAERO_EMAIL and SMSAERO_API_KEY"
+        raise ConfigurationError(
+            f"SMS Aero refused the credentials ({summary}); check SMSAERO_EMAIL and SMSAERO_API_KEY"
         )
     if status_code == 429:
         raise DeliveryError(summary, retry_after=1.0)
     if _looks_like_invalid_number(payload):
         raise DeliveryError(f"SMS Aero: invalid number ({detail})", permanent=True)
+    if status_code in (502, 504):
+        raise DeliveryError(f"{summary} (it may have accepted the message)", ambiguous=True)
     raise DeliveryError(summary)
+
+
+class _GateDown(DeliveryError):
+    """This gate answered 500/503: it did not take the request; another gate may."""
+
+
+def _classify_gate(answer: http.HttpAnswer) -> Any:
+    if answer.status_code in (500, 503):
+        raise _GateDown(f"HTTP {answer.status_code}")
+    return classify(answer)
 
 
 class SafeSmsAero(SmsAero):
     """``SmsAero`` that never sends credentials over plain HTTP and does no DNS in __init__.
 
-    ``base_urls``: full base URLs (``https://gate.smsaero.ru/v2/``) tried in order when one
+    ``base_urls``: full base URLs (``https://gate.smsaero.ru/v2/``) tried in order while one
     is unreachable; the scheme of each is used exactly as given.
     """
 
@@ -121,7 +143,7 @@ class SafeSmsAero(SmsAero):
         page: int | None = None,
         proto: str = "https",
     ) -> Any:
-        """POST ``selector`` to the first gate that answers; ``proto`` is ignored on purpose.
+        """POST ``selector`` to the first gate that takes it; ``proto`` is ignored on purpose.
 
         Returns the answer's ``data``; raises ``DeliveryError``.
         """
@@ -132,29 +154,19 @@ class SafeSmsAero(SmsAero):
                 url += f"?page={int(page)}"
             host = urlsplit(url).netloc
             try:
-                response = http_session().post(
-                    url, json=data or {}, auth=self.auth, timeout=self.http_timeout
+                return http.call(
+                    url,
+                    provider="SMS Aero",
+                    describe_url=host,
+                    timeout=self.http_timeout,
+                    json=data,
+                    auth=self.auth,
+                    classify=_classify_gate,
                 )
-            except (requests.ConnectionError, requests.ConnectTimeout) as err:
-                # Nothing was sent (refused, DNS, TLS handshake): the next gate, same scheme.
-                unreachable.append(f"{host}: {type(err).__name__}")
-                continue
-            except requests.Timeout as err:
-                # The gate may have accepted the message: don't send it through another one.
-                raise DeliveryError(f"SMS Aero ({host}) did not answer in time") from err
-            except requests.RequestException as err:
-                unreachable.append(f"{host}: {type(err).__name__}: {err}")
-                continue
-            if response.status_code >= 500:
-                unreachable.append(f"{host}: HTTP {response.status_code}")
-                continue
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = None
-            if not isinstance(payload, dict):
-                payload = {"message": f"not an SMS Aero answer ({response.status_code})"}
-            return classify_response(response.status_code, payload)
+            except _GateDown as down:
+                unreachable.append(f"{host}: {down.message}")
+            except http.Unreachable as err:
+                unreachable.append(err.message)
         raise DeliveryError(f"SMS Aero unreachable: {'; '.join(unreachable)}")
 
 
@@ -165,8 +177,13 @@ def _money(value: Any) -> Decimal | None:
         return None
 
 
-class SmsAeroApiSender(SmsTransport):
+class SmsAeroApiSender(SmsSender):
     transport = "sms_api"
+    provider = "SMS Aero"
+    min_length = 2
+
+    def max_length(self) -> int:
+        return 640
 
     def is_configured(self) -> bool:
         return bool(settings.SMSAERO_EMAIL and settings.SMSAERO_API_KEY)
@@ -176,7 +193,7 @@ class SmsAeroApiSender(SmsTransport):
         return (settings.SMSAERO_API_URL,) if settings.SMSAERO_API_URL else BUILT_IN_GATES
 
     def client(self) -> SafeSmsAero:
-        """A client for the configured account; raises ``DeliveryError`` on bad settings."""
+        """A client for the configured account; raises ``ConfigurationError``."""
         try:
             return SafeSmsAero(
                 email=settings.SMSAERO_EMAIL,
@@ -187,22 +204,39 @@ class SmsAeroApiSender(SmsTransport):
                 test_mode=settings.SMSAERO_TEST_MODE,
             )
         except (ValueError, TypeError) as err:
-            raise DeliveryError(f"configuration error: SMS Aero settings: {err}") from err
+            raise ConfigurationError(f"SMS Aero settings: {err}") from err
 
-    def send(self, contact: UserContact, notification: Notification) -> SendResult:
-        number = int(phone_digits(self.phone(contact)))
+    def callback_url(self) -> str | None:
+        """Where SMS Aero reports delivery: NOTIFY_PUBLIC_URL + /sms/callback/<secret>/."""
+        public = getattr(settings, "NOTIFY_PUBLIC_URL", "")
+        secret = getattr(settings, "SMS_CALLBACK_SECRET", "")
+        if not (public and secret):
+            return None
+        return f"{public.rstrip('/')}/sms/callback/{secret}/"
+
+    def prepare(self, notification: Notification, contact: UserContact) -> Prepared:
+        prepared = super().prepare(notification, contact)
         client = self.client()
-        with daily_slot():
-            try:
-                data = client.send_sms(number, notification.message)
-            except ValueError as err:  # the client's own checks, before anything is sent
-                permanent = "number" in str(err).lower()
-                raise DeliveryError(f"SMS Aero client refused: {err}", permanent=permanent) from err
+        number = int(phone_digits(prepared.address))
+        callback = self.callback_url()
+        try:
+            client.send_sms_validate(number, prepared.parts[0], None, None, callback)
+        except (ValueError, TypeError) as err:  # the client's own checks; nothing is sent
+            permanent = "number" in str(err).lower()
+            raise DeliveryError(
+                f"SMS Aero client refused: {err}", permanent=permanent, transport_only=not permanent
+            ) from err
+        prepared.extra.update(client=client, number=number, callback=callback)
+        return prepared
+
+    def submit(self, prepared: Prepared, index: int) -> PartResult:
+        client: SafeSmsAero = prepared.extra["client"]
+        data = client.send_sms(
+            prepared.extra["number"], prepared.parts[0], callback_url=prepared.extra["callback"]
+        )
         data = data if isinstance(data, dict) else {}
-        return SendResult(
-            provider_message_id=str(data.get("id", "")),
-            cost=_money(data.get("cost")),
-            segments=segment_count(notification.message),
+        return PartResult(
+            provider_message_id=str(data.get("id", "")), cost=_money(data.get("cost"))
         )
 
     def check(self) -> str:

@@ -1,29 +1,42 @@
-"""SMS over SMPP 3.4 with ``smpplib``: connect, bind_transmitter, submit_sm per part, unbind.
+"""SMS over SMPP 3.4: one bound transceiver session per consumer process, kept alive.
 
-Each send opens its own session and always closes its socket, also when connecting or
-binding failed. Long or non-GSM text goes out as a concatenated message (UDH, UCS2 for
-Cyrillic) cut by ``smpplib.gsm.make_parts``; every part waits for its ``submit_sm_resp``.
+``SmppSession`` connects, binds as a transceiver, and keeps the session: a reader thread
+reads every PDU the SMSC sends (``submit_sm_resp`` for the thread waiting on it,
+``deliver_sm`` delivery receipts, ``enquire_link``), and sends ``enquire_link`` after
+``SMPP_ENQUIRE_LINK_SECONDS`` of quiet. Any number of threads submit at once, each waiting
+for its own response; a broken session is reopened by the next submit. smpplib provides the
+PDUs; the socket and the reading are ours, so a read timeout never loses half a PDU.
+
+Each part of a long text is its own ``submit_sm`` with a UDH (``sms.sms_encoding``); delivery
+records the parts accepted and resumes after the last one.
 
 Classification (``classify_status``): ``ESME_RINVDSTADR`` (and the other "this address is
-wrong" statuses) are permanent; ``ESME_RTHROTTLED`` is rate limiting (``retry_after``);
-bind failures, ``ESME_RSYSERR``, other statuses, timeouts and connection errors are transient.
+wrong" statuses) are permanent; ``ESME_RTHROTTLED`` is rate limiting (``retry_after``); bind
+failures are configuration errors; ``ESME_RSYSERR`` and other statuses are transient. A
+connection that broke after a ``submit_sm`` was written, or no answer within the timeout, is
+ambiguous: the SMSC may have taken the part.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from typing import TYPE_CHECKING
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
-import smpplib.client
 import smpplib.consts as c
-import smpplib.exceptions
 from django.conf import settings
+from smpplib import smpp
 
-from notifications.senders.base import DeliveryError, SendResult
-from notifications.senders.sms import SmsTransport, daily_slot, phone_digits, sms_parts
-
-if TYPE_CHECKING:
-    from notifications.models import Notification, UserContact
+from notifications.senders.base import ConfigurationError, DeliveryError, PartResult, Prepared
+from notifications.senders.http import Unreachable
+from notifications.senders.sms import SmsSender, phone_digits
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +48,8 @@ PERMANENT_STATUSES = {
     c.SMPP_ESME_RINVDSTNPI,
 }
 BIND_STATUSES = {c.SMPP_ESME_RBINDFAIL, c.SMPP_ESME_RINVPASWD, c.SMPP_ESME_RINVSYSID}
+# At most this many submit_sm awaiting their response at once (SMSCs limit the window).
+WINDOW = 10
 
 
 def describe_status(status: int) -> str:
@@ -49,11 +64,11 @@ def classify_status(status: int, command: str, server: str) -> DeliveryError:
     if status in PERMANENT_STATUSES:
         return DeliveryError(detail, permanent=True)
     if status in BIND_STATUSES:
-        return DeliveryError(f"configuration error: {detail}; check SMPP_SYSTEM_ID/SMPP_PASSWORD")
+        return ConfigurationError(f"{detail}; check SMPP_SYSTEM_ID/SMPP_PASSWORD")
     return DeliveryError(detail)
 
 
-def _source_address(source: str) -> dict:
+def source_address(source: str) -> dict[str, Any]:
     """TON/NPI for a numeric source (international number) or an alphanumeric sender name."""
     if source.lstrip("+").isdigit():
         return {
@@ -68,131 +83,380 @@ def _source_address(source: str) -> dict:
     }
 
 
+class _Waiter:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.pdu: Any = None
+        self.error: DeliveryError | None = None
+
+
+class _Sequence:
+    """What smpplib's PDU classes want from a client: the next sequence number."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            return next(self._counter) % 0x7FFFFFFF or 1
+
+
+# Called with each deliver_sm (a delivery receipt or a mobile-originated message) before it
+# is acknowledged; an exception leaves it unacknowledged, so the SMSC delivers it again.
+DeliverHandler = Callable[[Any], None]
+_deliver_handlers: list[DeliverHandler] = []
+
+
+def on_deliver_sm(handler: DeliverHandler) -> DeliverHandler:
+    """Register ``handler`` for every ``deliver_sm`` any session receives."""
+    _deliver_handlers.append(handler)
+    return handler
+
+
 class SmppSession:
-    """One transmitter session: ``with SmppSession(...) as session: session.submit(...)``.
+    """One bound transceiver session, shared by every thread of the process."""
 
-    Raises ``DeliveryError`` for every failure; the socket is closed on leaving, always.
-    """
-
-    def __init__(self, host: str, port: int, system_id: str, password: str, timeout: float):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        *,
+        timeout: float,
+        use_tls: bool = False,
+        enquire_link_seconds: float = 30.0,
+    ) -> None:
+        self.host, self.port = host, port
         self.server = f"SMPP server {host}:{port}"
-        self.system_id = system_id
-        self.password = password
-        self.client = smpplib.client.Client(
-            host,
-            port,
-            timeout=timeout,
-            logger_name="smpplib.client",  # one logger, not one per session
-            allow_unknown_opt_params=True,
+        self.system_id, self.password = system_id, password
+        self.timeout = timeout
+        self.use_tls = use_tls
+        self.enquire_link_seconds = enquire_link_seconds
+        self.sequence = _Sequence()
+        self._socket: socket.socket | None = None
+        self._bound = False
+        self._open_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._window = threading.BoundedSemaphore(WINDOW)
+        self._waiting: dict[int, _Waiter] = {}
+        self._waiting_lock = threading.Lock()
+        self._last_io = time.monotonic()
+        self._enquire_sent_at: float | None = None
+        self.binds = 0
+
+    # --- opening and closing ----------------------------------------------------------------
+    @property
+    def bound(self) -> bool:
+        return self._bound
+
+    def open(self) -> None:
+        """Connect and bind as a transceiver, unless bound already; raises ``DeliveryError``
+        (``Unreachable`` when the connection could not be made)."""
+        if self._bound:
+            return
+        with self._open_lock:
+            if self._bound:
+                return
+            sock = self._connect()
+            try:
+                self._bind(sock)
+            except BaseException:
+                sock.close()
+                raise
+            self._socket = sock
+            self._bound = True
+            self._last_io = time.monotonic()
+            self._enquire_sent_at = None
+            self.binds += 1
+            threading.Thread(
+                target=self._read_loop, args=(sock,), name="smpp-reader", daemon=True
+            ).start()
+
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as err:
+            raise Unreachable(f"{self.server} unreachable: {type(err).__name__}: {err}") from err
+        if self.use_tls:
+            try:
+                context = ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=self.host)
+            except (OSError, ssl.SSLError) as err:
+                sock.close()
+                raise Unreachable(f"{self.server}: TLS handshake failed: {err}") from err
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _bind(self, sock: socket.socket) -> None:
+        pdu = smpp.make_pdu(
+            "bind_transceiver",
+            client=self.sequence,
+            system_id=self.system_id,
+            password=self.password,
+            system_type="",
         )
-
-    def __enter__(self) -> SmppSession:
         try:
-            self.client.connect()
-            response = self.client.bind_transmitter(
-                system_id=self.system_id, password=self.password
-            )
-        except smpplib.exceptions.PDUError as err:
-            self.close()
-            status = err.args[1] if len(err.args) > 1 else c.SMPP_ESME_RBINDFAIL
-            raise classify_status(status, "bind_transmitter", self.server) from err
-        except (smpplib.exceptions.ConnectionError, OSError) as err:
-            self.close()
-            raise DeliveryError(f"{self.server} unreachable or did not answer the bind") from err
-        except BaseException:
-            self.close()
-            raise
-        if response.is_error():  # pragma: no cover - smpplib raises PDUError for these
-            self.close()
-            raise classify_status(response.status, "bind_transmitter", self.server)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if self.client.state in (c.SMPP_CLIENT_STATE_BOUND_TX,):
-                self.client.unbind()
-        except (smpplib.exceptions.PDUError, smpplib.exceptions.ConnectionError, OSError) as err:
-            logger.info("%s: unbind failed (%s); closing anyway", self.server, err)
-        finally:
-            self.close()
+            sock.sendall(pdu.generate())
+            buffer = bytearray()
+            while True:
+                response = self._next_pdu(buffer)
+                if response is not None:
+                    break
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError("closed during bind")
+                buffer += chunk
+        except (OSError, ConnectionError) as err:
+            raise Unreachable(f"{self.server} did not answer the bind: {err}") from err
+        if response.is_error():
+            raise classify_status(response.status, "bind_transceiver", self.server)
+        if buffer:
+            logger.debug("%s: %d bytes after the bind response dropped", self.server, len(buffer))
 
     def close(self) -> None:
-        """Close the socket, whatever state the session reached."""
-        if self.client.state == c.SMPP_CLIENT_STATE_CLOSED:
-            # connect() failed: the socket exists but was never open; smpplib would warn
-            # that it is "disconnecting in the bound state".
-            self.client.state = c.SMPP_CLIENT_STATE_OPEN
-        self.client.disconnect()
-
-    def _wait_for(self, sequence: int, command: str):
-        """Read PDUs until the response to ``sequence``; answers enquire_link meanwhile."""
-        while True:
-            pdu = self.client.read_pdu()
-            if pdu.command == "enquire_link":
-                self.client._enquire_link_received(pdu)
-                continue
-            if pdu.sequence != sequence and pdu.command != "generic_nack":
-                logger.debug("%s: ignoring %s while waiting for %s", self.server, pdu, command)
-                continue
-            if pdu.is_error():
-                raise classify_status(pdu.status, command, self.server)
-            return pdu
-
-    def submit(self, destination: str, text: str, source: str) -> list[str]:
-        """Send ``text`` as one or more submit_sm; returns the SMSC's message id of each part."""
-        parts, data_coding, esm_class = sms_parts(text)
-        ids = []
+        """Unbind (politely, without waiting long) and close the socket."""
+        sock, self._socket = self._socket, None
+        was_bound, self._bound = self._bound, False
+        if sock is None:
+            return
+        if was_bound:
+            try:
+                with self._write_lock:
+                    sock.sendall(smpp.make_pdu("unbind", client=self.sequence).generate())
+            except OSError:
+                pass
         try:
-            for part in parts:
-                pdu = self.client.send_message(
-                    **_source_address(source),
-                    dest_addr_ton=c.SMPP_TON_INTL,
-                    dest_addr_npi=c.SMPP_NPI_ISDN,
-                    destination_addr=destination,
-                    short_message=part,
-                    data_coding=data_coding,
-                    esm_class=esm_class,
-                    registered_delivery=0,
+            sock.close()
+        except OSError:
+            pass
+        self._fail_waiting(f"{self.server}: session closed", ambiguous=True)
+
+    def _broken(self, sock: socket.socket, reason: str) -> None:
+        if self._socket is sock:
+            self._socket = None
+            self._bound = False
+        try:
+            sock.close()
+        except OSError:
+            pass
+        self._fail_waiting(f"{self.server}: {reason}", ambiguous=True)
+
+    def _fail_waiting(self, message: str, *, ambiguous: bool) -> None:
+        with self._waiting_lock:
+            waiting, self._waiting = self._waiting, {}
+        for waiter in waiting.values():
+            waiter.error = DeliveryError(
+                f"{message} before it answered submit_sm (the part may have been accepted)",
+                ambiguous=ambiguous,
+            )
+            waiter.done.set()
+
+    # --- reading ------------------------------------------------------------------------------
+    @staticmethod
+    def _next_pdu(buffer: bytearray) -> Any:
+        """The next whole PDU in ``buffer`` (removed from it), or None until one is there."""
+        if len(buffer) < 4:
+            return None
+        (length,) = struct.unpack(">L", bytes(buffer[:4]))
+        if length < 16 or length > 70_000:
+            raise ConnectionError(f"malformed PDU length {length}")
+        if len(buffer) < length:
+            return None
+        raw = bytes(buffer[:length])
+        del buffer[:length]
+        return smpp.parse_pdu(raw, client=_Sequence(), allow_unknown_opt_params=True)
+
+    def _read_loop(self, sock: socket.socket) -> None:
+        buffer = bytearray()
+        try:
+            while self._socket is sock:
+                readable, _, _ = select.select([sock], [], [], 1.0)
+                if readable:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise ConnectionError("the SMSC closed the connection")
+                    buffer += chunk
+                    self._last_io = time.monotonic()
+                    while (pdu := self._next_pdu(buffer)) is not None:
+                        self._dispatch(sock, pdu)
+                self._keep_alive(sock)
+        except (OSError, ConnectionError, ValueError) as err:
+            if self._socket is sock:
+                logger.warning(
+                    "%s: session lost (%s); it reopens on the next send", self.server, err
                 )
-                response = self._wait_for(pdu.sequence, "submit_sm")
-                message_id = response.message_id or b""
-                ids.append(
-                    message_id.decode("ascii", "replace")
-                    if isinstance(message_id, bytes)
-                    else str(message_id)
+                self._broken(sock, f"connection lost ({err})")
+
+    def _keep_alive(self, sock: socket.socket) -> None:
+        now = time.monotonic()
+        if self._enquire_sent_at is not None:
+            if now - self._enquire_sent_at > max(self.timeout, 1.0):
+                raise ConnectionError("no answer to enquire_link")
+            return
+        if now - self._last_io >= self.enquire_link_seconds:
+            self._enquire_sent_at = now
+            self._write(sock, smpp.make_pdu("enquire_link", client=self.sequence))
+
+    def _dispatch(self, sock: socket.socket, pdu: Any) -> None:
+        command = pdu.command
+        if command == "enquire_link_resp":
+            self._enquire_sent_at = None
+            return
+        if command == "enquire_link":
+            self._respond(sock, pdu, "enquire_link_resp")
+            return
+        if command == "deliver_sm":
+            try:
+                for handler in _deliver_handlers:
+                    handler(pdu)
+            except Exception:
+                # Not acknowledged: the SMSC delivers it again later.
+                logger.exception("%s: deliver_sm not handled; left for redelivery", self.server)
+                return
+            self._respond(sock, pdu, "deliver_sm_resp", message_id="")
+            return
+        if command == "unbind":
+            self._respond(sock, pdu, "unbind_resp")
+            raise ConnectionError("the SMSC unbound the session")
+        with self._waiting_lock:
+            waiter = self._waiting.pop(pdu.sequence, None)
+        if waiter is None:
+            logger.debug("%s: %s for no one (sequence %s)", self.server, command, pdu.sequence)
+            return
+        waiter.pdu = pdu
+        waiter.done.set()
+
+    def _respond(self, sock: socket.socket, request: Any, command: str, **fields: Any) -> None:
+        response = smpp.make_pdu(command, client=self.sequence, **fields)
+        response.sequence = request.sequence
+        self._write(sock, response)
+
+    def _write(self, sock: socket.socket, pdu: Any) -> None:
+        data = pdu.generate()
+        with self._write_lock:
+            sock.sendall(data)
+
+    # --- submitting ---------------------------------------------------------------------------
+    def submit(self, **fields: Any) -> str:
+        """One ``submit_sm``; returns the SMSC's message id. Raises ``DeliveryError``."""
+        self.open()
+        sock = self._socket
+        if sock is None:
+            raise DeliveryError(f"{self.server}: session closed")
+        pdu = smpp.make_pdu("submit_sm", client=self.sequence, **fields)
+        waiter = _Waiter()
+        if not self._window.acquire(timeout=self.timeout):
+            raise DeliveryError(f"{self.server}: {WINDOW} submits already waiting for answers")
+        try:
+            with self._waiting_lock:
+                self._waiting[pdu.sequence] = waiter
+            try:
+                self._write(sock, pdu)
+            except OSError as err:
+                with self._waiting_lock:
+                    self._waiting.pop(pdu.sequence, None)
+                self._broken(sock, f"write failed ({err})")
+                # sendall failed before the whole PDU went out: the SMSC can't have taken it.
+                raise DeliveryError(f"{self.server}: connection lost while sending") from err
+            if not waiter.done.wait(self.timeout):
+                with self._waiting_lock:
+                    self._waiting.pop(pdu.sequence, None)
+                self._broken(sock, "no answer in time")
+                raise DeliveryError(
+                    f"{self.server} did not answer submit_sm in {self.timeout:g}s "
+                    "(the part may have been accepted)",
+                    ambiguous=True,
                 )
-        except TimeoutError as err:
-            raise DeliveryError(f"{self.server} did not answer submit_sm in time") from err
-        except (smpplib.exceptions.ConnectionError, OSError) as err:
-            raise DeliveryError(f"{self.server} closed the connection during submit_sm") from err
-        except smpplib.exceptions.PDUError as err:
-            raise DeliveryError(f"{self.server}: {err}") from err
-        return ids
+        finally:
+            self._window.release()
+        if waiter.error is not None:
+            raise waiter.error
+        response = waiter.pdu
+        if response.command == "generic_nack" or response.is_error():
+            raise classify_status(response.status, "submit_sm", self.server)
+        message_id = response.message_id or b""
+        return (
+            message_id.decode("ascii", "replace")
+            if isinstance(message_id, bytes)
+            else str(message_id)
+        )
 
 
-class SmppSender(SmsTransport):
+_sessions: dict[tuple, SmppSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def session() -> SmppSession:
+    """The process's session for the current SMPP settings (a new one when they change)."""
+    key = (
+        settings.SMPP_HOST,
+        settings.SMPP_PORT,
+        settings.SMPP_SYSTEM_ID,
+        settings.SMPP_PASSWORD,
+        settings.SMPP_USE_TLS,
+        settings.SMPP_TIMEOUT or settings.NOTIFY_HTTP_TIMEOUT,
+        settings.SMPP_ENQUIRE_LINK_SECONDS,
+    )
+    with _sessions_lock:
+        current = _sessions.get(key)
+        if current is None:
+            for stale in _sessions.values():
+                stale.close()
+            _sessions.clear()
+            current = _sessions[key] = SmppSession(
+                key[0],
+                key[1],
+                key[2],
+                key[3],
+                use_tls=key[4],
+                timeout=key[5],
+                enquire_link_seconds=key[6],
+            )
+        return current
+
+
+def close_sessions() -> None:
+    """Unbind and close every session (at consumer shutdown)."""
+    with _sessions_lock:
+        for current in _sessions.values():
+            current.close()
+        _sessions.clear()
+
+
+class SmppSender(SmsSender):
     transport = "sms_smpp"
+    provider = "SMPP"
+    sends_parts = True
 
     def is_configured(self) -> bool:
         return bool(settings.SMPP_HOST and settings.SMPP_SYSTEM_ID)
 
-    def session(self) -> SmppSession:
-        return SmppSession(
+    def submit(self, prepared: Prepared, index: int) -> PartResult:
+        encoding = prepared.extra["encoding"]
+        source = settings.SMPP_SOURCE_ADDR or settings.SMSAERO_SIGN
+        message_id = session().submit(
+            **source_address(source),
+            dest_addr_ton=c.SMPP_TON_INTL,
+            dest_addr_npi=c.SMPP_NPI_ISDN,
+            destination_addr=phone_digits(prepared.address),
+            short_message=prepared.parts[index],
+            data_coding=encoding.data_coding,
+            esm_class=encoding.esm_class,
+            registered_delivery=1,  # ask for a delivery receipt
+        )
+        return PartResult(provider_message_id=message_id)
+
+    def check(self) -> str:
+        probe = SmppSession(
             settings.SMPP_HOST,
             settings.SMPP_PORT,
             settings.SMPP_SYSTEM_ID,
             settings.SMPP_PASSWORD,
-            settings.SMPP_TIMEOUT or settings.NOTIFY_HTTP_TIMEOUT,
+            timeout=settings.SMPP_TIMEOUT or settings.NOTIFY_HTTP_TIMEOUT,
+            use_tls=settings.SMPP_USE_TLS,
         )
-
-    def send(self, contact: UserContact, notification: Notification) -> SendResult:
-        destination = phone_digits(self.phone(contact))
-        source = settings.SMPP_SOURCE_ADDR or settings.SMSAERO_SIGN
-        with daily_slot(), self.session() as session:
-            ids = session.submit(destination, notification.message, source)
-        return SendResult(provider_message_id=",".join(ids), segments=len(ids))
-
-    def check(self) -> str:
-        with self.session() as session:
-            server = session.server
-        return f"{server} accepts the bind as {settings.SMPP_SYSTEM_ID!r} (then unbound)"
+        probe.open()
+        probe.close()
+        return f"{probe.server} accepts the bind as {settings.SMPP_SYSTEM_ID!r} (then unbound)"

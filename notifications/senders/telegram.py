@@ -1,26 +1,34 @@
 """Telegram: the Bot API's ``sendMessage``.
 
-Classification (``classify_response``): 400 (chat not found, …) and 403 (blocked,
-deactivated) are permanent for this recipient; 429 is rate limiting and carries
-``retry_after``; 401/404 mean the bot token is wrong (a configuration error, shown as such);
-5xx, timeouts and connection errors are transient. A 400 that carries
-``parameters.migrate_to_chat_id`` (a group upgraded to a supergroup) stores the new chat id
-on the contact and resends once.
+Classification (``classify``): 400 (chat not found, …) and 403 (blocked, deactivated) are
+permanent for this recipient; 429 is rate limiting and carries ``retry_after``; 401/404 mean
+the bot token is wrong (a configuration error); 5xx is transient; a read timeout is
+ambiguous. A 400 that carries ``parameters.migrate_to_chat_id`` (a group upgraded to a
+supergroup) stores the new chat id on the contact and sends the part there.
 
-Before each ``sendMessage`` the sender waits for a pacing slot (``notifications.ratelimit``):
-NOTIFY_TELEGRAM_RATE messages/second over every consumer, NOTIFY_TELEGRAM_CHAT_RATE per chat.
+Text longer than 4,096 characters (counted in UTF-16 units, as Telegram does) is split into
+parts at line breaks, else spaces, never producing a blank part. Each part holds two pacing
+slots first (``notifications.pacing``): one of its chat (NOTIFY_TELEGRAM_CHAT_RATE) and one of
+the bot (NOTIFY_TELEGRAM_RATE), shared by every consumer.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import requests
 from django.conf import settings
 
-from notifications.ratelimit import telegram_pace
-from notifications.senders.base import DeliveryError, SendResult, SkipChannel
-from notifications.senders.http import http_session
+from notifications.content import content_for
+from notifications.senders import http
+from notifications.senders.base import (
+    ConfigurationError,
+    DeliveryError,
+    Pace,
+    PartResult,
+    Prepared,
+    Sender,
+    SkipChannel,
+)
 
 if TYPE_CHECKING:
     from notifications.models import Notification, UserContact
@@ -36,107 +44,143 @@ class ChatMigrated(Exception):
         self.new_chat_id = new_chat_id
 
 
-def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
-    """``text`` cut into parts of at most ``limit`` characters, nothing lost.
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
-    Cuts fall on the last line break in a part, else on the last space, else mid-word.
+
+def _fit(text: str, limit: int) -> int:
+    """How many characters of ``text`` fit in ``limit`` UTF-16 units (never half a pair)."""
+    if len(text) <= limit // 2 or _utf16_length(text[:limit]) <= limit:
+        return min(len(text), limit)
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+    """``text`` cut into parts of at most ``limit`` UTF-16 units, losing nothing but the
+    whitespace at a cut; no part is blank (the Bot API refuses an empty text).
+
+    Cuts fall on the last line break in a part, else on the last space, else mid-word (but
+    never inside a surrogate pair).
     """
     parts: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
+    while _utf16_length(text) > limit:
+        size = _fit(text, limit)
+        window = text[:size]
         cut = window.rfind("\n")
-        if cut < limit // 2:
+        if cut < size // 2:
             cut = window.rfind(" ")
-        if cut < limit // 2:
-            parts.append(window)
-            text = text[limit:]
+        if cut < size // 2:
+            part, text = window, text[size:]
         else:
-            parts.append(text[:cut])
-            text = text[cut + 1 :]  # the separator itself is where the message splits
-    parts.append(text)
+            part, text = text[:cut], text[cut + 1 :]  # the separator is where it splits
+        if part.strip():
+            parts.append(part)
+    if text.strip():
+        parts.append(text)
     return parts
 
 
-def classify_response(status_code: int, payload: dict[str, Any]) -> None:
-    """Raise the ``DeliveryError`` (or ``ChatMigrated``) a Bot API answer means; return on ok."""
-    if 200 <= status_code < 300 and payload.get("ok"):
-        return
-    description = str(payload.get("description") or f"HTTP {status_code}")
+def classify(answer: http.HttpAnswer) -> dict[str, Any]:
+    """The ``result`` of a successful Bot API answer; raises what a failed one means."""
+    payload = answer.payload
+    if 200 <= answer.status_code < 300 and payload.get("ok"):
+        result = payload.get("result")
+        return result if isinstance(result, dict) else {}
+    description = str(
+        payload.get("description") or payload.get("_not_json") or f"HTTP {answer.status_code}"
+    )
     parameters = payload.get("parameters") or {}
-    error_code = int(payload.get("error_code") or status_code)
+    try:
+        error_code = int(payload.get("error_code") or answer.status_code)
+    except (TypeError, ValueError):
+        error_code = answer.status_code
     summary = f"Telegram {error_code}: {description}"
-    if error_code == 400 and parameters.get("migrate_to_chat_id"):
+    if error_code == 400 and isinstance(parameters, dict) and parameters.get("migrate_to_chat_id"):
         raise ChatMigrated(str(parameters["migrate_to_chat_id"]))
     if error_code == 429:
-        retry_after = float(parameters.get("retry_after") or 1)
-        raise DeliveryError(summary, retry_after=retry_after)
+        try:
+            retry_after = float(parameters.get("retry_after") or 1)
+        except (TypeError, ValueError, AttributeError):
+            retry_after = 1.0
+        raise DeliveryError(summary, retry_after=max(retry_after, 0.1))
     if error_code in (401, 404):
-        raise DeliveryError(
-            f"configuration error: Telegram rejected the bot token ({summary}); "
-            "check TELEGRAM_BOT_TOKEN"
+        raise ConfigurationError(
+            f"Telegram rejected the bot token ({summary}); check TELEGRAM_BOT_TOKEN"
         )
     if error_code in (400, 403):
         raise DeliveryError(summary, permanent=True)
     raise DeliveryError(summary)
 
 
-class TelegramSender:
+class TelegramSender(Sender):
     channel = "telegram"
     transport = "telegram"
 
     def is_configured(self) -> bool:
         return bool(settings.TELEGRAM_BOT_TOKEN)
 
-    def recipient(self, contact: UserContact) -> str:
+    def address(self, contact: UserContact) -> str:
         if not contact.telegram_chat_id:
             raise SkipChannel("no Telegram chat id")
         return contact.telegram_chat_id
 
-    def _call(self, method: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    def call(self, method: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST one Bot API method; returns its ``result``; raises ``DeliveryError``."""
-        url = f"{settings.TELEGRAM_API_URL}/bot{settings.TELEGRAM_BOT_TOKEN}/{method}"
-        try:
-            response = http_session().post(
-                url, json=data or {}, timeout=settings.NOTIFY_HTTP_TIMEOUT
-            )
-        except requests.Timeout as err:
-            raise DeliveryError(f"Telegram did not answer in time: {err}") from err
-        except requests.RequestException as err:
-            raise DeliveryError(f"Telegram unreachable: {err}") from err
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {"description": f"HTTP {response.status_code}, not a Bot API answer"}
-        if not isinstance(payload, dict):
-            payload = {"description": f"HTTP {response.status_code}, unexpected answer"}
-        classify_response(response.status_code, payload)
-        return payload.get("result") or {}
+        return http.call(
+            f"{settings.TELEGRAM_API_URL}/bot{settings.TELEGRAM_BOT_TOKEN}/{method}",
+            provider="Telegram",
+            describe_url=method,
+            timeout=settings.NOTIFY_HTTP_TIMEOUT,
+            json=data,
+            classify=classify,
+        )
 
-    def _send_parts(self, chat_id: str, text: str) -> list[str]:
-        ids = []
-        for part in split_text(text):
-            telegram_pace(chat_id)  # NOTIFY_TELEGRAM_RATE overall, 1/s per chat
-            result = self._call("sendMessage", {"chat_id": chat_id, "text": part})
-            ids.append(str(result.get("message_id", "")))
-        return ids
+    def prepare(self, notification: Notification, contact: UserContact) -> Prepared:
+        content = content_for(notification, self.channel)
+        parts = split_text(content.text)
+        if not parts:
+            raise DeliveryError("the message is blank for Telegram", permanent=True)
+        extra: dict[str, Any] = {"contact": contact}
+        if content.parse_mode:
+            extra["parse_mode"] = content.parse_mode
+        return Prepared(address=self.address(contact), parts=parts, extra=extra)
 
-    def send(self, contact: UserContact, notification: Notification) -> SendResult:
-        chat_id = self.recipient(contact)
+    def paces(self, prepared: Prepared, index: int) -> list[Pace]:
+        return [
+            Pace(f"telegram:chat:{prepared.address}", settings.NOTIFY_TELEGRAM_CHAT_RATE),
+            Pace("telegram", settings.NOTIFY_TELEGRAM_RATE),
+        ]
+
+    def _send(self, prepared: Prepared, chat_id: str, text: str) -> dict[str, Any]:
+        data: dict[str, Any] = {"chat_id": chat_id, "text": text}
+        if prepared.extra.get("parse_mode"):
+            data["parse_mode"] = prepared.extra["parse_mode"]
+        return self.call("sendMessage", data)
+
+    def send_part(self, prepared: Prepared, index: int) -> PartResult:
+        text = prepared.parts[index]
         try:
-            ids = self._send_parts(chat_id, notification.message)
+            result = self._send(prepared, prepared.address, text)
         except ChatMigrated as migrated:
+            contact = prepared.extra["contact"]
             type(contact).objects.filter(pk=contact.pk).update(
                 telegram_chat_id=migrated.new_chat_id
             )
             contact.telegram_chat_id = migrated.new_chat_id
+            prepared.address = migrated.new_chat_id
             try:
-                ids = self._send_parts(migrated.new_chat_id, notification.message)
+                result = self._send(prepared, migrated.new_chat_id, text)
             except ChatMigrated as again:
                 raise DeliveryError(
                     f"Telegram chat migrated twice (to {again.new_chat_id})", permanent=True
                 ) from None
-        return SendResult(provider_message_id=",".join(ids))
+        return PartResult(provider_message_id=str(result.get("message_id", "")))
 
     def check(self) -> str:
-        me = self._call("getMe")
+        me = self.call("getMe")
         return f"bot @{me.get('username', '?')} answers"

@@ -15,7 +15,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from notifications.channels import all_senders
 from notifications.models import Notification, UserContact
+from notifications.senders.base import PartResult, Sender
+from notifications.senders.http import reset_http_session
+from notifications.senders.sms_smpp import close_sessions
 from notifications.tests.fakes.smpp import FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.smtp import FakeSmtp
@@ -33,6 +37,26 @@ def _remove_test_queue_file() -> Iterator[None]:
         path = path if path.is_absolute() else BASE_DIR / path
         for leftover in path.parent.glob(path.name + "*"):
             leftover.unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _real_mail_backend(settings) -> Iterator[None]:
+    """pytest-django swaps in the in-memory mail backend; the service sends through the
+    configured one (SMTP by default), to the fake servers. Connections kept by senders
+    are closed after each test."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    yield
+    for sender in all_senders():
+        mailer = getattr(sender, "mailer", None)
+        if mailer is not None:
+            mailer.close()
+    close_sessions()
+
+
+def send_with(sender: Sender, notification: Notification, contact: UserContact) -> list[PartResult]:
+    """What delivery does with one transport, without the chain: prepare, then every part."""
+    prepared = sender.prepare(notification, contact)
+    return [sender.send_part(prepared, index) for index in range(len(prepared.parts))]
 
 
 @pytest.fixture(scope="session")
@@ -159,6 +183,8 @@ def consumer_env(telegram_server: FakeTelegram, smtp_server: FakeSmtp, transacti
         TELEGRAM_API_URL=telegram_server.url,
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(smtp_server.port),
+        EMAIL_USE_TLS="0",
+        SMS_SMTP_USE_TLS="0",
         DEFAULT_FROM_EMAIL="service@example.com",
         NOTIFY_HTTP_TIMEOUT="1",
         EMAIL_TIMEOUT="2",
@@ -217,6 +243,7 @@ def smsaero(smsaero_server: FakeSmsAero, monkeypatch: pytest.MonkeyPatch) -> Fak
     """The HTTPS gate, its test certificate trusted by requests for this test."""
     smsaero_server.reset()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(smsaero_server.ca_bundle))
+    reset_http_session()
     return smsaero_server
 
 
@@ -273,6 +300,7 @@ def sms_env(smsaero: FakeSmsAero, sms_smtp: FakeSmtp, smpp: FakeSmpp) -> dict[st
         "SMS_SMTP_USER": sms_smtp.username,
         "SMS_SMTP_PASSWORD": sms_smtp.password,
         "SMS_SMTP_FROM": "owner@example.com",
+        "SMS_SMTP_ADDRESS": "{digits}@sms.example.net",
         "SMPP_HOST": "127.0.0.1",
         "SMPP_PORT": str(smpp.port),
         "SMPP_SYSTEM_ID": smpp.system_id,

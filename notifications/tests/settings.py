@@ -20,8 +20,13 @@ for _name in (
     "SMPP_HOST",
     "SMPP_PASSWORD",
     "NOTIFY_SMS_DAILY_LIMIT",
+    "SMS_SMTP_ADDRESS",
+    "EMAIL_BACKEND",
 ):
     os.environ[_name] = ""
+# The fake SMTP servers speak plain SMTP unless a test asks for STARTTLS.
+os.environ["EMAIL_USE_TLS"] = "0"
+os.environ["SMS_SMTP_USE_TLS"] = "0"
 # Per process, so two test runs in one checkout don't share (and delete) each other's files.
 os.environ.setdefault("QUEUE_URL", f"sqlite:///var/test_huey_{os.getpid()}.sqlite3")
 

@@ -38,6 +38,10 @@ def run_action(client, action: str, notifications: list[Notification]):
     )
 
 
+# The attempts inline's management form, which the change page posts along.
+INLINE = {"attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "0"}
+
+
 def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
@@ -56,7 +60,7 @@ def test_send_action_queues_pending_and_failed_and_counts_the_rest(
     assert messages_of(response) == ["14 queued, 4 skipped: 1 being sent, 3 already sent"]
     statuses = Notification.objects.values_list("status", flat=True)
     assert sorted(statuses) == sorted([Status.QUEUED] * 14 + [Status.SENT] * 3 + [Status.SENDING])
-    assert len(callbacks) == 1  # one doorbell for the whole selection
+    assert len(callbacks) == 1  # one doorbell after commit, for the rows it queued
 
 
 @pytest.mark.django_db
@@ -73,12 +77,12 @@ def test_resend_action_requeues_sent_ones_from_scratch(
 ):
     (sent,) = make_notifications(admin_user, [Status.SENT])
     Notification.objects.filter(pk=sent.pk).update(
-        channel="telegram", sent_at=timezone.now(), attempt_count=2
+        channel="telegram", sent_at=timezone.now(), rounds=2
     )
     response = run_action(admin_client, "resend_selected", [sent])
     assert messages_of(response) == ["1 queued again"]
     sent.refresh_from_db()
-    assert (sent.status, sent.channel, sent.sent_at, sent.attempt_count) == (
+    assert (sent.status, sent.channel, sent.sent_at, sent.rounds) == (
         Status.QUEUED,
         "",
         None,
@@ -177,7 +181,7 @@ def test_notification_page_shows_every_attempt(admin_client, admin_user, setting
     DeliveryAttempt.objects.create(
         notification=notification,
         channel="email",
-        transport="smtp",
+        transport="email",
         outcome="success",
         provider_message_id="<abc@example.com>",
         started_at=now,
@@ -215,6 +219,78 @@ def test_empty_message_is_refused_by_the_form(admin_client, admin_user):
     assert response.status_code == 200
     assert Notification.objects.count() == 0
     assert "This field is required" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ({"message": "x" * 10_001}, "at most 10,000 are allowed"),
+        ({"message": "a\x00b"}, "Null characters are not allowed"),
+        ({"subject": "Hi\nthere"}, "The subject must be one line"),
+        ({"subject": "s" * 201}, "at most 200 characters"),
+        ({"channels": "telegram,fax"}, "Unknown channel"),
+    ],
+)
+def test_bad_input_is_refused_by_the_form_with_a_clear_message(
+    admin_client, admin_user, data, text
+):
+    form = {"user": admin_user.pk, "subject": "", "message": "hello", "channels": ""}
+    response = admin_client.post(reverse("admin:notifications_notification_add"), {**form, **data})
+    assert response.status_code == 200
+    assert text in response.content.decode()
+    assert Notification.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_saving_a_notification_no_longer_pending_changes_nothing(
+    admin_client, admin_user, settings_no_autosend
+):
+    """The operator opened a pending notification; a worker sent it meanwhile. Save must not
+    write the page's stale values over the worker's, and says so."""
+    (notification,) = make_notifications(admin_user, [Status.PENDING])
+    url = reverse("admin:notifications_notification_change", args=[notification.pk])
+    assert admin_client.get(url).status_code == 200  # the form as the operator saw it
+    Notification.objects.filter(pk=notification.pk).update(
+        status=Status.SENT, channel="telegram", sent_at=timezone.now(), rounds=1
+    )
+    response = admin_client.post(
+        url,
+        {"user": admin_user.pk, "subject": "", "message": "edited", "channels": "", **INLINE},
+        follow=True,
+    )
+    assert "Not saved: this notification is no longer pending" in " ".join(messages_of(response))
+    notification.refresh_from_db()
+    assert (
+        notification.status,
+        notification.channel,
+        notification.message,
+        notification.rounds,
+    ) == (
+        Status.SENT,
+        "telegram",
+        "m0",
+        1,
+    )
+
+
+@pytest.mark.django_db
+def test_editing_a_pending_notification_saves_the_edit(
+    admin_client, admin_user, settings_no_autosend
+):
+    (notification,) = make_notifications(admin_user, [Status.PENDING])
+    url = reverse("admin:notifications_notification_change", args=[notification.pk])
+    admin_client.post(
+        url,
+        {"user": admin_user.pk, "subject": "S", "message": "edited", "channels": "email", **INLINE},
+    )
+    notification.refresh_from_db()
+    assert (notification.message, notification.subject, notification.channels) == (
+        "edited",
+        "S",
+        ["email"],
+    )
+    assert notification.status == Status.PENDING
 
 
 @pytest.mark.django_db

@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
-from django.utils import timezone
 from huey.contrib.djhuey import HUEY
 from huey.storage import BaseSqlStorage
 
-from notifications import delivery
+from notifications import tasks
 from notifications.models import DeliveryAttempt, Notification, UserContact
-from notifications.senders.base import DeliveryError
-from notifications.services import notifications_queue, notifications_sweep, ring_doorbell
+from notifications.services import notification_create, notifications_queue
 from notifications.tests.conftest import wait_for
 
 pytestmark = [
@@ -41,7 +38,7 @@ pytestmark = [
 
 Status = Notification.Status
 Outcome = DeliveryAttempt.Outcome
-FINAL = {Status.SENT, Status.FAILED, Status.CANCELLED}
+FINAL = {Status.SENT, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
 # Pacing stays on in these tests, high enough not to be what they measure.
 FAST = {"NOTIFY_TELEGRAM_RATE": "500"}
 
@@ -89,7 +86,7 @@ def queue(ids: list[int]) -> None:
 def sweep() -> dict[str, int]:
     """The consumer's periodic sweeper, run now and without waiting for rows to go stale."""
     with override_settings(NOTIFY_SWEEP_STALE_SECONDS=0):
-        return notifications_sweep()
+        return tasks.sweep_now()
 
 
 def statuses(ids: list[int]) -> Counter:
@@ -249,20 +246,22 @@ def test_flaky_telegram_every_notification_still_sent(
         f"flaky Telegram: {failures.count()} failed sends; sent via {dict(via)}",
     )
     assert failures.exists()
-    assert set(failures.values_list("outcome", flat=True)) == {Outcome.TRANSIENT}
+    # 500 and 502 are transient; a timeout is ambiguous (Telegram may have taken it).
+    assert set(failures.values_list("outcome", flat=True)) <= {Outcome.TRANSIENT, Outcome.AMBIGUOUS}
     for notification in Notification.objects.filter(pk__in=ids).prefetch_related("attempts"):
         attempts = list(notification.attempts.all())
-        final = [a for a in attempts if a.round == notification.attempt_count]
+        final = [a for a in attempts if a.round == notification.rounds]
         # The story: the last round ends with the success on the channel recorded…
         assert (final[-1].channel, final[-1].outcome) == (notification.channel, Outcome.SUCCESS)
         assert [a.outcome for a in attempts].count(Outcome.SUCCESS) == 1
         # …email only after Telegram failed in that same round…
         if notification.channel == "email":
-            assert (final[0].channel, final[0].outcome) == ("telegram", Outcome.TRANSIENT)
+            assert final[0].channel == "telegram"
+            assert final[0].outcome in {Outcome.TRANSIENT, Outcome.AMBIGUOUS}
         # …and every earlier round failed transiently on every channel it tried.
         for attempt in attempts:
-            if attempt.round < notification.attempt_count:
-                assert attempt.outcome in {Outcome.TRANSIENT, Outcome.SKIPPED}
+            if attempt.round < notification.rounds:
+                assert attempt.outcome in {Outcome.TRANSIENT, Outcome.AMBIGUOUS, Outcome.SKIPPED}
     assert telegram.delivered_texts().count("flaky 1") <= 1
 
 
@@ -278,8 +277,8 @@ def test_consumers_racing_deliver_each_exactly_once(
         start_consumer(workers=8, **FAST)
     ids = make_batch(1000, f"race{consumers}-")
     queue(ids)
-    ring_doorbell(ids)  # every doorbell rung twice more, to every consumer
-    ring_doorbell(ids)
+    tasks.ring(ids)  # every doorbell rung twice more, to every consumer
+    tasks.ring(ids)
 
     counts = wait_until_final(ids, 120)
 
@@ -323,7 +322,7 @@ def test_telegram_429_retries_telegram_without_falling_through(
     telegram.queue.extend(["429"])  # retry_after 1
     start_consumer()
     user = make_user(email="pat@example.com", telegram_chat_id="4290")
-    ids = [Notification.objects.create(user=user, message="Later, not by mail").pk]
+    ids = [notification_create(user=user, message="Later, not by mail").pk]
 
     wait_until_final(ids, 30)
 
@@ -333,52 +332,33 @@ def test_telegram_429_retries_telegram_without_falling_through(
         (1, "telegram", Outcome.RATE_LIMITED),
         (1, "telegram", Outcome.SUCCESS),
     ]
-    assert notification.attempt_count == 1  # being paced is not a failed round
+    assert notification.rounds == 1  # being rate limited is not a failed round
     assert smtp.received == []
 
 
-class ThrottledSmpp:
-    """An SMS transport answering ESME_RTHROTTLED, as the SMPP sender maps it."""
+def test_a_paced_notification_is_not_lost_when_its_consumer_dies_while_it_waits(
+    start_consumer, telegram, make_batch, capsys
+):
+    """Notifications waiting in a consumer for their pacing slot hold no worker, only a
+    lease. The consumer is killed while they wait; the sweeper gives them to the next."""
+    env = {
+        "NOTIFY_TELEGRAM_RATE": "0.5",  # one slot every two seconds
+        "NOTIFY_TELEGRAM_PACE_MAX_WAIT": "30",
+        "NOTIFY_LEASE_SECONDS": "5",
+    }
+    first = start_consumer(workers=2, **env)
+    ids = make_batch(5, "wait")
+    queue(ids)
+    wait_for(lambda: len(telegram.messages) >= 1, 30, "the first paced send")
+    waiting = Notification.objects.filter(pk__in=ids, status=Status.SENDING).count()
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(timeout=10)
+    sent_before = len(telegram.messages)
 
-    channel = "sms"
-    transport = "smpp"
+    start_consumer(workers=2, **{**env, "NOTIFY_TELEGRAM_RATE": "50"})
+    counts = wait_until_final(ids, 120, sweep_every=1)
 
-    def is_configured(self) -> bool:
-        return True
-
-    def recipient(self, contact: UserContact) -> str:
-        return "+79161234567"
-
-    def send(self, contact: UserContact, notification: Notification) -> None:
-        raise DeliveryError("SMPP submit_sm: throttled", retry_after=5.0)
-
-
-class MustNotBeTried(ThrottledSmpp):
-    transport = "after-smpp"
-
-    def send(self, contact: UserContact, notification: Notification) -> None:
-        raise AssertionError("a throttled transport must not fall through")
-
-
-def test_smpp_throttled_waits_instead_of_falling_through(monkeypatch, make_user):
-    monkeypatch.setattr(delivery, "channel_order", lambda: ["sms"])
-    monkeypatch.setattr(
-        delivery, "senders_for", lambda channel: [ThrottledSmpp(), MustNotBeTried()]
-    )
-    monkeypatch.setattr(delivery, "channel_closed_reason", lambda channel: "", raising=False)
-    user = make_user(phone="+79161234567")
-    notification = Notification.objects.create(user=user, message="Paid, so patient")
-    HUEY.flush()
-    try:
-        before = timezone.now()
-        status = delivery.notification_deliver(notification_id=notification.pk)
-    finally:
-        HUEY.flush()
-
-    notification.refresh_from_db()
-    assert status == notification.status == Status.QUEUED
-    assert notification.next_attempt_at >= before + timedelta(seconds=5)
-    assert notification.attempt_count == 0  # being throttled is not a failed round
-    assert list(notification.attempts.values_list("channel", "transport", "outcome")) == [
-        ("sms", "smpp", Outcome.RATE_LIMITED)
-    ]
+    report(capsys, f"paced, killed: {waiting} waiting at the kill, {sent_before} sent before")
+    assert waiting >= 3  # they were waiting in the lane, not holding workers
+    assert counts == Counter({Status.SENT: 5})
+    assert sorted(telegram.delivered_texts()) == sorted(f"wait {i}" for i in range(5))

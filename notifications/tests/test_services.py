@@ -1,191 +1,186 @@
-"""Creating notifications, the sweeper, commands and configuration parsing."""
+"""What operators and code do: create (with every bad input refused clearly), queue, resend,
+cancel, edit; each bulk operation rings only the doorbells of the rows it changed."""
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.management import call_command
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.utils import timezone
-from huey import PostgresHuey, PriorityRedisHuey, SqliteHuey
 
-from notification_service.env import env_bool, env_int, env_list
-from notification_service.queue import huey_from_url
+from notifications import services, tasks
 from notifications.models import Notification
-from notifications.services import notification_create, notifications_sweep
-from notifications.validators import normalize_phone
+
+pytestmark = pytest.mark.django_db
 
 Status = Notification.Status
 
 
-@pytest.mark.django_db
-def test_new_notification_is_queued_after_commit(
-    django_user_model, django_capture_on_commit_callbacks
+@pytest.fixture
+def rung(monkeypatch) -> list[tuple[list[int], object]]:
+    """Every doorbell rung: (ids, eta)."""
+    calls: list[tuple[list[int], object]] = []
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: calls.append((sorted(ids), eta)))
+    return calls
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("ann", email="ann@example.com")
+
+
+def test_a_new_notification_is_queued_and_rung_after_commit(
+    user, rung, django_capture_on_commit_callbacks
 ):
-    user = django_user_model.objects.create_user("a")
-    with django_capture_on_commit_callbacks() as callbacks:
-        notification = notification_create(user=user, message="hi")
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = services.notification_create(user=user, message="hi")
     assert notification.status == Status.QUEUED
     assert notification.queued_at is not None
-    assert len(callbacks) == 1
+    assert notification.expires_at is not None  # NOTIFY_MESSAGE_TTL after it is due
+    assert rung == [([notification.pk], None)]
 
 
-@pytest.mark.django_db
-def test_send_on_create_can_be_turned_off(settings, django_user_model):
+def test_send_on_create_can_be_turned_off(settings, user, rung, django_capture_on_commit_callbacks):
     settings.NOTIFY_SEND_ON_CREATE = False
-    user = django_user_model.objects.create_user("a")
-    assert notification_create(user=user, message="hi").status == Status.PENDING
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.notification_create(user=user, message="hi").status == Status.PENDING
+    assert rung == []
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("message", ["", "   \n "])
-def test_empty_message_is_refused(django_user_model, message):
-    user = django_user_model.objects.create_user("a")
-    with pytest.raises(ValidationError):
-        notification_create(user=user, message=message)
+def test_a_future_send_at_schedules_it_and_rings_at_that_time(
+    user, rung, django_capture_on_commit_callbacks
+):
+    send_at = timezone.now() + timedelta(hours=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        n = services.notification_create(user=user, message="later", send_at=send_at)
+    assert n.status == Status.SCHEDULED and n.next_attempt_at == send_at
+    assert rung == [([n.pk], send_at)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "text"),
+    [
+        ({"message": ""}, "message", "The message is empty"),
+        ({"message": "  \n "}, "message", "The message is empty"),
+        ({"message": "a\x00b"}, "message", "NUL character"),
+        ({"message": "x" * 10_001}, "message", "10,001 characters long; at most 10,000"),
+        ({"subject": "Hi\r\nBcc: x@example.com"}, "subject", "must be one line"),
+        ({"subject": "s" * 201}, "subject", "at most 200 characters"),
+        ({"idempotency_key": "k" * 201}, "idempotency_key", "at most 200 are allowed"),
+        ({"channels": ["telegram", "fax"]}, "channels", "Unknown channel 'fax'"),
+        ({"channels": ["email", "email"]}, "channels", "at most once"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_nothing_stored(user, fields, field, text):
+    values = {"message": "hello", **fields}
+    with pytest.raises(ValidationError) as caught:
+        services.notification_create(user=user, **values)
+    assert field in caught.value.message_dict
+    assert any(text in message for message in caught.value.message_dict[field])
     assert Notification.objects.count() == 0
 
 
-@pytest.mark.django_db
-def test_database_refuses_an_empty_message_even_without_validation(django_user_model):
-    user = django_user_model.objects.create_user("a")
+def test_an_expiry_before_the_send_time_is_refused(user):
+    now = timezone.now()
+    with pytest.raises(ValidationError, match="after the time the notification is sent"):
+        services.notification_create(
+            user=user, message="x", send_at=now + timedelta(hours=2), expires_at=now
+        )
+
+
+def test_the_database_refuses_an_empty_message_even_without_validation(user):
     with pytest.raises(IntegrityError):
         Notification.objects.create(user=user, message="")
 
 
-@pytest.mark.django_db
-def test_idempotency_key_returns_the_first_notification(django_user_model):
-    user = django_user_model.objects.create_user("a")
-    first = notification_create(user=user, message="order 17 shipped", idempotency_key="order-17")
-    second = notification_create(user=user, message="order 17 shipped", idempotency_key="order-17")
+def test_an_idempotency_key_returns_the_first_notification(user):
+    first = services.notification_create(user=user, message="order 17", idempotency_key="o-17")
+    second = services.notification_create(user=user, message="order 17", idempotency_key="o-17")
     assert first.pk == second.pk
     assert Notification.objects.count() == 1
 
 
-@pytest.mark.django_db
-def test_sweeper_requeues_expired_leases_and_leaves_live_ones(django_user_model, monkeypatch):
-    rung: list[list[int]] = []
-    monkeypatch.setattr("notifications.services.ring_doorbell", lambda ids: rung.append(ids))
-    user = django_user_model.objects.create_user("a")
-    now = timezone.now()
-    dead = Notification.objects.create(
-        user=user, message="x", status=Status.SENDING, lease_expires_at=now - timedelta(seconds=5)
+def _pending(user, n: int, **fields) -> list[Notification]:
+    return Notification.objects.bulk_create(
+        [Notification(user=user, message=f"m{i}", **fields) for i in range(n)]
     )
-    alive = Notification.objects.create(
-        user=user, message="y", status=Status.SENDING, lease_expires_at=now + timedelta(minutes=5)
+
+
+def test_send_rings_only_the_rows_it_queued(user, rung, django_capture_on_commit_callbacks):
+    """A click on 3 rows rings 3 doorbells, not one for every due row in the table."""
+    already_due = _pending(user, 5, status=Status.QUEUED, next_attempt_at=timezone.now())
+    chosen = _pending(user, 3)
+    sent = _pending(user, 2, status=Status.SENT)
+    selection = Notification.objects.filter(pk__in=[n.pk for n in chosen + sent])
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.notifications_queue(queryset=selection)
+    assert result.describe("queued") == "3 queued, 2 skipped: 2 already sent"
+    assert [ids for ids, _ in rung] == [sorted(n.pk for n in chosen)]
+    assert not set(rung[0][0]) & {n.pk for n in already_due}
+
+
+def test_send_starts_a_new_run(user, rung):
+    failed = _pending(
+        user,
+        1,
+        status=Status.FAILED,
+        rounds=3,
+        last_error="gave up",
+        progress={"blocked": {"telegram": "permanent"}},
+    )[0]
+    services.notifications_queue(queryset=Notification.objects.filter(pk=failed.pk))
+    failed.refresh_from_db()
+    assert (failed.status, failed.rounds, failed.last_error, failed.progress) == (
+        Status.QUEUED,
+        0,
+        "",
+        {},
     )
-    result = notifications_sweep()
-    dead.refresh_from_db()
-    alive.refresh_from_db()
-    assert dead.status == Status.QUEUED and dead.lease_expires_at is None
-    assert alive.status == Status.SENDING
-    assert result["lease_expired"] == 1
-    assert dead.pk in rung[0] and alive.pk not in rung[0]
 
 
-@pytest.mark.django_db
-def test_sweeper_rings_stale_queued_rows_when_the_queue_is_empty(
-    settings, django_user_model, monkeypatch
-):
-    from huey.contrib.djhuey import HUEY
+def test_resend_of_an_expired_one_gives_it_a_new_lifetime(user, rung):
+    old = timezone.now() - timedelta(days=2)
+    expired = _pending(user, 1, status=Status.EXPIRED, expires_at=old)[0]
+    services.notifications_resend(queryset=Notification.objects.filter(pk=expired.pk))
+    expired.refresh_from_db()
+    assert expired.status == Status.QUEUED and expired.expires_at > timezone.now()
 
-    HUEY.flush()
-    settings.NOTIFY_SEND_ON_CREATE = False
-    rung: list[list[int]] = []
-    monkeypatch.setattr("notifications.services.ring_doorbell", lambda ids: rung.append(ids))
-    user = django_user_model.objects.create_user("a")
-    long_ago = timezone.now() - timedelta(minutes=10)
-    stale = Notification.objects.create(
-        user=user, message="x", status=Status.QUEUED, next_attempt_at=long_ago
+
+def test_send_keeps_a_future_send_at(user, rung, django_capture_on_commit_callbacks):
+    send_at = timezone.now() + timedelta(hours=1)
+    n = _pending(user, 1, send_at=send_at)[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.notifications_queue(queryset=Notification.objects.filter(pk=n.pk))
+    n.refresh_from_db()
+    assert n.status == Status.SCHEDULED
+    assert rung == [([n.pk], send_at)]
+
+
+def test_cancel_stops_waiting_ones_only(user):
+    waiting = _pending(user, 1, status=Status.SCHEDULED) + _pending(user, 1, status=Status.QUEUED)
+    busy = _pending(user, 1, status=Status.SENDING)
+    result = services.notifications_cancel(
+        queryset=Notification.objects.filter(pk__in=[n.pk for n in waiting + busy])
     )
-    later = Notification.objects.create(
-        user=user,
-        message="y",
-        status=Status.QUEUED,
-        next_attempt_at=timezone.now() + timedelta(minutes=10),
+    assert result.describe("cancelled") == "2 cancelled, 1 skipped: 1 being sent"
+
+
+def test_editing_saves_only_the_edited_fields_and_only_while_pending(user):
+    """A worker wrote "sent" meanwhile: the admin's stale copy must not overwrite it."""
+    n = _pending(user, 1)[0]
+    stale_copy = Notification.objects.get(pk=n.pk)
+    Notification.objects.filter(pk=n.pk).update(status=Status.SENT, channel="telegram")
+    stale_copy.message = "edited"
+    assert (
+        services.notification_update_pending(notification=stale_copy, fields=["message"]) is False
     )
-    notifications_sweep()
-    assert stale.pk in rung[0] and later.pk not in rung[0]
+    n.refresh_from_db()
+    assert (n.status, n.channel, n.message) == (Status.SENT, "telegram", "m0")
 
-
-@pytest.mark.django_db
-def test_ensure_admin_creates_one_admin_and_prints_its_password_once(django_user_model):
-    out = io.StringIO()
-    call_command("ensure_admin", stdout=out)
-    password = out.getvalue().split("password: ")[1].split()[0]
-    admin = django_user_model.objects.get(username="admin")
-    assert admin.is_superuser and admin.check_password(password)
-    again = io.StringIO()
-    call_command("ensure_admin", stdout=again)
-    assert password not in again.getvalue()
-    assert django_user_model.objects.count() == 1
-
-
-@pytest.mark.django_db
-def test_check_channels_reports_each_channel_without_sending(settings, telegram, smtp):
-    settings.TELEGRAM_BOT_TOKEN = telegram.token
-    settings.TELEGRAM_API_URL = telegram.url
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = smtp.port
-    out = io.StringIO()
-    call_command("check_channels", stdout=out)
-    text = out.getvalue()
-    assert "telegram: configured, bot @fake_bot answers" in text
-    assert "email: configured, SMTP server 127.0.0.1 answers" in text
-    assert "sms" in text
-    assert telegram.messages == [] and smtp.received == []
-
-
-@pytest.mark.django_db
-def test_check_channels_fails_when_a_configured_channel_does_not_answer(settings):
-    settings.TELEGRAM_BOT_TOKEN = "123:abc"
-    settings.TELEGRAM_API_URL = "http://127.0.0.1:9"
-    settings.EMAIL_HOST = ""
-    out = io.StringIO()
-    with pytest.raises(SystemExit):
-        call_command("check_channels", stdout=out, stderr=io.StringIO())
-    assert "telegram: configured, NOT answering: Telegram unreachable" in out.getvalue()
-    assert "email: not configured" in out.getvalue()
-
-
-def test_phones_are_normalised_to_e164(settings):
-    settings.NOTIFY_DEFAULT_REGION = "RU"
-    assert normalize_phone("8 916 123-45-67") == "+79161234567"
-    assert normalize_phone("+44 7911 123456") == "+447911123456"
-
-
-@pytest.mark.parametrize(
-    ("url", "cls"),
-    [
-        ("sqlite:///var/test_queue_parse.sqlite3", SqliteHuey),
-        ("postgres://postgres@127.0.0.1:5432/postgres", PostgresHuey),
-        ("redis://127.0.0.1:6379/15", PriorityRedisHuey),
-    ],
-)
-def test_queue_url_picks_the_tier(url, cls, tmp_path, monkeypatch):
-    if cls is PostgresHuey:
-        # Creating PostgresHuey connects; the parse is what's under test here.
-        monkeypatch.setattr(PostgresHuey, "__init__", lambda self, *a, **k: None)
-    assert isinstance(huey_from_url(url, tmp_path), cls)
-
-
-def test_unknown_queue_scheme_is_refused(tmp_path):
-    with pytest.raises(ImproperlyConfigured, match="amqp"):
-        huey_from_url("amqp://guest@127.0.0.1/", tmp_path)
-
-
-def test_env_helpers_refuse_malformed_values(monkeypatch):
-    monkeypatch.setenv("NOTIFY_SEND_ON_CREATE", "maybe")
-    with pytest.raises(ImproperlyConfigured, match="NOTIFY_SEND_ON_CREATE"):
-        env_bool("NOTIFY_SEND_ON_CREATE")
-    monkeypatch.setenv("NOTIFY_MAX_ROUNDS", "ten")
-    with pytest.raises(ImproperlyConfigured, match="NOTIFY_MAX_ROUNDS"):
-        env_int("NOTIFY_MAX_ROUNDS", 1)
-    monkeypatch.setenv("NOTIFY_MAX_ROUNDS", "0")
-    with pytest.raises(ImproperlyConfigured, match="at least 1"):
-        env_int("NOTIFY_MAX_ROUNDS", 1, minimum=1)
-    monkeypatch.setenv("NOTIFY_CHANNEL_ORDER", " telegram, ,email ")
-    assert env_list("NOTIFY_CHANNEL_ORDER") == ["telegram", "email"]
+    other = _pending(user, 1)[0]
+    other.message = "edited"
+    assert services.notification_update_pending(notification=other, fields=["message"]) is True
+    other.refresh_from_db()
+    assert other.message == "edited" and other.status == Status.PENDING

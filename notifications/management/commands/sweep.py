@@ -1,17 +1,18 @@
-"""``manage.py sweep``: re-queue expired leases and re-ring lost doorbells now."""
+"""``manage.py sweep``: re-queue expired leases, end expired rows and re-ring lost doorbells."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from notifications.services import notifications_sweep
+from notifications.tasks import sweep_now
 
 
 class Command(BaseCommand):
     help = "Recover notifications from crashed workers and lost queue messages (runs every minute in the consumer)."
 
     def handle(self, *args, **options) -> None:
-        result = notifications_sweep()
+        result = sweep_now()
         self.stdout.write(
-            f"{result['lease_expired']} expired lease(s) re-queued, {result['rung']} doorbell(s) rung"
+            f"{result['lease_expired']} expired lease(s) re-queued, {result['failed']} ended "
+            f"(no rounds left), {result['rung']} doorbell(s) rung"
         )

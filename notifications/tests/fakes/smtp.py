@@ -40,6 +40,13 @@ class RecordingHandler:
     refuse_temporarily: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sessions: int = 0  # EHLOs seen: one per SMTP session
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.lock:
+            self.sessions += 1
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse_permanently:
@@ -91,8 +98,14 @@ class FakeSmtp:
         with self.handler.lock:
             return list(self.handler.received)
 
+    @property
+    def sessions(self) -> int:
+        with self.handler.lock:
+            return self.handler.sessions
+
     def reset(self) -> None:
         with self.handler.lock:
             self.handler.received.clear()
+            self.handler.sessions = 0
         self.handler.refuse_permanently.clear()
         self.handler.refuse_temporarily.clear()

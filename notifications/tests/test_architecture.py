@@ -1,0 +1,149 @@
+"""The import graph of the service: one-way layers, no cycles, no imports hidden in functions.
+
+models ← content ← senders ← channels, pacing ← selectors ← delivery ← recovery ← tasks ←
+services ← admin, API, views, commands. Read statically from the source, so it holds for every import path.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1]
+# A module may import only from layers below its own (lower numbers).
+LAYERS = {
+    "notifications.redaction": 0,
+    "notifications.validators": 0,
+    "notifications.models": 1,
+    "notifications.content": 2,
+    "notifications.senders": 3,
+    "notifications.channels": 4,
+    "notifications.pacing": 4,
+    "notifications.selectors": 5,
+    "notifications.delivery": 6,
+    "notifications.recovery": 7,
+    "notifications.tasks": 8,
+    "notifications.services": 9,
+    "notifications.signals": 10,
+    "notifications.admin": 10,
+    "notifications.management": 10,
+    "notifications.apps": 11,
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE.parent)
+        if {"tests", "migrations"} & set(relative.parts):
+            continue
+        name = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+        found[name] = path
+    return found
+
+
+def imported(node: ast.AST, known: dict[str, Path]) -> list[str]:
+    """The modules an import statement loads (``from a import b``: ``a.b`` if that is a
+    module, else ``a``)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        names = [f"{node.module}.{alias.name}" for alias in node.names]
+        return [name if name in known else node.module for name in names]
+    return []
+
+
+def ours(names: list[str], known: dict[str, Path]) -> set[str]:
+    return {name for name in names if name in known and name != "notifications"}
+
+
+def module_level_imports(path: Path, known: dict[str, Path]) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If):  # ``if TYPE_CHECKING:`` imports are not executed
+            continue
+        found |= ours(imported(node, known), known)
+    return found
+
+
+def function_imports(path: Path, known: dict[str, Path]) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text())
+    found = []
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(function):
+                for name in ours(imported(node, known), known):
+                    found.append((name, node.lineno))
+    return found
+
+
+def layer(name: str) -> int:
+    for prefix, rank in sorted(LAYERS.items(), key=lambda item: -len(item[0])):
+        if name == prefix or name.startswith(prefix + "."):
+            return rank
+    raise AssertionError(f"{name} has no layer in LAYERS; add it")
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: module_level_imports(path, known) for name, path in known.items()}
+
+
+def test_every_import_goes_down_the_layers():
+    wrong = [
+        f"{source} imports {target}"
+        for source, targets in graph().items()
+        for target in targets
+        if layer(target) > layer(source)
+        or (layer(target) == layer(source) and source.split(".")[:2] != target.split(".")[:2])
+    ]
+    assert wrong == []
+
+
+def test_the_import_graph_has_no_cycles():
+    edges = graph()
+    seen: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in path:
+            pytest.fail("import cycle: " + " → ".join([*path[path.index(name) :], name]))
+        if name in seen:
+            return
+        path.append(name)
+        for target in edges.get(name, ()):
+            visit(target)
+        path.pop()
+        seen.add(name)
+
+    for name in edges:
+        visit(name)
+
+
+def test_no_module_imports_ours_inside_a_function():
+    """Imports in function bodies are how a cycle hides; apps.ready() connecting the
+    signal receivers is Django's documented exception."""
+    known = modules()
+    hidden = [
+        f"{name}:{line} imports {target}"
+        for name, path in known.items()
+        for target, line in function_imports(path, known)
+        if not (name == "notifications.apps" and target == "notifications.signals")
+    ]
+    assert hidden == []
+
+
+def test_importing_delivery_does_not_import_tasks():
+    edges = graph()
+    reached: set[str] = set()
+    stack = ["notifications.delivery"]
+    while stack:
+        name = stack.pop()
+        if name not in reached:
+            reached.add(name)
+            stack.extend(edges.get(name, ()))
+    assert "notifications.tasks" not in reached
+    assert "notifications.services" not in reached

@@ -1,0 +1,114 @@
+"""The shared pacing schedule: slots spaced by the rate, nothing booked past the horizon, the
+clock read after the lock. Tests assert which slots the schedule hands out, not how long
+anything took."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection, connections, transaction
+
+from notifications import pacing
+from notifications.models import RateLimitSlot
+from notifications.pacing import DatabaseSchedule, RedisSchedule
+from notifications.senders.base import DeliveryError, Pace
+
+
+@pytest.fixture(params=["database", "redis"])
+def schedule(request, transactional_db):
+    if request.param == "database":
+        return DatabaseSchedule()
+    if not settings.QUEUE_URL.startswith("redis"):
+        pytest.skip("the Redis schedule is used (and tested) when QUEUE_URL is redis://")
+    return RedisSchedule(redis.Redis.from_url(settings.QUEUE_URL))
+
+
+@pytest.fixture
+def name() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def test_slots_are_one_interval_apart(schedule, name):
+    slots = []
+    for _ in range(5):
+        booking = schedule.book(name, 0.5, horizon=10)
+        assert booking.granted
+        slots.append(booking.at)
+    # Booked within a moment of each other: each slot starts one interval after the last.
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert all(gap == pytest.approx(0.5, abs=0.05) for gap in gaps)
+
+
+def test_nothing_is_booked_past_the_horizon(schedule, name):
+    first = schedule.book(name, 1.0, horizon=1.5)
+    second = schedule.book(name, 1.0, horizon=1.5)  # starts in ~1 s
+    late = schedule.book(name, 1.0, horizon=1.5)  # would start in ~2 s
+    assert first.granted and second.granted and not late.granted
+    assert late.at == pytest.approx(second.at + 1.0, abs=0.05)  # when to ask again
+    # The refusal booked nothing: asking again with room gets exactly that slot.
+    assert schedule.book(name, 1.0, horizon=5).at == pytest.approx(late.at, abs=0.05)
+
+
+def test_a_chat_pace_and_the_bot_pace_are_separate(schedule, name):
+    """A busy chat's next slot is a second away; another chat's is not held up by it."""
+    assert schedule.book(f"{name}:chat:a", 1.0, horizon=10).granted
+    busy = schedule.book(f"{name}:chat:a", 1.0, horizon=10)
+    other = schedule.book(f"{name}:chat:b", 1.0, horizon=10)
+    assert busy.at - time.time() > 0.5
+    assert other.at - time.time() < 0.1
+
+
+def test_zero_rate_means_no_pacing(monkeypatch):
+    def no_schedule():
+        raise AssertionError("the schedule must not be consulted")
+
+    monkeypatch.setattr(pacing, "schedule", no_schedule)
+    assert pacing.book(Pace("off", 0), horizon=1).granted
+
+
+def test_an_unreachable_schedule_is_rate_limited_not_a_blind_send(monkeypatch):
+    class Down:
+        def book(self, *args):
+            raise redis.exceptions.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(pacing, "schedule", lambda: Down())
+    with pytest.raises(DeliveryError) as caught:
+        pacing.book(Pace("telegram", 25), horizon=1)
+    assert caught.value.rate_limited
+
+
+def test_the_database_schedule_reads_the_clock_after_taking_its_lock(transactional_db, name):
+    """Another transaction holds the pace's row for a while. The booking that waited for
+    it must compute its slot from the time it got the lock, not from when it started."""
+    schedule = DatabaseSchedule()
+    schedule.book(name, 0.01, horizon=10)  # the row exists, its next slot long past by now
+    time.sleep(0.05)
+    holding = threading.Event()
+    released_at: list[float] = []
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                RateLimitSlot.objects.select_for_update().filter(
+                    name=f"{pacing.KEY_PREFIX}{name}"
+                ).update(next_at=0)
+                holding.set()
+                time.sleep(0.5)
+                released_at.append(time.time())
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    holding.wait(5)
+    booking = schedule.book(name, 0.01, horizon=10)
+    holder.join()
+    assert booking.granted
+    assert booking.at >= released_at[0] - 0.01
+    connection.close()

@@ -1,0 +1,160 @@
+"""The email sender: through the configured Django backend over a kept connection, with
+SMTP answers classified, against a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+
+import pytest
+
+from notifications.models import Notification, UserContact
+from notifications.senders.base import ConfigurationError, DeliveryError
+from notifications.senders.email import EmailSender, classify_mail_error
+from notifications.tests.conftest import send_with
+from notifications.tests.fakes.smtp import FakeSmtp
+
+
+@pytest.fixture
+def email_settings(settings, smtp):
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = smtp.port
+    settings.EMAIL_USE_TLS = False
+    settings.DEFAULT_FROM_EMAIL = "service@example.com"
+    return settings
+
+
+def contact(**fields) -> UserContact:
+    return UserContact(**fields)
+
+
+def note(message: str = "hello", subject: str = "") -> Notification:
+    return Notification(message=message, subject=subject)
+
+
+def send(sender: EmailSender, address: str, message: str = "hello", subject: str = ""):
+    return send_with(sender, note(message, subject), contact(email=address))
+
+
+def test_email_delivers_with_subject_and_message_id(email_settings, smtp):
+    (result,) = send(EmailSender(), "ann@example.com", "Body text", "Subject line")
+    (mail,) = smtp.received
+    assert mail.rcpt_tos == ["ann@example.com"]
+    assert mail.mail_from == "service@example.com"
+    assert mail.message["Subject"] == "Subject line"
+    assert result.provider_message_id == mail.message["Message-ID"]
+
+
+def test_email_subject_defaults_to_setting(email_settings, smtp):
+    email_settings.NOTIFY_EMAIL_SUBJECT = "From the shop"
+    send(EmailSender(), "ann@example.com", "x")
+    assert smtp.received[0].message["Subject"] == "From the shop"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "permanent", "code"),
+    [("refuse_permanently", True, "550"), ("refuse_temporarily", False, "451")],
+)
+def test_email_recipient_refusals_are_classified(email_settings, smtp, refusal, permanent, code):
+    getattr(smtp.handler, refusal).add("bad@example.com")
+    with pytest.raises(DeliveryError) as caught:
+        send(EmailSender(), "bad@example.com")
+    assert caught.value.permanent is permanent
+    assert code in caught.value.message
+
+
+def test_email_server_down_is_transient_and_not_ambiguous(settings):
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = 9  # nothing listens on discard
+    settings.EMAIL_TIMEOUT = 1
+    with pytest.raises(DeliveryError) as caught:
+        send(EmailSender(), "a@example.com")
+    assert not caught.value.permanent and not caught.value.ambiguous
+    assert "unreachable" in caught.value.message
+
+
+def test_email_login_refused_is_configuration_error_without_password(settings):
+    settings.EMAIL_HOST_PASSWORD = "gmail-app-pw-1234"
+    err = classify_mail_error(
+        smtplib.SMTPAuthenticationError(535, b"5.7.8 Username and Password not accepted"),
+        "SMTP server smtp.gmail.com",
+    )
+    assert isinstance(err, ConfigurationError)
+    assert err.message.startswith("configuration error")
+    assert not err.permanent
+    assert "gmail-app-pw-1234" not in err.message
+
+
+def test_email_login_checked_by_check(settings):
+    server = FakeSmtp(username="robot", password="right-pw").start()
+    try:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "robot", "right-pw"
+        assert "accepts the login" in EmailSender().check()
+        settings.EMAIL_HOST_PASSWORD = "wrong-pw"
+        with pytest.raises(DeliveryError) as caught:
+            EmailSender().check()
+        assert "refused the login" in caught.value.message
+        assert server.received == []
+    finally:
+        server.stop()
+
+
+@pytest.mark.django_db
+def test_email_falls_back_to_the_user_account_address(django_user_model):
+    user = django_user_model.objects.create_user("uma", email="uma@example.com")
+    assert EmailSender().address(user.contact) == "uma@example.com"
+    user.contact.email = "work@example.com"
+    assert EmailSender().address(user.contact) == "work@example.com"
+
+
+@pytest.mark.parametrize("address", ["a@b.com, c@d.com", "bob@", "two words@example.com"])
+def test_a_bad_account_address_is_refused_before_any_server_is_called(
+    email_settings, smtp, address
+):
+    """A user's account email is not validated by Django; a bad one is a permanent error of
+    the email channel, found before connecting, never an unexpected exception."""
+    with pytest.raises(DeliveryError) as caught:
+        EmailSender().prepare(note(), contact(email=address))
+    assert caught.value.permanent
+    assert "is not a valid email address" in caught.value.message
+    assert smtp.received == []
+
+
+def test_a_subject_with_a_line_break_fails_before_sending(email_settings, smtp):
+    with pytest.raises(DeliveryError) as caught:
+        EmailSender().prepare(note("x", "Hi\nBcc: victim@example.com"), contact(email="a@b.com"))
+    assert caught.value.permanent
+    assert smtp.received == []
+
+
+def test_one_connection_carries_many_messages(email_settings, smtp):
+    """Each worker thread keeps its connection: ten messages, one SMTP session."""
+    sender = EmailSender()
+    for i in range(10):
+        send(sender, f"user{i}@example.com", f"message {i}")
+    assert len(smtp.received) == 10
+    assert smtp.sessions == 1
+
+
+@pytest.mark.parametrize("check_idle", [0, 3600], ids=["found-by-noop", "found-by-sending"])
+def test_a_connection_the_server_closed_is_replaced_once(email_settings, smtp, check_idle):
+    """The server dropped the connection: the next message reconnects and goes out once,
+    with no error: found by the NOOP check before use, or by MAIL FROM failing (nothing
+    was sent yet, so sending again is safe)."""
+    email_settings.NOTIFY_SMTP_CHECK_IDLE_SECONDS = check_idle
+    sender = EmailSender()
+    send(sender, "a@example.com", "first")
+    # The connection dies, as when the server times an idle client out.
+    sender.mailer.connection().backend.connection.sock.shutdown(socket.SHUT_RDWR)
+    send(sender, "b@example.com", "second")
+    assert [m.body.strip() for m in smtp.received] == ["first", "second"]
+    assert smtp.sessions == 2
+
+
+def test_a_connection_is_renewed_after_the_configured_number_of_messages(email_settings, smtp):
+    email_settings.NOTIFY_SMTP_MESSAGES_PER_CONNECTION = 3
+    sender = EmailSender()
+    for i in range(7):
+        send(sender, f"u{i}@example.com")
+    assert smtp.sessions == 3

@@ -1,0 +1,108 @@
+"""The task layer: doorbells in batches, and pacing that never holds a worker (the lane)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from notifications import services, tasks
+from notifications.models import Notification
+from notifications.tests.conftest import wait_for
+
+Status = Notification.Status
+
+
+def test_ring_spreads_few_ids_over_the_workers_and_batches_many(settings, monkeypatch):
+    settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS, settings.NOTIFY_BATCH_SIZE = 4, 1, 10
+    messages: list[list[int]] = []
+    monkeypatch.setattr(tasks, "deliver", lambda ids: messages.append(ids))
+    tasks.ring(range(3))
+    assert messages == [[0], [1], [2]]
+    messages.clear()
+    tasks.ring(range(100))
+    assert [len(m) for m in messages] == [10] * 10
+    assert sorted(i for m in messages for i in m) == list(range(100))
+
+
+@pytest.fixture
+def lane(monkeypatch):
+    lane = tasks.Lane(threads=2)
+    monkeypatch.setattr(tasks, "_lane", lane)
+    yield lane
+    lane.stop()
+
+
+@pytest.fixture
+def paced(settings, telegram, smtp):
+    settings.TELEGRAM_BOT_TOKEN = telegram.token
+    settings.TELEGRAM_API_URL = telegram.url
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+    settings.NOTIFY_TELEGRAM_RATE = 2.0  # one slot every half second
+    settings.NOTIFY_TELEGRAM_CHAT_RATE = 0
+    settings.NOTIFY_TELEGRAM_PACE_MAX_WAIT = 10
+    return settings
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_is_not_held_while_telegram_waits_for_its_slots(
+    paced, lane, telegram, smtp, make_user, monkeypatch
+):
+    """Four Telegram and four email-only notifications in one task: the task returns with
+    every email sent and the Telegram ones waiting for their slots in the lane."""
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: None)
+    paced.NOTIFY_SEND_ON_CREATE = False
+    ids = []
+    for i in range(4):
+        ids.append(
+            services.notification_create(
+                user=make_user(telegram_chat_id=str(500 + i)), message=f"tg {i}"
+            ).pk
+        )
+        ids.append(
+            services.notification_create(
+                user=make_user(email=f"e{i}@example.com"), message=f"mail {i}"
+            ).pk
+        )
+    services.notifications_queue(queryset=Notification.objects.filter(pk__in=ids))
+
+    claimed = tasks.deliver.call_local(ids)
+
+    assert claimed == 8
+    assert len(smtp.received) == 4  # all email went out while Telegram waited
+    assert lane.waiting() >= 2
+    statuses = dict(Notification.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert sum(s == Status.SENDING for s in statuses.values()) >= 2
+    wait_for(
+        lambda: (
+            set(Notification.objects.filter(pk__in=ids).values_list("status", flat=True))
+            == {Status.SENT}
+        ),
+        timeout=15,
+        what="every notification to be sent",
+    )
+    assert len(telegram.messages) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stopping_gives_waiting_jobs_back_to_the_queue(
+    paced, lane, telegram, make_user, monkeypatch
+):
+    rung: list[tuple] = []
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append((list(ids), eta)))
+    paced.NOTIFY_TELEGRAM_RATE = 0.2  # a slot every five seconds
+    paced.NOTIFY_TELEGRAM_PACE_MAX_WAIT = 30
+    ids = [
+        services.notification_create(user=make_user(telegram_chat_id=str(600 + i)), message="x").pk
+        for i in range(3)
+    ]
+    tasks.deliver.call_local(ids)
+    assert lane.waiting() == 2
+    lane.stop()
+    rows = Notification.objects.filter(pk__in=ids).order_by("pk")
+    assert [r.status for r in rows].count(Status.QUEUED) == 2
+    for row in rows:
+        if row.status == Status.QUEUED:
+            assert row.rounds == 0  # being given back is not a round
+            assert row.next_attempt_at <= timezone.now()
+    given_back = [ids for ids, eta in rung if eta is not None]  # the rest: rung at creation
+    assert len(given_back) == 2
