@@ -1,12 +1,15 @@
-"""What the fake providers share: a threaded server on 127.0.0.1, and JSON answers."""
+"""What the fake providers share: a threaded server on 127.0.0.1, JSON answers, callbacks."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class LocalServer:
@@ -45,5 +48,38 @@ class JsonHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # broken pipe, reset, or TLS EOF (ssl.SSLError is an OSError)
             pass  # the client gave up (its timeout), as clients do
+
+    def drop(self) -> None:
+        """Close the connection without answering, as a provider that died mid-request does."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 5.0) -> int:
+    """POST ``body`` to ``url`` (http or https) as a provider's callback would: the HTTP status.
+
+    No proxies (a webhook on 127.0.0.1 is reached directly) and no redirects; 0 when the
+    connection failed, was refused or timed out before a status line came back.
+    """
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return 0
+    finally:
+        connection.close()

@@ -4,10 +4,34 @@
 test CA made by ``make_test_certificate`` (trustme); clients trust it by
 pointing ``REQUESTS_CA_BUNDLE`` (or ``verify``) at ``.ca_bundle``.
 
-Answers like the real gate: ``auth``, ``balance``, ``sms/send`` and ``sms/testsend``, with
-HTTP Basic credentials checked. Behaviours, per number or as the default (``mode``): ``ok``,
-``reject``, ``no_credits``, ``invalid_number``, ``500``, ``timeout`` (answers after ``hang``
-seconds). Every request is recorded with its scheme and the credentials it carried.
+Answers like the real gate: ``auth``, ``balance``, ``sms/send`` and ``sms/testsend``,
+``sms/status`` and ``sms/teststatus`` (``id``), ``sms/list`` and ``sms/testlist`` (``number``,
+``text``, ``page``), with HTTP Basic credentials checked. Fields come as JSON, a form or a
+query string, by POST or GET. Every request is recorded with its scheme and the credentials
+it carried.
+
+Behaviours of ``sms/send``, one-shot from ``queue`` first, then per number or as the default
+(``mode``): ``ok``, ``reject``, ``no_credits``, ``invalid_number``, ``500``, ``timeout``
+(answers, and sends, after ``hang`` seconds), ``accept_then_hang`` (the SMS is accepted and
+recorded at once, the answer comes after ``hang`` seconds: a client with a shorter timeout
+sees a read timeout though it was sent) and ``accept_then_drop`` (accepted and recorded, then
+the connection is closed without an answer).
+
+Statuses (numeric ``status``, as SMS Aero's client libraries list them; ``extendStatus`` is a
+plausible word for it, the v2 examples show "queue" and "delivery"): 0 queue, 1 delivered,
+2 not delivered, 3 transferred to the operator, 4 waiting, 6 rejected, 8 moderation. A sent
+SMS starts at 0. Time moves only when the test says: ``set_status(id, status)``, or
+``advance()`` which moves every SMS not yet final (1, 2, 6) to its number's
+``final_status`` (default ``default_final_status``, 1), or ``advance(3)`` which moves them all
+to that status. A final status stamps ``dateAnswer``. ``sms/status`` only sees SMS sent the
+same way (test or not), answers 404 for an unknown id. ``sms/list`` pages newest first,
+``page_size`` a page, as ``{"0": sms, "1": sms, ..., "links": {...}, "totalCount": "N"}``.
+
+Callbacks: an ``sms/send`` carrying ``callbackUrl`` has it remembered
+(``callback_urls[id]``); ``fire_callbacks(kind="json"|"form")`` POSTs each such SMS's
+current status there (id, number, text, status, extendStatus, from, channel, cost,
+dateCreate, dateSend, dateAnswer when final) and returns the HTTP codes (0: no answer); each
+attempt is recorded in ``callbacks``.
 """
 
 from __future__ import annotations
@@ -18,14 +42,16 @@ import ssl
 import tempfile
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import trustme
 from smpplib.gsm import make_parts
 
-from notifications.tests.fakes.server import JsonHandler, LocalServer
+from notifications.tests.fakes.server import JsonHandler, LocalServer, post
 
 
 def make_test_certificate(directory: Path) -> tuple[Path, Path]:
@@ -36,6 +62,19 @@ def make_test_certificate(directory: Path) -> tuple[Path, Path]:
     certificate.private_key_and_cert_chain_pem.write_to_path(str(chain))
     authority.cert_pem.write_to_path(str(ca_bundle))
     return chain, ca_bundle
+
+
+STATUS_WORDS = {
+    0: "queue",
+    1: "delivery",
+    2: "delivery failure",
+    3: "smsc submit",
+    4: "wait status",
+    6: "reject",
+    8: "moderation",
+}
+FINAL_STATUSES = {1, 2, 6}
+DROP = 0  # answer()'s code for "close the connection without answering"
 
 
 class FakeSmsAero(LocalServer):
@@ -57,14 +96,103 @@ class FakeSmsAero(LocalServer):
         with self.lock:
             self.mode = "ok"
             self.per_number: dict[str, str] = {}
+            self.queue: deque[str] = deque()  # one-shot behaviours, before the others
             self.hang = 3.0
             self.balance = 337.03
             self.requests: list[dict[str, Any]] = []
             self.sent: list[dict[str, Any]] = []
             self._next_id = 5000
+            self.final_status: dict[str, int] = {}  # number -> status advance() moves it to
+            self.default_final_status = 1
+            self.page_size = 20
+            self.callback_urls: dict[int, str] = {}
+            self.callback_timeout = 5.0
+            self.callbacks: list[dict[str, Any]] = []  # every callback POST and its answer
+
+    # --- statuses: time moves when the test says ----------------------------------------------
+    def _find(self, message_id: int | str) -> dict[str, Any]:
+        for message in self.sent:
+            if str(message["id"]) == str(message_id):
+                return message
+        raise KeyError(f"no SMS with id {message_id}")
+
+    def _set(self, message: dict[str, Any], status: int) -> None:
+        message["status"] = status
+        message["extendStatus"] = STATUS_WORDS.get(status, "unknown")
+        if status in FINAL_STATUSES:
+            message["dateAnswer"] = int(time.time())
+        else:
+            message.pop("dateAnswer", None)
+
+    def set_status(self, message_id: int | str, status: int) -> None:
+        """Give the SMS ``message_id`` the numeric ``status`` (KeyError if no such SMS)."""
+        with self.lock:
+            self._set(self._find(message_id), status)
+
+    def status_of(self, message_id: int | str) -> int:
+        with self.lock:
+            return self._find(message_id)["status"]
+
+    def advance(self, status: int | None = None) -> list[int]:
+        """Move every SMS not yet final to ``status``, or to its number's final status.
+
+        Returns the ids that changed.
+        """
+        changed = []
+        with self.lock:
+            for message in self.sent:
+                if message["status"] in FINAL_STATUSES:
+                    continue
+                target = status
+                if target is None:
+                    target = self.final_status.get(message["number"], self.default_final_status)
+                if target != message["status"]:
+                    self._set(message, target)
+                    changed.append(message["id"])
+        return changed
+
+    # --- callbacks ------------------------------------------------------------------------------
+    def fire_callbacks(self, kind: str = "json", ids: list[int] | None = None) -> list[int]:
+        """POST the current status of each SMS sent with a callbackUrl (or of ``ids``) there.
+
+        ``kind`` ``"json"`` sends a JSON object, ``"form"`` the same fields form-encoded.
+        Returns the HTTP status of each POST in send order (0: no answer).
+        """
+        if kind not in ("json", "form"):
+            raise ValueError(f"kind must be 'json' or 'form', not {kind!r}")
+        with self.lock:
+            due = [
+                (self.callback_urls[m["id"]], dict(m))
+                for m in self.sent
+                if m["id"] in self.callback_urls and (ids is None or m["id"] in ids)
+            ]
+            timeout = self.callback_timeout
+        codes = []
+        for url, message in due:
+            fields = {k: v for k, v in message.items() if k != "test"}
+            if kind == "json":
+                body = json.dumps(fields).encode()
+                content_type = "application/json"
+            else:
+                body = urlencode({k: "" if v is None else v for k, v in fields.items()}).encode()
+                content_type = "application/x-www-form-urlencoded"
+            code = post(url, body, {"Content-Type": content_type}, timeout)
+            codes.append(code)
+            with self.lock:
+                self.callbacks.append(
+                    {
+                        "id": message["id"],
+                        "url": url,
+                        "kind": kind,
+                        "status": message["status"],
+                        "code": code,
+                    }
+                )
+        return codes
 
     # --- answering --------------------------------------------------------------------------
     def answer(self, path: str, credentials: tuple[str, str] | None, body: dict) -> tuple:
+        """The HTTP status and JSON answer to a call; status ``DROP`` (0): hang up."""
         if credentials != (self.email, self.api_key):
             return 401, {
                 "success": False,
@@ -76,11 +204,18 @@ class FakeSmsAero(LocalServer):
             return 200, {"success": True, "data": None, "message": "Successful authorization."}
         if endpoint == "balance":
             return 200, {"success": True, "data": {"balance": self.balance}, "message": None}
+        if endpoint in ("sms/status", "sms/teststatus"):
+            return self._status(body, test=endpoint == "sms/teststatus")
+        if endpoint in ("sms/list", "sms/testlist"):
+            return self._list(body, endpoint)
         if endpoint not in ("sms/send", "sms/testsend"):
             return 404, {"success": False, "data": None, "message": "Not Found"}
         number = str(body.get("number", ""))
         with self.lock:
-            behaviour = self.per_number.get(number, self.mode)
+            if self.queue:
+                behaviour = self.queue.popleft()
+            else:
+                behaviour = self.per_number.get(number, self.mode)
         if behaviour == "timeout":
             time.sleep(self.hang)
             behaviour = "ok"
@@ -114,7 +249,60 @@ class FakeSmsAero(LocalServer):
                 "test": endpoint == "sms/testsend",
             }
             self.sent.append(message)
-        return 200, {"success": True, "data": message, "message": None}
+            if body.get("callbackUrl"):
+                self.callback_urls[message["id"]] = str(body["callbackUrl"])
+            answer = dict(message)
+        if behaviour == "accept_then_drop":
+            return DROP, {}
+        if behaviour == "accept_then_hang":
+            time.sleep(self.hang)
+        return 200, {"success": True, "data": answer, "message": None}
+
+    def _status(self, body: dict, test: bool) -> tuple:
+        with self.lock:
+            try:
+                message = self._find(body.get("id", ""))
+            except KeyError:
+                message = None
+            if message is not None and message["test"] == test:
+                return 200, {"success": True, "data": dict(message), "message": None}
+        return 404, {"success": False, "data": None, "message": "Message not found."}
+
+    def _list(self, body: dict, endpoint: str) -> tuple:
+        numbers = body.get("numbers") or ([body["number"]] if body.get("number") else [])
+        if isinstance(numbers, str):
+            numbers = [numbers]
+        wanted = {str(n) for n in numbers}
+        text = str(body.get("text") or "")
+        try:
+            page = max(int(body.get("page") or 1), 1)
+        except ValueError:
+            page = 1
+        with self.lock:
+            matching = [
+                dict(m)
+                for m in reversed(self.sent)
+                if m["test"] == (endpoint == "sms/testlist")
+                and (not wanted or m["number"] in wanted)
+                and text in m["text"]
+            ]
+            size = self.page_size
+        last = max((len(matching) + size - 1) // size, 1)
+        data: dict[str, Any] = {
+            str(i): m for i, m in enumerate(matching[(page - 1) * size : page * size])
+        }
+        links = {
+            "self": f"/v2/{endpoint}?page={page}",
+            "first": f"/v2/{endpoint}?page=1",
+            "last": f"/v2/{endpoint}?page={last}",
+        }
+        if page > 1:
+            links["prev"] = f"/v2/{endpoint}?page={page - 1}"
+        if page < last:
+            links["next"] = f"/v2/{endpoint}?page={page + 1}"
+        data["links"] = links
+        data["totalCount"] = str(len(matching))
+        return 200, {"success": True, "data": data, "message": None}
 
     # --- serving ----------------------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -127,7 +315,10 @@ class FakeSmsAero(LocalServer):
                 try:
                     body = json.loads(raw) if raw else {}
                 except ValueError:
+                    body = dict(parse_qsl(raw.decode(errors="replace")))
+                if not isinstance(body, dict):
                     body = {}
+                body = {**dict(parse_qsl(self.path.partition("?")[2])), **body}
                 credentials = None
                 header = self.headers.get("Authorization", "")
                 if header.startswith("Basic "):
@@ -143,6 +334,9 @@ class FakeSmsAero(LocalServer):
                         }
                     )
                 code, payload = fake.answer(self.path, credentials, body)
+                if code == DROP:
+                    self.drop()
+                    return
                 self.send_json(code, payload)
 
             do_GET = do_POST

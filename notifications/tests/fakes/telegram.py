@@ -5,31 +5,69 @@ manual checks and benchmarks::
 
     python -m notifications.tests.fakes.telegram --port 8081 [--mode 403] [--latency 0.05]
 
-Behaviours, per chat id or as the default: ``ok``, ``400`` (chat not found), ``403`` (bot
-blocked), ``401`` (bad token), ``500``, ``timeout`` (answers after ``hang`` seconds),
-``429`` (Too Many Requests with retry_after), ``migrate:<new id>`` (group upgraded to a
-supergroup). ``queue`` holds one-shot behaviours consumed before the default, to script
-"fails twice, then recovers". ``rate_limit`` makes it enforce N messages/second and answer
-429 beyond it, as Telegram does. ``flaky`` (a fraction) fails that share of sends at random
-with 500, 502 or a timeout, drawn from a generator seeded with ``seed``.
+``sendMessage`` behaviours, per chat id or as the default: ``ok``, ``400`` (chat not found),
+``403`` (bot blocked), ``401`` (bad token), ``500``, ``timeout`` (answers 504 after ``hang``
+seconds, nothing delivered), ``429`` (Too Many Requests with retry_after),
+``migrate:<new id>`` (group upgraded to a supergroup), ``accept_then_hang`` (the message IS
+delivered, the answer comes only after ``hang`` seconds: a client with a shorter timeout
+sees a read timeout) and ``accept_then_drop`` (delivered, then the connection is closed
+without an answer). ``queue`` holds one-shot behaviours consumed before the default, to
+script "fails twice, then recovers". ``rate_limit`` makes it enforce N messages/second and
+answer 429 beyond it, as Telegram does. ``flaky`` (a fraction) fails that share of sends at
+random with 500, 502 or a timeout, drawn from a generator seeded with ``seed``. Text that is
+empty or only whitespace once entities are parsed (``parse_mode`` HTML, Markdown,
+MarkdownV2) is refused with 400 "Bad Request: message text is empty", text over 4096
+characters with 400 "Bad Request: message is too long". ``messages`` keeps ``message_id``,
+``chat_id``, ``text`` and whichever of ``parse_mode``, ``reply_markup`` (decoded to a dict),
+``entities``, ``link_preview_options``, ``disable_notification``, ... the call carried.
+
+Updates, as the Bot API hands them out:
+
+* ``push_update(update) -> update_id`` queues an update (ids increase by one); build one with
+  ``message_update(chat_id, text, ...)`` or ``my_chat_member_update(chat_id, "kicked")``.
+  An update whose type the bot's ``allowed_updates`` leaves out is never queued (Telegram
+  never creates it); by default every type but chat_member, message_reaction and
+  message_reaction_count is allowed.
+* ``getUpdates`` (``offset``, ``limit``, ``timeout``, ``allowed_updates``): updates with an
+  id below ``offset`` are confirmed and dropped for good; a negative offset keeps only the
+  last ``-offset`` updates; ``timeout`` long-polls (answers as soon as an update arrives);
+  ``allowed_updates`` is remembered for later calls. A newer getUpdates ends a waiting one
+  with 409 "Conflict: terminated by other getUpdates request; ...". ``polling`` counts the
+  getUpdates calls in progress (a test can wait until its client is long-polling).
+* ``setWebhook`` (``url``, ``secret_token``, ``allowed_updates``, ``drop_pending_updates``),
+  ``deleteWebhook`` (``drop_pending_updates``), ``getWebhookInfo``. While a webhook is set,
+  getUpdates answers 409 like Telegram. Any http(s) URL is accepted (Telegram wants HTTPS on
+  443, 80, 88 or 8443). Updates are not pushed by themselves: ``post_pending_to_webhook()``
+  POSTs each pending update (JSON, header ``X-Telegram-Bot-Api-Secret-Token`` when a secret
+  is set), confirms those answered 2xx and returns the status codes (0: no answer); failures
+  show in getWebhookInfo's ``last_error_message``. ``post_update_to_webhook(update,
+  secret=...)`` posts one update with any secret (or none), confirming nothing.
+
+Every call is recorded in ``requests``, answered or not.
 
 Control over HTTP (for a separate process): ``POST /_fake/config`` with JSON fields
-``mode``, ``per_chat``, ``queue``, ``latency``, ``rate_limit``, ``flaky``, ``seed``;
-``GET /_fake/messages``; ``GET /_fake/stats`` (counts only); ``POST /_fake/reset``.
+``mode``, ``per_chat``, ``queue``, ``latency``, ``hang``, ``retry_after``, ``rate_limit``,
+``flaky``, ``seed``; ``GET /_fake/messages``; ``GET /_fake/stats`` (counts only);
+``POST /_fake/reset``; ``POST /_fake/updates`` (an update, or ``{"chat_id", "text"}`` for a
+message update; answers its ``update_id``); ``GET /_fake/updates`` (the pending ones);
+``POST /_fake/webhook/flush`` (``post_pending_to_webhook``; answers the codes).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import random
+import re
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
-from notifications.tests.fakes.server import JsonHandler, LocalServer
+from notifications.tests.fakes.server import JsonHandler, LocalServer, post
 
 ERRORS = {
     "400": (400, "Bad Request: chat not found"),
@@ -38,6 +76,67 @@ ERRORS = {
     "500": (500, "Internal Server Error"),
     "502": (502, "Bad Gateway"),
 }
+DELIVERING = ("ok", "accept_then_hang", "accept_then_drop")
+DROP = 0  # answer()'s code for "close the connection without answering"
+BOT_USER = {"id": 1, "is_bot": True, "first_name": "Fake Bot", "username": "fake_bot"}
+# sendMessage fields kept in ``messages`` when a call carries them.
+MESSAGE_FIELDS = (
+    "parse_mode",
+    "reply_markup",
+    "entities",
+    "link_preview_options",
+    "disable_web_page_preview",
+    "disable_notification",
+    "protect_content",
+    "reply_parameters",
+    "message_thread_id",
+)
+# Update types Telegram leaves out unless allowed_updates names them.
+NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
+WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+TERMINATED = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_UNSET: Any = object()
+
+
+def visible_text(text: str, parse_mode: str | None) -> str:
+    """What is left of ``text`` once Telegram has parsed its entities (roughly)."""
+    mode = (parse_mode or "").lower()
+    if mode == "html":
+        return html.unescape(re.sub(r"<[^>]*>", "", text))
+    if mode in ("markdown", "markdownv2"):
+        text = re.sub(r"\]\([^)]*\)", "]", text)  # a link keeps its text
+        if mode == "markdownv2":
+            # An escaped character is text; an unescaped markup character is not.
+            return re.sub(r"\\(.)|[*_~`|\[\]]", lambda m: m.group(1) or "", text)
+        return re.sub(r"[*_`\[\]]", "", text)
+    return text
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _decoded(value: Any) -> Any:
+    """A JSON-serialised field (as form-encoded calls send reply_markup), decoded."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _update_type(update: dict[str, Any]) -> str:
+    return next((key for key in update if key != "update_id"), "")
 
 
 class FakeTelegram(LocalServer):
@@ -45,6 +144,11 @@ class FakeTelegram(LocalServer):
         self.token = token
         self.port = port
         self.lock = threading.Lock()
+        # Long polls wait on this; push_update, setWebhook, reset and stop wake them.
+        self.updates_changed = threading.Condition(self.lock)
+        self._epoch = 0  # reset() and stop() end waiting long polls
+        self._poll_generation = 0  # each getUpdates call takes the next
+        self.polling = 0  # getUpdates calls in progress
         self.reset()
 
     # --- state ------------------------------------------------------------------------------
@@ -64,6 +168,23 @@ class FakeTelegram(LocalServer):
             self.messages: list[dict[str, Any]] = []  # messages accepted (delivered)
             self.too_many = 0
             self._next_id = 1000
+            # Updates and the webhook.
+            self.updates: list[dict[str, Any]] = []  # pending: not confirmed yet
+            self.allowed_updates: list[str] = []  # [] = Telegram's default set
+            self._next_update_id = 100_000_001
+            self.webhook_url = ""
+            self.webhook_secret: str | None = None
+            self.webhook_timeout = 5.0
+            self.webhook_last_error: tuple[int, str] | None = None  # (unix time, message)
+            self.webhook_posts: list[dict[str, Any]] = []  # (update_id, secret sent, status)
+            self._epoch += 1
+            self.updates_changed.notify_all()
+
+    def stop(self) -> None:
+        with self.lock:
+            self._epoch += 1
+            self.updates_changed.notify_all()
+        super().stop()
 
     def delivered_to(self, chat_id: str | int) -> list[str]:
         with self.lock:
@@ -73,6 +194,241 @@ class FakeTelegram(LocalServer):
         """The text of every message accepted, in order (a duplicate appears twice)."""
         with self.lock:
             return [m["text"] for m in self.messages]
+
+    # --- updates: what users do -------------------------------------------------------------
+    def _user_and_chat(
+        self, chat_id: str | int, first_name: str, username: str | None, language_code: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            ident: int | str = int(chat_id)
+        except ValueError:
+            ident = chat_id
+        user: dict[str, Any] = {"id": ident, "is_bot": False, "first_name": first_name}
+        chat: dict[str, Any] = {"id": ident, "first_name": first_name}
+        if username:
+            user["username"] = chat["username"] = username
+        user["language_code"] = language_code
+        chat["type"] = "private"
+        return user, chat
+
+    def message_update(
+        self,
+        chat_id: str | int,
+        text: str,
+        *,
+        language_code: str = "en",
+        first_name: str = "Ann",
+        username: str | None = None,
+    ) -> dict[str, Any]:
+        """A private-chat text message from user ``chat_id`` (push it with ``push_update``)."""
+        user, chat = self._user_and_chat(chat_id, first_name, username, language_code)
+        with self.lock:
+            self._next_id += 1
+            message_id = self._next_id
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "from": user,
+            "chat": chat,
+            "date": int(time.time()),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"offset": 0, "length": len(command), "type": "bot_command"}]
+        return {"message": message}
+
+    def my_chat_member_update(
+        self, chat_id: str | int, new_status: str, *, first_name: str = "Ann"
+    ) -> dict[str, Any]:
+        """The user blocked (``"kicked"``) or unblocked/started (``"member"``) the bot."""
+        user, chat = self._user_and_chat(chat_id, first_name, None, "en")
+        old_status = "member" if new_status == "kicked" else "kicked"
+        new_member: dict[str, Any] = {"user": dict(BOT_USER), "status": new_status}
+        if new_status == "kicked":
+            new_member["until_date"] = 0
+        return {
+            "my_chat_member": {
+                "chat": chat,
+                "from": user,
+                "date": int(time.time()),
+                "old_chat_member": {"user": dict(BOT_USER), "status": old_status},
+                "new_chat_member": new_member,
+            }
+        }
+
+    def _allowed(self, kind: str) -> bool:
+        if self.allowed_updates:
+            return kind in self.allowed_updates
+        return kind not in NOT_BY_DEFAULT
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue ``update`` under the next update_id and return the id.
+
+        An update of a type ``allowed_updates`` leaves out gets its id but is never queued.
+        """
+        with self.lock:
+            update_id = self._next_update_id
+            self._next_update_id += 1
+            queued = {"update_id": update_id}
+            queued.update({k: v for k, v in update.items() if k != "update_id"})
+            if self._allowed(_update_type(queued)):
+                self.updates.append(queued)
+                self.updates_changed.notify_all()
+        return update_id
+
+    def pending_updates(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.updates)
+
+    def _confirm(self, offset: int) -> None:
+        """Drop updates as getUpdates with ``offset`` does (lock held)."""
+        if offset > 0:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self.updates = self.updates[offset:]
+
+    def get_updates(self, body: dict[str, Any]) -> tuple[int, dict]:
+        offset = int(body.get("offset") or 0)
+        limit = min(max(int(body.get("limit") or 100), 1), 100)
+        timeout = max(float(body.get("timeout") or 0), 0.0)
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            if self.webhook_url:
+                return 409, {"ok": False, "error_code": 409, "description": WEBHOOK_ACTIVE}
+            if "allowed_updates" in body:
+                self.allowed_updates = list(_decoded(body["allowed_updates"]) or [])
+            self._poll_generation += 1
+            generation, epoch = self._poll_generation, self._epoch
+            self._confirm(offset)
+            self.updates_changed.notify_all()  # an older long poll ends (409)
+            self.polling += 1
+            try:
+                while not self.updates:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or epoch != self._epoch:
+                        break
+                    self.updates_changed.wait(remaining)
+                    if epoch != self._epoch:
+                        break
+                    if self.webhook_url:
+                        return 409, {"ok": False, "error_code": 409, "description": WEBHOOK_ACTIVE}
+                    if generation != self._poll_generation:
+                        return 409, {"ok": False, "error_code": 409, "description": TERMINATED}
+            finally:
+                self.polling -= 1
+            return 200, {"ok": True, "result": [dict(u) for u in self.updates[:limit]]}
+
+    # --- the webhook --------------------------------------------------------------------------
+    def set_webhook(self, body: dict[str, Any]) -> tuple[int, dict]:
+        url = str(body.get("url") or "")
+        secret = body.get("secret_token")
+        if secret is not None and not SECRET_TOKEN.fullmatch(str(secret)):
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: secret token contains unallowed characters",
+            }
+        if url and not url.startswith(("http://", "https://")):
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: bad webhook: "
+                "An HTTPS URL must be provided for webhook",
+            }
+        if not url:
+            return self.delete_webhook(body)
+        with self.lock:
+            already = url == self.webhook_url
+            self.webhook_url = url
+            self.webhook_secret = str(secret) if secret is not None else None
+            if "allowed_updates" in body:
+                self.allowed_updates = list(_decoded(body["allowed_updates"]) or [])
+            if _flag(body.get("drop_pending_updates")):
+                self.updates = []
+            self.webhook_last_error = None
+            self.updates_changed.notify_all()  # waiting long polls end with 409
+        description = "Webhook is already set" if already else "Webhook was set"
+        return 200, {"ok": True, "result": True, "description": description}
+
+    def delete_webhook(self, body: dict[str, Any]) -> tuple[int, dict]:
+        with self.lock:
+            was_set = bool(self.webhook_url)
+            self.webhook_url = ""
+            self.webhook_secret = None
+            self.webhook_last_error = None
+            if _flag(body.get("drop_pending_updates")):
+                self.updates = []
+        description = "Webhook was deleted" if was_set else "Webhook is already deleted"
+        return 200, {"ok": True, "result": True, "description": description}
+
+    def webhook_info(self) -> dict[str, Any]:
+        with self.lock:
+            info: dict[str, Any] = {
+                "url": self.webhook_url,
+                "has_custom_certificate": False,
+                "pending_update_count": len(self.updates),
+            }
+            if self.webhook_url:
+                info["max_connections"] = 40
+                info["ip_address"] = "127.0.0.1"
+            if self.allowed_updates:
+                info["allowed_updates"] = list(self.allowed_updates)
+            if self.webhook_last_error:
+                info["last_error_date"], info["last_error_message"] = self.webhook_last_error
+        return info
+
+    def post_update_to_webhook(
+        self, update: dict[str, Any], secret: str | None = _UNSET, url: str | None = None
+    ) -> int:
+        """POST one update to the webhook (or ``url``) as Telegram does; the HTTP status.
+
+        ``secret`` defaults to the secret set with setWebhook; ``None`` sends no header.
+        Nothing is confirmed. 0 when no answer came (refused, timed out, dropped).
+        """
+        with self.lock:
+            target = url or self.webhook_url
+            if secret is _UNSET:
+                secret = self.webhook_secret
+            timeout = self.webhook_timeout
+        if not target:
+            raise RuntimeError("no webhook is set (setWebhook first, or pass url=)")
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        status = post(target, json.dumps(update).encode(), headers, timeout)
+        with self.lock:
+            self.webhook_posts.append(
+                {"update_id": update.get("update_id"), "secret": secret, "status": status}
+            )
+        return status
+
+    def post_pending_to_webhook(self) -> list[int]:
+        """POST every pending update to the webhook in order; confirm those answered 2xx.
+
+        Returns the status of each POST (0: no answer). Updates not confirmed stay pending,
+        as Telegram keeps retrying them.
+        """
+        with self.lock:
+            pending = [dict(u) for u in self.updates]
+            if not self.webhook_url:
+                raise RuntimeError("no webhook is set (setWebhook first)")
+        codes: list[int] = []
+        for update in pending:
+            status = self.post_update_to_webhook(update)
+            codes.append(status)
+            with self.lock:
+                if 200 <= status < 300:
+                    self.updates = [
+                        u for u in self.updates if u["update_id"] != update["update_id"]
+                    ]
+                else:
+                    error = (
+                        f"Wrong response from the webhook: {status}"
+                        if status
+                        else "Connection refused or timed out"
+                    )
+                    self.webhook_last_error = (int(time.time()), error)
+        return codes
 
     # --- answering --------------------------------------------------------------------------
     def _behaviour(self, chat_id: str) -> str:
@@ -97,13 +453,22 @@ class FakeTelegram(LocalServer):
             return False
 
     def answer(self, token: str, method: str, body: dict[str, Any]) -> tuple[int, dict]:
+        """The HTTP status and JSON answer to a Bot API call; status ``DROP`` (0): hang up."""
         chat_id = str(body.get("chat_id", ""))
         with self.lock:
             self.requests.append({"method": method, "token": token, **body})
         if token != self.token:
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         if method == "getMe":
-            return 200, {"ok": True, "result": {"id": 1, "is_bot": True, "username": "fake_bot"}}
+            return 200, {"ok": True, "result": dict(BOT_USER)}
+        if method == "getUpdates":
+            return self.get_updates(body)
+        if method == "setWebhook":
+            return self.set_webhook(body)
+        if method == "deleteWebhook":
+            return self.delete_webhook(body)
+        if method == "getWebhookInfo":
+            return 200, {"ok": True, "result": self.webhook_info()}
         if method != "sendMessage":
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         if self.latency:
@@ -111,25 +476,8 @@ class FakeTelegram(LocalServer):
         if self._over_rate():
             return 429, self._too_many()
         behaviour = self._behaviour(chat_id)
-        if behaviour == "ok":
-            if len(str(body.get("text", ""))) > 4096:
-                return 400, {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": "Bad Request: message is too long",
-                }
-            with self.lock:
-                self._next_id += 1
-                message = {
-                    "message_id": self._next_id,
-                    "chat_id": chat_id,
-                    "text": body.get("text"),
-                }
-                self.messages.append(message)
-            return 200, {
-                "ok": True,
-                "result": {"message_id": message["message_id"], "chat": {"id": chat_id}},
-            }
+        if behaviour in DELIVERING:
+            return self._deliver(chat_id, body, behaviour)
         if behaviour == "timeout":
             time.sleep(self.hang)
             return 504, {"ok": False, "error_code": 504, "description": "Gateway Timeout"}
@@ -145,6 +493,42 @@ class FakeTelegram(LocalServer):
             }
         code, description = ERRORS[behaviour]
         return code, {"ok": False, "error_code": code, "description": description}
+
+    def _deliver(self, chat_id: str, body: dict[str, Any], behaviour: str) -> tuple[int, dict]:
+        text = visible_text(str(body.get("text") or ""), body.get("parse_mode"))
+        if not text.strip():
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message text is empty",
+            }
+        if len(text) > 4096:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message is too long",
+            }
+        with self.lock:
+            self._next_id += 1
+            message = {"message_id": self._next_id, "chat_id": chat_id, "text": body.get("text")}
+            for name in MESSAGE_FIELDS:
+                if name in body:
+                    message[name] = _decoded(body[name]) if name != "parse_mode" else body[name]
+            self.messages.append(message)
+        if behaviour == "accept_then_drop":
+            return DROP, {}
+        if behaviour == "accept_then_hang":
+            time.sleep(self.hang)
+        result: dict[str, Any] = {
+            "message_id": message["message_id"],
+            "from": dict(BOT_USER),
+            "chat": {"id": chat_id},
+            "date": int(time.time()),
+            "text": text.strip(),
+        }
+        if "reply_markup" in message:
+            result["reply_markup"] = message["reply_markup"]
+        return 200, {"ok": True, "result": result}
 
     def _too_many(self) -> dict:
         return {
@@ -183,9 +567,10 @@ class FakeTelegram(LocalServer):
                     return {}
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     return json.loads(raw)
-                from urllib.parse import parse_qsl
-
                 return dict(parse_qsl(raw.decode()))
+
+            def _query(self) -> dict[str, Any]:
+                return dict(parse_qsl(self.path.partition("?")[2]))
 
             def do_GET(self) -> None:
                 if self.path == "/_fake/messages":
@@ -198,8 +583,12 @@ class FakeTelegram(LocalServer):
                             "messages": len(fake.messages),
                             "requests": len(fake.requests),
                             "too_many": fake.too_many,
+                            "pending_updates": len(fake.updates),
                         }
                     self.send_json(200, stats)
+                    return
+                if self.path == "/_fake/updates":
+                    self.send_json(200, {"updates": fake.pending_updates()})
                     return
                 self._dispatch()
 
@@ -211,6 +600,18 @@ class FakeTelegram(LocalServer):
                 if self.path == "/_fake/reset":
                     fake.reset()
                     self.send_json(200, {"ok": True})
+                    return
+                if self.path == "/_fake/updates":
+                    update = self._body() or {}
+                    if "chat_id" in update and "text" in update:
+                        update = fake.message_update(update["chat_id"], str(update["text"]))
+                    self.send_json(200, {"ok": True, "update_id": fake.push_update(update)})
+                    return
+                if self.path == "/_fake/webhook/flush":
+                    try:
+                        self.send_json(200, {"ok": True, "codes": fake.post_pending_to_webhook()})
+                    except RuntimeError as err:
+                        self.send_json(400, {"ok": False, "description": str(err)})
                     return
                 self._dispatch()
 
@@ -228,7 +629,10 @@ class FakeTelegram(LocalServer):
                     # request never completed is never delivered, as with the real Bot API.
                     self.close_connection = True
                     return
-                code, payload = fake.answer(parts[0][3:], parts[1], body)
+                code, payload = fake.answer(parts[0][3:], parts[1], {**self._query(), **body})
+                if code == DROP:
+                    self.drop()
+                    return
                 self.send_json(code, payload)
 
         return Handler
