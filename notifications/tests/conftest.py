@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from notifications.models import Notification, UserContact
+from notifications.tests.browser import *  # noqa: F403 (browser fixtures: Playwright)
 from notifications.tests.fakes.smpp import FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.smtp import FakeSmtp
