@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench lint format check-channels clean
+.PHONY: run test bench screenshots lint format check-channels clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -35,6 +35,11 @@ $(VENV)/.installed-bench: requirements.txt requirements-bench.txt | $(BIN)/pytho
 ## and Redis for the scale-out tier); writes bench/results/ and assets/bench.png
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
+
+## screenshots: the admin in headless Chromium (needs the Debian package chromium): a temporary
+## service with sample data, its pages written to assets/*.png (bench/screenshots.py)
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python bench/screenshots.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -1,0 +1,255 @@
+"""``make screenshots``: pictures of the real admin for the README, taken by headless Chromium.
+
+Runs the service as it runs for real, on a free port of 127.0.0.1 and a temporary SQLite
+database: migrate, an admin account, a few users and notifications; the real consumer
+(``manage.py run_huey``) delivers them to the fake Telegram and SMTP servers of the tests, so
+the attempts on the pictures are real ones; then gunicorn serves the admin, Playwright logs in
+through the login form and writes PNGs into ``assets/`` (``--out DIR`` writes elsewhere, e.g.
+to look at them first). Needs Chromium (``apt-get install chromium``) and the dev requirements.
+
+One more picture is one more line in ``SHOTS``: a URL path (``{name}`` is filled from the
+seeded ids) or a function ``(page, ids)`` that leaves the page as it should be pictured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from notifications.tests.browser import find_chromium, launch_chromium, log_in  # noqa: E402
+from notifications.tests.fakes.smtp import FakeSmtp  # noqa: E402
+from notifications.tests.fakes.telegram import FakeTelegram  # noqa: E402
+
+CHANGELIST = "/admin/notifications/notification/"
+VIEWPORT = {"width": 1600, "height": 900}
+ADMIN = "admin"
+ADMIN_PASSWORD = secrets.token_urlsafe(12)
+
+
+def send_action(page, ids: dict[str, int]) -> None:
+    """The bulk action's report: two pending rows and one sent row ticked, then Go."""
+    page.goto(CHANGELIST)
+    for pk in (ids["digest"], ids["maintenance"], ids["shipped"]):
+        page.locator(f'input[name="_selected_action"][value="{pk}"]').check()
+    page.get_by_label("Action:").select_option(label="Send selected notifications")
+    page.get_by_role("button", name="Go").click()
+    page.locator(".messagelist").wait_for()
+
+
+def contact_errors(page, ids: dict[str, int]) -> None:
+    """A contact with a mistyped chat id and phone: the form refuses both, next to the fields."""
+    page.goto(f"/admin/notifications/usercontact/{ids['alice_contact']}/change/")
+    page.get_by_label("Telegram chat id:").fill("chat 42")
+    page.get_by_label("Phone:").fill("12345")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.locator(".errornote").wait_for()
+
+
+# (URL path or function, file name), pictured in this order (the action changes rows).
+SHOTS: list[tuple[str | Callable, str]] = [
+    (CHANGELIST, "admin-notifications.png"),
+    (CHANGELIST + "{fallback}/change/", "admin-attempts.png"),
+    (send_action, "admin-send-action.png"),
+    (contact_errors, "admin-contact-errors.png"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(work: Path, port: int, telegram: FakeTelegram, smtp: FakeSmtp) -> dict[str, str]:
+    """The service's settings: this run's files and fakes, nothing from a developer's .env."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "EMAIL_", "NOTIFY_", "SMS", "SMPP_", "DJANGO_"))
+        and key not in ("DATABASE_URL", "QUEUE_URL", "PORT")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="notification_service.settings",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        NOTIFY_SKIP_DOTENV="1",
+        NOTIFY_VAR_DIR=str(work),
+        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+        QUEUE_URL=f"sqlite:///{work / 'huey.sqlite3'}",
+        PORT=str(port),
+        TELEGRAM_BOT_TOKEN=telegram.token,
+        TELEGRAM_API_URL=telegram.url,
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp.port),
+        DEFAULT_FROM_EMAIL="notifications@example.com",
+        NOTIFY_HTTP_TIMEOUT="2",
+        EMAIL_TIMEOUT="2",
+        NOTIFY_WORKERS="2",
+    )
+    return env
+
+
+def seed(telegram: FakeTelegram, smtp: FakeSmtp) -> dict[str, int]:
+    """An admin, four users, and notifications the consumer will deliver (or fail to)."""
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import Notification, UserContact
+    from notifications.services import notification_create
+
+    User = get_user_model()
+    User.objects.create_superuser(ADMIN, "admin@example.com", ADMIN_PASSWORD)
+
+    def user(username: str, email: str = "", **contact) -> object:
+        created = User.objects.create_user(username, email=email)
+        UserContact.objects.filter(user=created).update(**contact)
+        return created
+
+    alice = user("alice", "alice@example.com", telegram_chat_id="123456789")
+    bob = user("bob", "bob@example.com", telegram_chat_id="987654321")
+    carol = user("carol", "carol@example.org", phone="+79161234567")
+    dmitry = user("dmitry", "dmitry@example.com", telegram_chat_id="-1001234567890")
+    telegram.per_chat["987654321"] = "403"  # bob blocked the bot: email takes over
+    smtp.handler.refuse_permanently.add("carol@example.org")  # and SMS is not configured
+
+    def notify(to, message: str, subject: str = "") -> int:
+        return notification_create(user=to, message=message, subject=subject).pk
+
+    ids = {
+        "alice_contact": alice.contact.pk,
+        "shipped": notify(alice, "Your order #1042 has shipped. Track it at example.com/t/1042"),
+        "fallback": notify(
+            bob,
+            "Your password was changed. If it wasn't you, reply to this email.",
+            "Password changed",
+        ),
+        "invoice": notify(carol, "Your November invoice is ready: 12.40 EUR.", "Invoice"),
+        "deploy": notify(dmitry, "Deploy finished: v2.4.1 is live on production."),
+        "renewal": notify(alice, "Reminder: your subscription renews on 1 December."),
+    }
+    # Saved as they are (no signal queues them): for the bulk action to act on.
+    digest, maintenance = Notification.objects.bulk_create(
+        [
+            Notification(user=bob, message="Weekly digest: 3 new comments on your posts."),
+            Notification(user=dmitry, message="Maintenance tonight 02:00–03:00 UTC."),
+        ]
+    )
+    return {**ids, "digest": digest.pk, "maintenance": maintenance.pk}
+
+
+@contextmanager
+def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=out)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_until(condition: Callable[[], object], what: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}; see {log}:\n{log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def deliver(env: dict[str, str], work: Path) -> None:
+    """Run the real consumer until nothing is queued or being sent."""
+    from notifications.models import Notification
+
+    busy = Notification.objects.filter(status__in=["queued", "sending"])
+    log = work / "consumer.log"
+    command = [sys.executable, "manage.py", "run_huey", "-w", "2", "-k", "thread"]
+    with process(command, env, log):
+        wait_until(lambda: not busy.exists(), "the consumer to deliver", log)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def picture(base_url: str, ids: dict[str, int], out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = find_chromium()
+    if executable is None:
+        sys.exit("no Chromium: install the Debian package chromium (`apt-get install chromium`)")
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, executable)
+        context = browser.new_context(
+            base_url=base_url, viewport=VIEWPORT, locale="en-US", timezone_id="UTC"
+        )
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        log_in(page, ADMIN, ADMIN_PASSWORD)
+        page.locator("#user-tools").wait_for()
+        for target, name in SHOTS:
+            if callable(target):
+                target(page, ids)
+            else:
+                page.goto(target.format(**ids))
+            page.screenshot(path=out / name, full_page=True)
+            print(f"  {out / name}")
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=BASE_DIR / "assets", help="where PNGs go")
+    out = parser.parse_args().out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="notify-screenshots-"))
+    telegram, smtp = FakeTelegram().start(), FakeSmtp().start()
+    try:
+        port = free_port()
+        env = service_env(work, port, telegram, smtp)
+        os.environ.clear()
+        os.environ.update(env)
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # the fake SMTP server's chatter
+        call_command("migrate", verbosity=0)
+        ids = seed(telegram, smtp)
+        deliver(env, work)
+        log = work / "web.log"
+        web = [sys.executable, "-m", "gunicorn", "notification_service.wsgi"]
+        web += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
+        with process(web, env, log):
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until(lambda: answers(base_url + "/admin/login/"), "the web server", log)
+            print(f"screenshots of {base_url}/admin/:")
+            picture(base_url, ids, out)
+    finally:
+        telegram.stop()
+        smtp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
