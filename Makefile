@@ -31,7 +31,7 @@ $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-ben
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-bench.txt
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
-## bench: throughput, pacing, channel fairness, bulk-action cost, CPU and memory (~10 min;
+## bench: throughput, pacing, channel fairness, bulk-action cost, CPU and memory (~15 min;
 ## needs PostgreSQL and Redis for the scale-out tier); writes bench/results/ and
 ## assets/bench.png. BENCH_ONLY=mixed,burst runs a subset, BENCH_QUICK=1 a reduced size.
 bench: $(VENV)/.installed-bench
