@@ -27,12 +27,13 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-$(VENV)/.installed-bench: requirements.txt requirements-bench.txt | $(BIN)/python
+$(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-bench.txt
-	touch $@ $(VENV)/.installed
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
-## bench: throughput, latency, pacing, bulk-action cost and memory (~10 min; needs PostgreSQL
-## and Redis for the scale-out tier); writes bench/results/ and assets/bench.png
+## bench: throughput, pacing, channel fairness, bulk-action cost, CPU and memory (~15 min;
+## needs PostgreSQL and Redis for the scale-out tier); writes bench/results/ and
+## assets/bench.png. BENCH_ONLY=mixed,burst runs a subset, BENCH_QUICK=1 a reduced size.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
 

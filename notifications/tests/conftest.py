@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from notifications.tests.fakes.smpp import FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.smtp import FakeSmtp
 from notifications.tests.fakes.telegram import FakeTelegram
+from notifications.tests.harness import Consumer
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -122,49 +121,6 @@ def wait_for_status(
 
     wait_for(reached, timeout, f"notification {notification.pk} to become {'/'.join(wanted)}")
     return notification
-
-
-class Consumer:
-    """The real consumer (``manage.py run_huey``) as a subprocess with the service's settings."""
-
-    def __init__(self, env: dict[str, str], log: Path, workers: int = 4) -> None:
-        self.env = env
-        self.workers = workers
-        self.process: subprocess.Popen | None = None
-        self.log = log
-
-    def start(self) -> Consumer:
-        self._log_file = self.log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "run_huey",
-                "-w",
-                str(self.workers),
-                "-k",
-                "thread",
-                "-C",
-            ],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log_file.close()
-
-    def output(self) -> str:
-        return self.log.read_text()
 
 
 @pytest.fixture

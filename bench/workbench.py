@@ -1,0 +1,227 @@
+"""The Django side of the harness, inside one tier's measuring process.
+
+It drives the service only through its stable interfaces: the ``Notification`` and
+``UserContact`` models, the bulk action's service (``notifications_queue``), the consumer
+process (``manage.py run_huey -w N -k thread``, through ``notifications.tests.harness``) and
+settings given as environment variables. Delivery, tasks and pacing internals are never
+imported, so the same scenarios measure the pipeline before and after it is rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bench.harness import (
+    SMTP_TLS,
+    TOKEN,
+    WORK,
+    CpuMeter,
+    SmtpFake,
+    TelegramFake,
+    Tier,
+    percentile,
+)
+from notifications.tests.harness import Consumer
+
+TELEGRAM_USERS = 10_000  # users with a Telegram chat (and no email address)
+EMAIL_USERS = 2_000  # users with only an email address
+
+
+@dataclass
+class Run:
+    """One click and its consumers: when it was clicked, what CPU the consumers used."""
+
+    started: datetime
+    cpu: CpuMeter
+
+
+class Bench:
+    """Users, notifications, the bulk action and consumers on one tier, with both fakes."""
+
+    def __init__(self, tier: Tier, telegram: TelegramFake, smtp: SmtpFake) -> None:
+        self.tier = tier
+        self.telegram = telegram
+        self.smtp = smtp
+        self.smtp_ca_bundle = smtp.stats().get("ca_bundle") if SMTP_TLS else None
+        os.environ.update(self.service_env(NOTIFY_TELEGRAM_RATE="0", NOTIFY_TELEGRAM_CHAT_RATE="0"))
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        from notifications.models import UserContact
+
+        call_command("migrate", verbosity=0)
+        User = get_user_model()
+        users = User.objects.bulk_create(
+            [User(username=f"bench{i}", password="!") for i in range(TELEGRAM_USERS)],
+            batch_size=2000,
+        )
+        mail_users = User.objects.bulk_create(
+            [User(username=f"bench-mail{i}", password="!") for i in range(EMAIL_USERS)],
+            batch_size=2000,
+        )
+        UserContact.objects.bulk_create(
+            [UserContact(user=u, telegram_chat_id=str(5_000_000 + i)) for i, u in enumerate(users)]
+            + [
+                UserContact(user=u, email=f"bench{i}@example.com") for i, u in enumerate(mail_users)
+            ],
+            batch_size=2000,
+        )
+        self.telegram_users: list[Any] = users
+        self.email_users: list[Any] = mail_users
+        self.consumers_started = 0
+
+    # --- settings -----------------------------------------------------------------------------
+    def service_env(self, **extra: str) -> dict[str, str]:
+        """Environment for a process of the service wired to the tier and both fakes."""
+        email = {
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(self.smtp.port),
+            "DEFAULT_FROM_EMAIL": "bench@example.com",
+        }
+        if self.smtp_ca_bundle:
+            email.update(EMAIL_USE_TLS="1", SSL_CERT_FILE=self.smtp_ca_bundle)
+        return self.tier.env(
+            TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=self.telegram.url, **email, **extra
+        )
+
+    # --- notifications --------------------------------------------------------------------------
+    def fresh(self, users: Sequence[Any], status: str = "pending") -> list[int]:
+        """Delete every notification, empty the queue, and create one per user in ``users``,
+        in that order (so ids follow it); returns their ids."""
+        from django.db import connection
+        from django.utils import timezone
+        from huey.contrib.djhuey import HUEY
+
+        from notifications.models import Notification
+
+        with connection.cursor() as cursor:
+            # Whatever refers to notifications (attempts today) goes first, whatever its name.
+            for related in Notification._meta.related_objects:
+                table = connection.ops.quote_name(related.related_model._meta.db_table)
+                cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(Notification._meta.db_table)}")
+        HUEY.flush()
+        now = timezone.now()
+        queued = {"queued_at": now, "next_attempt_at": now} if status == "queued" else {}
+        created = Notification.objects.bulk_create(
+            [
+                Notification(user=u, message=f"bench {i}", status=status, **queued)
+                for i, u in enumerate(users)
+            ],
+            batch_size=2000,
+        )
+        return [c.pk for c in created]
+
+    def click(self, ids: Sequence[int]) -> datetime:
+        """Click "Send selected" on ``ids``, as the admin's bulk action does; returns when."""
+        from django.utils import timezone
+
+        from notifications.models import Notification
+        from notifications.services import notifications_queue
+
+        started = timezone.now()
+        notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
+        return started
+
+    # --- consumers ------------------------------------------------------------------------------
+    def consumer(self, threads: int, **env: str) -> Consumer:
+        """A started ``manage.py run_huey -w threads -k thread`` (no other option, as
+        ``make run``), with the service's settings plus ``env``."""
+        self.consumers_started += 1
+        log = WORK / f"consumer-{self.tier.name}-{self.consumers_started}-{threads}t.log"
+        consumer = Consumer(self.service_env(**env), log, workers=threads, args=())
+        return consumer.start().wait_started()
+
+    @staticmethod
+    def stop(consumers: Sequence[Consumer]) -> None:
+        for consumer in consumers:
+            consumer.stop(signal.SIGINT, timeout=20)
+
+    # --- waiting and timing ------------------------------------------------------------------
+    def sent_count(self, ids: Sequence[int]) -> int:
+        from notifications.models import Notification
+
+        return Notification.objects.filter(pk__in=list(ids), status="sent").count()
+
+    def wait_sent(
+        self,
+        ids: Sequence[int],
+        timeout: float,
+        consumer: Consumer | None = None,
+        probe: Callable[[int], None] | None = None,
+        soft: bool = False,
+    ) -> int:
+        """Wait until every one of ``ids`` is sent; returns how many are.
+
+        Past ``timeout`` raises ``RuntimeError`` (with the consumer's log), or with ``soft``
+        returns the count reached.
+        """
+        deadline = time.monotonic() + timeout
+        while (count := self.sent_count(ids)) < len(ids):
+            if probe:
+                probe(count)
+            if time.monotonic() > deadline:
+                if soft:
+                    return count
+                log = consumer.output()[-3000:] if consumer else ""
+                raise RuntimeError(f"only {count}/{len(ids)} sent in {timeout}s\n{log}")
+            time.sleep(0.1)
+        return count
+
+    def click_and_wait(self, ids: Sequence[int], consumers: list[Consumer], timeout: float) -> Run:
+        """Click "Send selected" on ``ids``, wait until all are sent, stop the consumers."""
+        try:
+            cpu = CpuMeter([c.pid for c in consumers])
+            started = self.click(ids)
+            self.wait_sent(ids, timeout, consumers[0])
+            cpu.stop()
+        finally:
+            self.stop(consumers)
+        return Run(started, cpu)
+
+    def sent_offsets(self, ids: Sequence[int], started: datetime) -> list[float]:
+        """Seconds from ``started`` to each sent notification's ``sent_at``, in order."""
+        from notifications.models import Notification
+
+        rows = Notification.objects.filter(pk__in=list(ids), sent_at__isnull=False)
+        return sorted(
+            (sent - started).total_seconds() for sent in rows.values_list("sent_at", flat=True)
+        )
+
+    def finished(self, ids: Sequence[int], started: datetime) -> float:
+        """Seconds from ``started`` to the last ``sent_at`` among ``ids``."""
+        offsets = self.sent_offsets(ids, started)
+        return round(offsets[-1], 2) if offsets else 0.0
+
+    def timings(self, ids: Sequence[int], started: datetime) -> dict[str, float]:
+        """Rate from the click to the last ``sent``, and p50/p95 queued → sent."""
+        from notifications.models import Notification
+
+        rows = Notification.objects.filter(pk__in=list(ids)).values_list("queued_at", "sent_at")
+        latencies = [(sent - queued).total_seconds() for queued, sent in rows if sent and queued]
+        elapsed = self.finished(ids, started)
+        return {
+            "n": len(ids),
+            "seconds": round(elapsed, 2),
+            "rate": round(len(ids) / elapsed, 1) if elapsed else 0.0,
+            "p50": round(percentile(latencies, 0.5), 2),
+            "p95": round(percentile(latencies, 0.95), 2),
+        }
+
+    def channels(self, ids: Sequence[int]) -> dict[str, int]:
+        """How many of ``ids`` went through each channel ("" for not delivered)."""
+        from collections import Counter
+
+        from notifications.models import Notification
+
+        rows = Notification.objects.filter(pk__in=list(ids)).values_list("channel", flat=True)
+        return dict(Counter(rows))

@@ -1,0 +1,81 @@
+"""The real consumer (``manage.py run_huey``) as a subprocess: shared by the tests and the bench.
+
+Importable without Django being set up (the bench's orchestrator imports it too).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+class Consumer:
+    """The real consumer (``manage.py run_huey``) as a subprocess with the service's settings.
+
+    ``args`` are extra ``run_huey`` options after ``-w N -k thread`` (the tests' default,
+    ``-C``, turns huey's worker health check off; the bench passes none, as ``make run``).
+    """
+
+    def __init__(
+        self, env: dict[str, str], log: Path, workers: int = 4, args: Sequence[str] = ("-C",)
+    ) -> None:
+        self.env = env
+        self.workers = workers
+        self.args = tuple(args)
+        self.process: subprocess.Popen | None = None
+        self.log = log
+
+    def start(self) -> Consumer:
+        self._log_file = self.log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_huey",
+                "-w",
+                str(self.workers),
+                "-k",
+                "thread",
+                *self.args,
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def wait_started(self, timeout: float = 60) -> Consumer:
+        """Block until huey logs "consumer started"; ``RuntimeError`` if it exits or hangs."""
+        deadline = time.monotonic() + timeout
+        while "consumer started" not in self.output():
+            assert self.process is not None
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"consumer did not start:\n{self.output()[-2000:]}")
+            time.sleep(0.1)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        """Stop with ``sig`` (SIGINT lets running tasks finish), killing it after ``timeout``."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_file.close()
+
+    def output(self) -> str:
+        return self.log.read_text()
