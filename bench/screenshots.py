@@ -95,6 +95,7 @@ def service_env(work: Path, port: int, telegram: FakeTelegram, smtp: FakeSmtp) -
         TELEGRAM_API_URL=telegram.url,
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(smtp.port),
+        EMAIL_USE_TLS="0",  # the fake speaks plain SMTP
         DEFAULT_FROM_EMAIL="notifications@example.com",
         NOTIFY_HTTP_TIMEOUT="2",
         EMAIL_TIMEOUT="2",

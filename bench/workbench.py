@@ -89,6 +89,8 @@ class Bench:
         }
         if self.smtp_ca_bundle:
             email.update(EMAIL_USE_TLS="1", SSL_CERT_FILE=self.smtp_ca_bundle)
+        else:
+            email.update(EMAIL_USE_TLS="0")  # the fake speaks plain SMTP unless asked
         return self.tier.env(
             TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=self.telegram.url, **email, **extra
         )

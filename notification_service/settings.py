@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from notification_service.env import env_bool, env_float, env_int, env_list, env_str
-from notification_service.queue import huey_from_url
+from notification_service.queue import queue_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 if not env_bool("NOTIFY_SKIP_DOTENV", False):
@@ -144,7 +144,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Queue ----------------------------------------------------------------------------------
 QUEUE_URL = env_str("QUEUE_URL") or f"sqlite:///{private_file(VAR_DIR / 'huey.sqlite3')}"
-HUEY = huey_from_url(QUEUE_URL, BASE_DIR)
+HUEY = queue_config(QUEUE_URL, BASE_DIR, workers=env_int("NOTIFY_WORKERS", 8, minimum=1))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

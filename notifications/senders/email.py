@@ -103,6 +103,11 @@ def classify_mail_error(err: Exception, server: str, *, opening: bool = False) -
         return ConfigurationError(
             f"{server} refused the login ({_reply(err.smtp_code, err.smtp_error)})"
         )
+    if isinstance(err, smtplib.SMTPNotSupportedError):
+        return ConfigurationError(
+            f"{server} does not support what the settings ask ({err}); for STARTTLS check "
+            "EMAIL_USE_TLS / EMAIL_PORT (587 with STARTTLS, 465 with EMAIL_USE_SSL)"
+        )
     if isinstance(err, smtplib.SMTPSenderRefused):
         return ConfigurationError(
             f"{server} refused the sender address ({_reply(err.smtp_code, err.smtp_error)})"

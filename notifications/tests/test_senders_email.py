@@ -158,3 +158,29 @@ def test_a_connection_is_renewed_after_the_configured_number_of_messages(email_s
     for i in range(7):
         send(sender, f"u{i}@example.com")
     assert smtp.sessions == 3
+
+
+def test_a_server_without_starttls_is_a_configuration_error(email_settings, smtp):
+    """STARTTLS is on by default: a server that doesn't offer it is refused, with the
+    setting to check named, rather than logging in over plain text."""
+    email_settings.EMAIL_USE_TLS = True
+    with pytest.raises(ConfigurationError) as caught:
+        send(EmailSender(), "a@example.com")
+    assert "EMAIL_USE_TLS" in caught.value.message
+    assert smtp.received == []
+
+
+def test_starttls_protects_the_login(settings, monkeypatch):
+    """The default: STARTTLS on a plain connection, the server's certificate checked, then
+    the login, then the message."""
+    server = FakeSmtp(username="robot", password="right-pw", tls=True).start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_bundle))
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+        settings.EMAIL_USE_TLS = True
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "robot", "right-pw"
+        settings.DEFAULT_FROM_EMAIL = "service@example.com"
+        send(EmailSender(), "ann@example.com", "over TLS")
+        assert [m.body.strip() for m in server.received] == ["over TLS"]
+    finally:
+        server.stop()
