@@ -29,6 +29,7 @@ lost round as a ``lease`` attempt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -44,6 +45,7 @@ from django.db import (
     InterfaceError,
     OperationalError,
     connection,
+    models,
     transaction,
 )
 from django.db.models import F, Q
@@ -546,14 +548,18 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
         paces = [p for p in sender.paces(prepared, job.part) if p.rate > 0]
         while job.paces_held < len(paces):
             try:
-                booking = pacing.book(paces[job.paces_held], settings.NOTIFY_TELEGRAM_PACE_MAX_WAIT)
+                booking = pacing.book_all(
+                    paces[job.paces_held :],
+                    settings.NOTIFY_TELEGRAM_PACE_MAX_WAIT,
+                    SLOT_TOLERANCE,
+                )
             except DeliveryError as err:
                 return _fail_part(job, channel, sender, err)
-            if not booking.granted:
+            job.paces_held += booking.held
+            if booking.refused:
                 job.defer_until = booking.at
                 job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
                 return "stop"
-            job.paces_held += 1
             job.slot_at = max(job.slot_at or 0.0, booking.at)
             if booking.at - time.time() > SLOT_TOLERANCE:
                 if not _renew_lease(job, until=booking.at):
@@ -670,7 +676,7 @@ def _conclude(job: Job) -> Decision:
             job,
             status=Status.QUEUED,
             next_attempt_at=due,
-            rounds=F("rounds") - 1,
+            rounds_back=True,
             last_error=job.summary() or "waiting for a pacing slot",
             due=due,
         )
@@ -703,29 +709,40 @@ def _conclude(job: Job) -> Decision:
     return _finish(job, status=Status.FAILED, next_attempt_at=None, last_error=reason)
 
 
-def _finish(job: Job, *, due: datetime | None = None, **changes: Any) -> Decision:
+def _finish(
+    job: Job, *, due: datetime | None = None, rounds_back: bool = False, **changes: Any
+) -> Decision:
+    """End the round: ``changes`` to the row (``rounds_back``: the round is not counted)."""
     changes.setdefault("lease_expires_at", None)
     changes["progress"] = job.progress.dump()
-    if not _write(job, changes):
+    if not _write(job, changes, rounds_back=rounds_back):
         return Decision(job.notification.pk, None)
     return Decision(job.notification.pk, changes["status"], due)
 
 
-def _write(job: Job, changes: dict[str, Any]) -> bool:
-    """The round's attempts and the row's new state in one short transaction, conditional on
-    the lease. False when the lease was lost (the attempts are kept) or the row is gone."""
+_ATTEMPT_FIELDS = [f for f in DeliveryAttempt._meta.concrete_fields if not f.primary_key]
+
+
+def _write(job: Job, changes: dict[str, Any], *, rounds_back: bool = False) -> bool:
+    """The round's attempts and the row's new state, at once, conditional on the lease.
+
+    One statement on PostgreSQL (a data-modifying CTE: the attempts are inserted only if the
+    row was updated), one short transaction elsewhere. False when the lease was lost (the
+    attempts are kept) or the row is gone (nothing to keep them on).
+    """
     pk = job.notification.pk
 
     def write() -> int:
-        with transaction.atomic():
-            updated = 0
-            if changes:
-                updated = Notification.objects.filter(
-                    pk=pk, status=Status.SENDING, lease_expires_at=job.lease
-                ).update(**changes)
-            if updated or Notification.objects.filter(pk=pk).exists():
-                DeliveryAttempt.objects.bulk_create(job.attempts)
-            return updated
+        if connection.vendor == "postgresql":
+            updated = _write_postgres(job, changes, rounds_back)
+        else:
+            with transaction.atomic():
+                updated = _update_sql(job, changes, rounds_back)
+                if updated:
+                    _insert_attempts(job.attempts)
+        if not updated and Notification.objects.filter(pk=pk).exists():
+            DeliveryAttempt.objects.bulk_create(job.attempts)
+        return updated
 
     # The provider may already have accepted the message: losing this write would send it
     # again after the lease expires, so ride out a database restart here.
@@ -733,6 +750,105 @@ def _write(job: Job, changes: dict[str, Any]) -> bool:
     if changes and not updated:
         logger.warning("notification %s: lease lost or row gone; attempts kept if it exists", pk)
     return bool(updated)
+
+
+def _update_parts(job: Job, changes: dict[str, Any], rounds_back: bool) -> tuple[str, list[Any]]:
+    """The UPDATE of the row, conditional on the lease, as SQL and parameters."""
+    meta = Notification._meta
+    quote = connection.ops.quote_name
+    assignments, params = [], []
+    for name, value in changes.items():
+        field = meta.get_field(name)
+        assignments.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    if rounds_back:
+        assignments.append(f"{quote('rounds')} = {quote('rounds')} - 1")
+    lease = meta.get_field("lease_expires_at").get_db_prep_save(job.lease, connection)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} "
+        f"WHERE {quote('id')} = %s AND {quote('status')} = %s AND "
+        f"{quote('lease_expires_at')} = %s"
+    )
+    return sql, [*params, job.notification.pk, Status.SENDING, lease]
+
+
+def _update_sql(job: Job, changes: dict[str, Any], rounds_back: bool) -> int:
+    if not changes:
+        return 0
+    sql, params = _update_parts(job, changes, rounds_back)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+@functools.cache
+def _attempt_columns(vendor: str) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """Each attempt column: its attribute, its SQL type, and how its value goes to the
+    database (computed once per database vendor)."""
+    ops = connection.ops
+    columns = []
+    for column in _ATTEMPT_FIELDS:
+        if isinstance(column, models.DateTimeField):
+            adapt = ops.adapt_datetimefield_value
+        elif isinstance(column, models.DecimalField):
+            adapt = functools.partial(
+                ops.adapt_decimalfield_value,
+                max_digits=column.max_digits,
+                decimal_places=column.decimal_places,
+            )
+        elif isinstance(column, (models.CharField, models.TextField, models.IntegerField)):
+            adapt = _same
+        else:
+            adapt = functools.partial(column.get_db_prep_save, connection=connection)
+        columns.append((column.attname, column.db_type(connection), adapt))
+    return columns
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _attempt_rows(attempts: list[DeliveryAttempt], cast: bool) -> tuple[str, list[Any]]:
+    """``(…), (…)`` rows of the attempts' values (cast to each column's type if ``cast``)."""
+    columns = _attempt_columns(connection.vendor)
+    placeholders = ", ".join(f"%s::{sql_type}" if cast else "%s" for _, sql_type, _ in columns)
+    row = f"({placeholders})"
+    params = [adapt(getattr(attempt, name)) for attempt in attempts for name, _, adapt in columns]
+    return ", ".join([row] * len(attempts)), params
+
+
+def _insert_attempts(attempts: list[DeliveryAttempt]) -> None:
+    if not attempts:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _ATTEMPT_FIELDS)
+    rows, params = _attempt_rows(attempts, cast=False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) VALUES {rows}",
+            params,
+        )
+
+
+def _write_postgres(job: Job, changes: dict[str, Any], rounds_back: bool) -> int:
+    update, params = _update_parts(job, changes, rounds_back)
+    if not job.attempts:
+        with connection.cursor() as cursor:
+            cursor.execute(update, params)
+            return cursor.rowcount
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _ATTEMPT_FIELDS)
+    rows, row_params = _attempt_rows(job.attempts, cast=True)
+    sql = (
+        f"WITH updated AS ({update} RETURNING {quote('id')}), "
+        f"inserted AS (INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) "
+        f"SELECT * FROM (VALUES {rows}) AS attempt "
+        f"WHERE EXISTS (SELECT 1 FROM updated)) "
+        f"SELECT count(*) FROM updated"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *row_params])
+        return cursor.fetchone()[0]
 
 
 def release(job: Job) -> Decision:
@@ -743,7 +859,7 @@ def release(job: Job) -> Decision:
         job,
         status=Status.QUEUED,
         next_attempt_at=timezone.now(),
-        rounds=F("rounds") - 1,
+        rounds_back=True,
         last_error=job.summary(),
         due=timezone.now(),
     )

@@ -6,7 +6,7 @@ apart and no sliding second ever holds more than ``rate`` sends (a counter per f
 one-second window would allow twice the rate across a window boundary, which a provider
 counting over a sliding second answers with 429).
 
-Nobody sleeps here. ``book`` answers at once: a slot is granted when it starts within
+Nobody sleeps here. ``book_all`` answers at once: a slot is granted when it starts within
 ``horizon`` seconds, and the caller waits for it without holding a worker (``tasks`` keeps a
 timer for it); otherwise nothing is booked and the answer says when to ask again.
 
@@ -41,31 +41,45 @@ DATABASE_KEEP_SECONDS = 3600.0
 
 @dataclass(frozen=True)
 class Booking:
-    """``granted``: the slot starting at ``at``; else ask again at ``at`` (Unix time, here)."""
+    """What ``book_all`` booked: the first ``held`` paces asked for, the latest of their slots
+    starting at ``at`` (Unix time, here). ``refused``: the next pace's slot is beyond the
+    horizon and was not booked; ``at`` is then when to ask again."""
 
-    granted: bool
+    held: int
     at: float
+    refused: bool = False
 
 
 class Schedule(Protocol):
-    def book(self, name: str, interval: float, horizon: float) -> Booking:
-        """Take the next slot of ``name`` if it starts within ``horizon`` seconds."""
+    def book_all(
+        self, names: list[str], intervals: list[float], horizon: float, tolerance: float
+    ) -> Booking:
+        """Book the paces in order, each only within ``horizon``; stop after booking one whose
+        slot is more than ``tolerance`` ahead (the caller waits for it, then books the rest)."""
 
 
-# KEYS[1]: the pace. ARGV: interval, horizon (seconds). Returns {granted, seconds from now}.
+# KEYS: the paces. ARGV: horizon, tolerance, then each pace's interval (seconds).
+# Returns {held, seconds from now to the latest slot booked (or to the refused one), refused}.
 _BOOK_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local interval = tonumber(ARGV[1])
-local horizon = tonumber(ARGV[2])
-local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-local ahead = slot - now
-if ahead > horizon then
-  return {'0', string.format('%.6f', ahead)}
+local horizon = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local held = 0
+local latest = now
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 + i])
+  local slot = math.max(tonumber(redis.call('GET', key) or '0'), now)
+  if slot - now > horizon then
+    return {tostring(held), string.format('%.6f', slot - now), '1'}
+  end
+  redis.call('SET', key, string.format('%.6f', slot + interval),
+             'PX', math.ceil((slot - now + interval) * 1000) + 1000)
+  held = held + 1
+  if slot > latest then latest = slot end
+  if slot - now > tolerance then break end
 end
-redis.call('SET', KEYS[1], string.format('%.6f', slot + interval),
-           'PX', math.ceil((ahead + interval) * 1000) + 1000)
-return {'1', string.format('%.6f', ahead)}
+return {tostring(held), string.format('%.6f', latest - now), '0'}
 """
 
 
@@ -76,43 +90,66 @@ class RedisSchedule:
         self.client = client
         self.script = client.register_script(_BOOK_LUA)
 
-    def book(self, name: str, interval: float, horizon: float) -> Booking:
-        granted, ahead = self.script(keys=[f"{KEY_PREFIX}{name}"], args=[interval, horizon])
-        return Booking(granted=granted in (b"1", "1"), at=time.time() + float(ahead))
+    def book_all(
+        self, names: list[str], intervals: list[float], horizon: float, tolerance: float
+    ) -> Booking:
+        held, ahead, refused = self.script(
+            keys=[f"{KEY_PREFIX}{name}" for name in names], args=[horizon, tolerance, *intervals]
+        )
+        return Booking(
+            held=int(held), at=time.time() + float(ahead), refused=refused in (b"1", "1")
+        )
 
 
 class DatabaseSchedule:
     """The schedule in the ``RateLimitSlot`` table: one short transaction per booking.
 
-    The row is created if missing, then locked (``SELECT … FOR UPDATE`` on PostgreSQL;
-    SQLite's ``BEGIN IMMEDIATE`` holds the write lock already), and only then is the clock
-    read, so two bookings never compute their slot from the same stale ``now``.
+    The rows are created if missing, then locked in one order (``SELECT … FOR UPDATE`` on
+    PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the write lock already), and only then is
+    the clock read, so two bookings never compute their slots from the same stale ``now``.
     """
 
     def __init__(self) -> None:
         self.table = connection.ops.quote_name(RateLimitSlot._meta.db_table)
 
-    def book(self, name: str, interval: float, horizon: float) -> Booking:
-        key = f"{KEY_PREFIX}{name}"
+    def book_all(
+        self, names: list[str], intervals: list[float], horizon: float, tolerance: float
+    ) -> Booking:
+        keys = [f"{KEY_PREFIX}{name}" for name in names]
         table = self.table
+        marks = ", ".join(["%s"] * len(keys))
         lock = "" if connection.vendor == "sqlite" else " FOR UPDATE"
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (name, next_at) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING",
-                [key],
+                f"INSERT INTO {table} (name, next_at) VALUES {', '.join(['(%s, 0)'] * len(keys))} "
+                f"ON CONFLICT (name) DO NOTHING",
+                keys,
             )
-            cursor.execute(f"SELECT next_at FROM {table} WHERE name = %s{lock}", [key])
-            (next_at,) = cursor.fetchone()
-            now = time.time()  # after the lock: see the class docstring
-            slot = max(next_at, now)
-            if slot - now > horizon:
-                return Booking(granted=False, at=slot)
             cursor.execute(
-                f"UPDATE {table} SET next_at = %s WHERE name = %s", [slot + interval, key]
+                f"SELECT name, next_at FROM {table} WHERE name IN ({marks}) ORDER BY name{lock}",
+                keys,
             )
+            next_at = dict(cursor.fetchall())
+            now = time.time()  # after the lock: see the class docstring
+            held, latest, booked = 0, now, []
+            for key, interval in zip(keys, intervals, strict=True):
+                slot = max(next_at[key], now)
+                if slot - now > horizon:
+                    self._save(cursor, booked)
+                    return Booking(held=held, at=slot, refused=True)
+                booked.append((slot + interval, key))
+                held += 1
+                latest = max(latest, slot)
+                if slot - now > tolerance:
+                    break
+            self._save(cursor, booked)
         if random.random() < 0.001:
             self.prune(now)
-        return Booking(granted=True, at=slot)
+        return Booking(held=held, at=latest)
+
+    def _save(self, cursor, booked: list[tuple[float, str]]) -> None:
+        if booked:
+            cursor.executemany(f"UPDATE {self.table} SET next_at = %s WHERE name = %s", booked)
 
     def prune(self, now: float) -> None:
         """Forget paces idle for an hour (one row per chat would otherwise pile up)."""
@@ -127,17 +164,35 @@ def schedule() -> Schedule:
     return DatabaseSchedule()
 
 
-def book(pace: Pace, horizon: float) -> Booking:
-    """Book the next slot of ``pace`` if it starts within ``horizon`` seconds.
+def book_all(paces: list[Pace], horizon: float, tolerance: float) -> Booking:
+    """Book ``paces`` in order (see ``Schedule.book_all``); a rate of 0 means no limit.
 
-    A rate of 0 means no limit (granted now). Raises a rate-limited ``DeliveryError`` when
-    the schedule's store is unreachable: with no schedule there is no safe pace.
+    Raises a rate-limited ``DeliveryError`` when the schedule's store is unreachable: with no
+    schedule there is no safe pace.
     """
-    if pace.rate <= 0:
-        return Booking(granted=True, at=time.time())
+    limited = [pace for pace in paces if pace.rate > 0]
+    if not limited:
+        return Booking(held=len(paces), at=time.time())
     try:
-        return schedule().book(pace.name, 1.0 / pace.rate, horizon)
+        booking = schedule().book_all(
+            [pace.name for pace in limited],
+            [1.0 / pace.rate for pace in limited],
+            horizon,
+            tolerance,
+        )
     except (OperationalError, InterfaceError, RedisError) as err:
+        names = ", ".join(pace.name for pace in limited)
         raise DeliveryError(
-            f"pacing of {pace.name} unavailable ({err}); retrying later", retry_after=1.0
+            f"pacing of {names} unavailable ({err}); retrying later", retry_after=1.0
         ) from err
+    if booking.held == len(limited) and not booking.refused:
+        return Booking(held=len(paces), at=booking.at)
+    # Unlimited paces count as held wherever they stand; report progress in ``paces`` terms.
+    held, seen = 0, 0
+    for pace in paces:
+        if pace.rate > 0:
+            if seen == booking.held:
+                break
+            seen += 1
+        held += 1
+    return Booking(held=held, at=booking.at, refused=booking.refused)

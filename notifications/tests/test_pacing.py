@@ -34,11 +34,15 @@ def name() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
+def book(schedule, name: str, interval: float, horizon: float = 10):
+    return schedule.book_all([name], [interval], horizon, tolerance=0.002)
+
+
 def test_slots_are_one_interval_apart(schedule, name):
     slots = []
     for _ in range(5):
-        booking = schedule.book(name, 0.5, horizon=10)
-        assert booking.granted
+        booking = book(schedule, name, 0.5)
+        assert booking.held == 1 and not booking.refused
         slots.append(booking.at)
     # Booked within a moment of each other: each slot starts one interval after the last.
     gaps = [b - a for a, b in itertools.pairwise(slots)]
@@ -46,22 +50,26 @@ def test_slots_are_one_interval_apart(schedule, name):
 
 
 def test_nothing_is_booked_past_the_horizon(schedule, name):
-    first = schedule.book(name, 1.0, horizon=1.5)
-    second = schedule.book(name, 1.0, horizon=1.5)  # starts in ~1 s
-    late = schedule.book(name, 1.0, horizon=1.5)  # would start in ~2 s
-    assert first.granted and second.granted and not late.granted
+    first = book(schedule, name, 1.0, horizon=1.5)
+    second = book(schedule, name, 1.0, horizon=1.5)  # starts in ~1 s
+    late = book(schedule, name, 1.0, horizon=1.5)  # would start in ~2 s
+    assert not first.refused and not second.refused and late.refused and late.held == 0
     assert late.at == pytest.approx(second.at + 1.0, abs=0.05)  # when to ask again
     # The refusal booked nothing: asking again with room gets exactly that slot.
-    assert schedule.book(name, 1.0, horizon=5).at == pytest.approx(late.at, abs=0.05)
+    assert book(schedule, name, 1.0, horizon=5).at == pytest.approx(late.at, abs=0.05)
 
 
-def test_a_chat_pace_and_the_bot_pace_are_separate(schedule, name):
-    """A busy chat's next slot is a second away; another chat's is not held up by it."""
-    assert schedule.book(f"{name}:chat:a", 1.0, horizon=10).granted
-    busy = schedule.book(f"{name}:chat:a", 1.0, horizon=10)
-    other = schedule.book(f"{name}:chat:b", 1.0, horizon=10)
-    assert busy.at - time.time() > 0.5
-    assert other.at - time.time() < 0.1
+def test_a_chat_and_the_bot_are_booked_together_when_the_chat_is_free(schedule, name):
+    """One round trip books both: the chat's slot (now) and then the bot's."""
+    chat, bot = f"{name}:chat:a", name
+    both = schedule.book_all([chat, bot], [1.0, 0.04], 10, tolerance=0.002)
+    assert both.held == 2 and not both.refused
+    # The chat is now busy for a second: only its slot is booked (the bot's is not taken),
+    # and the caller waits for it before booking the bot.
+    busy = schedule.book_all([chat, bot], [1.0, 0.04], 10, tolerance=0.002)
+    assert busy.held == 1 and busy.at - time.time() > 0.5
+    other = schedule.book_all([f"{name}:chat:b", bot], [1.0, 0.04], 10, tolerance=0.002)
+    assert other.held == 2 and other.at - time.time() < 0.1  # the bot's slot was not wasted
 
 
 def test_zero_rate_means_no_pacing(monkeypatch):
@@ -69,17 +77,17 @@ def test_zero_rate_means_no_pacing(monkeypatch):
         raise AssertionError("the schedule must not be consulted")
 
     monkeypatch.setattr(pacing, "schedule", no_schedule)
-    assert pacing.book(Pace("off", 0), horizon=1).granted
+    assert pacing.book_all([Pace("off", 0)], horizon=1, tolerance=0).held == 1
 
 
 def test_an_unreachable_schedule_is_rate_limited_not_a_blind_send(monkeypatch):
     class Down:
-        def book(self, *args):
+        def book_all(self, *args):
             raise redis.exceptions.ConnectionError("Redis is down")
 
     monkeypatch.setattr(pacing, "schedule", lambda: Down())
     with pytest.raises(DeliveryError) as caught:
-        pacing.book(Pace("telegram", 25), horizon=1)
+        pacing.book_all([Pace("telegram", 25)], horizon=1, tolerance=0)
     assert caught.value.rate_limited
 
 
@@ -87,7 +95,7 @@ def test_the_database_schedule_reads_the_clock_after_taking_its_lock(transaction
     """Another transaction holds the pace's row for a while. The booking that waited for
     it must compute its slot from the time it got the lock, not from when it started."""
     schedule = DatabaseSchedule()
-    schedule.book(name, 0.01, horizon=10)  # the row exists, its next slot long past by now
+    book(schedule, name, 0.01)  # the row exists, its next slot long past by now
     time.sleep(0.05)
     holding = threading.Event()
     released_at: list[float] = []
@@ -107,8 +115,8 @@ def test_the_database_schedule_reads_the_clock_after_taking_its_lock(transaction
     holder = threading.Thread(target=hold_the_row)
     holder.start()
     holding.wait(5)
-    booking = schedule.book(name, 0.01, horizon=10)
+    booking = book(schedule, name, 0.01)
     holder.join()
-    assert booking.granted
+    assert booking.held == 1
     assert booking.at >= released_at[0] - 0.01
     connection.close()

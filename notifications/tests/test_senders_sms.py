@@ -8,7 +8,7 @@ import gc
 import logging
 
 import pytest
-import requests
+import urllib3.exceptions as u3
 from smsaero import SmsAero
 
 from notifications.channels import senders_for
@@ -222,11 +222,11 @@ def test_api_wrong_key_is_a_configuration_error_and_redacted(sms_settings, smsae
 def test_api_read_timeout_is_ambiguous_and_tries_no_other_gate(sms_settings, contact, monkeypatch):
     calls = []
 
-    def post(url, **kwargs):
+    def post(url, *args, **kwargs):
         calls.append(url)
-        raise requests.ReadTimeout("read timed out")
+        raise u3.ReadTimeoutError(None, url, "read timed out")
 
-    monkeypatch.setattr(http.http_session(), "post", post)
+    monkeypatch.setattr(http, "send_request", post)
     sms_settings.SMSAERO_API_URL = ""
     with pytest.raises(DeliveryError, match="did not answer in") as caught:
         send(SmsAeroApiSender(), contact)
