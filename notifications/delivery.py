@@ -49,7 +49,7 @@ from django.db import (
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications import pacing
+from notifications import pacing, receipts
 from notifications.channels import channel_closed_reason, channel_order, senders_for
 from notifications.models import DeliveryAttempt, Notification, UserContact
 from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender, SkipChannel
@@ -709,6 +709,8 @@ def _write(job: Job, changes: dict[str, Any]) -> bool:
                 ).update(**changes)
             if updated or Notification.objects.filter(pk=pk).exists():
                 DeliveryAttempt.objects.bulk_create(job.attempts)
+                if job.success is not None:
+                    _link_receipts(job)
             return updated
 
     # The provider may already have accepted the message: losing this write would send it
@@ -717,6 +719,25 @@ def _write(job: Job, changes: dict[str, Any]) -> bool:
     if changes and not updated:
         logger.warning("notification %s: lease lost or row gone; attempts kept if it exists", pk)
     return bool(updated)
+
+
+def _link_receipts(job: Job) -> None:
+    """Register the parts of the SMS just sent, so its receipts (some may have come already)
+    can settle it: in the transaction that writes its attempt."""
+    success = job.success
+    if success.pk is None:  # a database that returns no ids from a bulk insert
+        success.pk = (
+            DeliveryAttempt.objects.filter(
+                notification_id=job.notification.pk,
+                round=success.round,
+                transport=success.transport,
+                outcome=Outcome.SUCCESS,
+            )
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+    receipts.link_parts(success, job.accepted)
 
 
 def release(job: Job) -> Decision:
