@@ -72,6 +72,14 @@ def test_the_documented_production_settings_pass_check_deploy(tmp_path):
         ({"SMS_SMTP_DOMAIN": "smsaero.ru"}, "replaced by SMS_SMTP_ADDRESS"),
         ({"DJANGO_CSRF_TRUSTED_ORIGINS": "notify.example.com"}, "with their scheme"),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "mutually exclusive"),
+        ({"TELEGRAM_UPDATES": "push"}, "TELEGRAM_UPDATES must be webhook, poll or off"),
+        ({"TELEGRAM_UPDATES": "webhook"}, "TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_SECRET"),
+        ({"TELEGRAM_WEBHOOK_SECRET": "short"}, "TELEGRAM_WEBHOOK_SECRET must be 16 to 256"),
+        ({"TELEGRAM_BOT_USERNAME": "my bot"}, "TELEGRAM_BOT_USERNAME must be"),
+        ({"NOTIFY_TELEGRAM_INVITE_TTL": "soon"}, "NOTIFY_TELEGRAM_INVITE_TTL must be a number"),
+        ({"NOTIFY_PUBLIC_URL": "notify.example.com"}, "NOTIFY_PUBLIC_URL must be an http(s) URL"),
+        ({"SMS_CALLBACK_SECRET": "a/b"}, "SMS_CALLBACK_SECRET must be 16 to 128"),
+        ({"NOTIFY_RECEIPT_GIVE_UP": "10"}, "NOTIFY_RECEIPT_GIVE_UP must be at least 60"),
     ],
 )
 def test_a_bad_setting_stops_the_service_at_start_up_naming_it(tmp_path, env, text):
