@@ -101,9 +101,14 @@ class UserContactAdmin(TelegramInviteActions, admin.ModelAdmin):
             )
         qr = segno.make(invite.url, error="m").svg_inline(scale=4, title=str(_("Invite link")))
         expires = timezone.localtime(invite.expires_at).strftime("%Y-%m-%d %H:%M")
+        state = _("Not linked to Telegram yet.")
+        if obj.telegram_chat_id:
+            state = _("Linked to Telegram chat {chat}; a new link moves it to another chat.")
+            state = state.format(chat=obj.telegram_chat_id)
         return format_html(
-            '<div class="telegram-link"><a href="{url}" id="telegram-link">{url}</a>'
+            '<div class="telegram-link"><p>{state}</p><a href="{url}" id="telegram-link">{url}</a>'
             "<p>{how}</p><div>{qr}</div></div>",
+            state=state,
             url=invite.url,
             how=_(
                 "The user opens this link (or scans the code with a phone) and presses Start "
@@ -159,9 +164,7 @@ class DeliveryAttemptInline(admin.TabularInline):
         "duration_ms",
         "segments",
         "cost",
-        "receipt_status",
-        "receipt_at",
-        "receipt_error",
+        "receipt",
     )
     readonly_fields = fields
     extra = 0
@@ -173,6 +176,17 @@ class DeliveryAttemptInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("receipt"))
+    def receipt(self, obj: DeliveryAttempt) -> str:
+        """What the SMS delivery receipts say: status, when, and the provider's detail."""
+        if not obj.receipt_status:
+            return "-"
+        parts = [obj.get_receipt_status_display()]
+        if obj.receipt_at:
+            parts.append(timezone.localtime(obj.receipt_at).strftime("%Y-%m-%d %H:%M:%S"))
+        text = " ".join(parts)
+        return f"{text}: {obj.receipt_error}" if obj.receipt_error else text
 
 
 class ChannelsField(forms.CharField):

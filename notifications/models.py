@@ -34,8 +34,9 @@ class UserContact(models.Model):
         max_length=64,
         blank=True,
         validators=[validate_telegram_chat_id],
-        help_text="Numeric chat id (negative for groups) or @channelusername. "
-        "The user must have sent /start to the bot.",
+        help_text="Filled in by the bot when the user opens their invite link (below). Or "
+        "type a numeric chat id (negative for groups) or @channelusername; the user must "
+        "have sent /start to the bot.",
     )
     email = models.EmailField(
         blank=True, help_text="Leave blank to use the email address of the user account."

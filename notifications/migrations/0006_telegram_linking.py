@@ -2,6 +2,7 @@
 # Telegram linking: /start tokens, handled updates, the poller's offset, the bot-blocked mark.
 
 import django.db.models.deletion
+import notifications.validators
 from django.db import migrations, models
 
 
@@ -59,5 +60,10 @@ class Migration(migrations.Migration):
                 'verbose_name': 'Telegram link',
                 'indexes': [models.Index(fields=['contact', 'kind', 'created_at'], name='tg_link_contact_idx')],
             },
+        ),
+        migrations.AlterField(
+            model_name='usercontact',
+            name='telegram_chat_id',
+            field=models.CharField(blank=True, help_text='Filled in by the bot when the user opens their invite link (below). Or type a numeric chat id (negative for groups) or @channelusername; the user must have sent /start to the bot.', max_length=64, validators=[notifications.validators.validate_telegram_chat_id], verbose_name='Telegram chat id'),
         ),
     ]

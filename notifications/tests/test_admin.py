@@ -476,3 +476,27 @@ def test_invite_action_without_telegram_says_why(admin_client, settings):
     )
     assert "No invite sent: Telegram is not configured" in messages_of(response)[0]
     assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+def test_notification_page_shows_the_sms_receipt_and_the_list_filters_by_it(
+    admin_client, admin_user, settings_no_autosend
+):
+    [notification] = make_notifications(admin_user, [Status.UNDELIVERED])
+    DeliveryAttempt.objects.create(
+        notification=notification,
+        channel="sms",
+        transport="sms_smpp",
+        outcome=DeliveryAttempt.Outcome.SUCCESS,
+        provider_message_id="a,b,c",
+        started_at=timezone.now(),
+        receipt_status="undelivered",
+        receipt_at=timezone.now(),
+        receipt_error="part 2 of 3: UNDELIV err:001",
+    )
+    page = admin_client.get(
+        reverse("admin:notifications_notification_change", args=[notification.pk])
+    ).content.decode()
+    assert re.search(r"Undelivered [\d-]+ [\d:]+: part 2 of 3: UNDELIV err:001", page)
+    listing = admin_client.get(reverse(CHANGELIST) + "?status__exact=undelivered")
+    assert f"/{notification.pk}/change/" in listing.content.decode()

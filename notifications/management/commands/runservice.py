@@ -1,4 +1,5 @@
-"""``manage.py runservice``: the web server and the queue consumer together; Ctrl-C stops both."""
+"""``manage.py runservice``: the web server, the queue consumers and (TELEGRAM_UPDATES=poll)
+the Telegram poller together; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ OPTIONAL = {"telegram"}
 
 class Command(BaseCommand):
     help = (
-        "Run gunicorn on 127.0.0.1:PORT and NOTIFY_CONSUMERS huey consumers of NOTIFY_WORKERS "
-        "threads each."
+        "Run gunicorn on 127.0.0.1:PORT, NOTIFY_CONSUMERS huey consumers of NOTIFY_WORKERS "
+        "threads each, and the Telegram poller when TELEGRAM_UPDATES=poll."
     )
 
     def add_arguments(self, parser) -> None:
