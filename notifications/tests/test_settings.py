@@ -8,14 +8,18 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 from django.views.debug import technical_500_response
+from gunicorn.config import Config
 from huey import PostgresHuey, PriorityRedisHuey, SqliteHuey
 
 from notification_service.env import env_bool, env_int, env_list
+from notification_service.gunicorn_logging import RedactingLogger
 from notification_service.queue import huey_from_url
 from notifications.redaction import RedactingFilter
 from notifications.tests.conftest import BASE_DIR
@@ -184,3 +188,19 @@ def test_env_helpers_refuse_malformed_values(monkeypatch):
         env_int("NOTIFY_MAX_ROUNDS", 1, minimum=1)
     monkeypatch.setenv("NOTIFY_CHANNEL_ORDER", " telegram, ,email ")
     assert env_list("NOTIFY_CHANNEL_ORDER") == ["telegram", "email"]
+
+
+def test_gunicorn_access_log_masks_the_callback_secret():
+    path = "/sms/callback/callback-secret-0123456789/"
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": path,
+        "PATH_INFO": path,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    request = SimpleNamespace(headers=[("X-Telegram-Bot-Api-Secret-Token", "webhook-secret-xyz")])
+    response = SimpleNamespace(status="200 OK", headers=[], sent=2)
+    atoms = RedactingLogger(Config()).atoms(response, request, environ, timedelta(seconds=0))
+    assert atoms["r"] == "POST /sms/callback/***/ HTTP/1.1"
+    assert atoms["U"] == "/sms/callback/***/"
+    assert atoms["{x-telegram-bot-api-secret-token}i"] == "***"

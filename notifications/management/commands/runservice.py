@@ -34,6 +34,7 @@ class Command(BaseCommand):
                 "--bind", f"{host}:{settings.PORT}",
                 "--workers", "2", "--threads", "4",
                 "--access-logfile", "-",
+                "--logger-class", "notification_service.gunicorn_logging.RedactingLogger",
             ],
         }  # fmt: skip
         for n in range(1, settings.NOTIFY_CONSUMERS + 1):
