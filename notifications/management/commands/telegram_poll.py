@@ -7,7 +7,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from notifications import telegram_bot
 from notifications.senders.base import ConfigurationError, DeliveryError
@@ -58,10 +58,13 @@ class Command(BaseCommand):
                     raise CommandError(template.format(detail=err.message)) from None
                 except ConfigurationError as err:
                     raise CommandError(err.message) from None
-                except DeliveryError as err:
+                except (DeliveryError, DatabaseError) as err:
+                    # Telegram or the database unavailable: the offset was not moved past an
+                    # update not handled, so it comes again (and one handled is not redone).
                     failures += 1
                     wait = min(2 ** (failures - 1), 30)
-                    self.stderr.write(f"getUpdates failed ({err.message}); again in {wait}s")
+                    reason = err.message if isinstance(err, DeliveryError) else f"database: {err}"
+                    self.stderr.write(f"getUpdates failed ({reason}); again in {wait}s")
                     time.sleep(wait)
                     continue
                 finally:
