@@ -76,8 +76,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "stopped": "Notifications will no longer come here. Send /start to get them again.",
         "not_linked": "This chat is not linked, so there is nothing to stop.",
         "invite_subject": "Get your notifications in Telegram",
-        "invite": "Get our notifications in Telegram: open {url} and press Start. "
-        "The link works once, until {date}.",
+        # One SMS (160 GSM characters) with a bot name of up to 15 characters.
+        "invite": "Telegram notifications: open {url} and press Start. One-time link, until {date}.",
     },
     "ru": {
         "linked": "Готово: этот чат подключён, уведомления будут приходить сюда. "
@@ -96,8 +96,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "Чтобы снова получать их, отправьте /start.",
         "not_linked": "Этот чат не подключён, отключать нечего.",
         "invite_subject": "Уведомления в Telegram",
-        "invite": "Получайте наши уведомления в Telegram: откройте {url} и нажмите "
-        "«Запустить». Ссылка одноразовая, действует до {date}.",
+        "invite": "Уведомления в Telegram: откройте {url} и нажмите «Запустить». "
+        "Ссылка одноразовая, до {date}.",
     },
 }
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from notifications import telegram_bot
 from notifications.delivery import deliver_now
 from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.senders.sms import segment_count
 from notifications.services import telegram_invites_send
 from notifications.tests.conftest import wait_for_status
 
@@ -456,6 +457,7 @@ def test_invite_action_on_users_may_use_sms_and_is_localised(
     assert messages_of(response) == ["1 Telegram invite queued"]
     invite = Notification.objects.get(user=user)
     assert invite.channels == ["email", "sms"]
+    assert segment_count(invite.message) == 1  # one paid SMS, not two
     result = telegram_invites_send(
         contacts=UserContact.objects.filter(user=user), allow_sms=True, language="ru"
     )
