@@ -14,6 +14,7 @@ seeded ids) or a function ``(page, ids)`` that leaves the page as it should be p
 from __future__ import annotations
 
 import argparse
+import html
 import logging
 import os
 import secrets
@@ -60,13 +61,69 @@ def contact_errors(page, ids: dict[str, int]) -> None:
     page.locator(".errornote").wait_for()
 
 
+def contact_link(page, ids: dict[str, int]) -> None:
+    """A contact not yet on Telegram: its page shows the invite link and the QR code."""
+    page.goto(f"/admin/notifications/usercontact/{ids['erin_contact']}/change/")
+    page.locator("#telegram-link").wait_for()
+
+
+CHAT_PAGE = """<!doctype html><meta charset="utf-8"><title>Telegram</title>
+<style>
+body {{ margin: 0; font: 15px/1.4 system-ui, sans-serif; background: #8aa874; }}
+header {{ background: #517da2; color: #fff; padding: 12px 18px; font-weight: 600; }}
+header small {{ display: block; font-weight: 400; opacity: .8; }}
+main {{ display: flex; flex-direction: column; gap: 10px; padding: 18px; }}
+.msg {{ max-width: 70%; padding: 8px 12px; border-radius: 12px; box-shadow: 0 1px 1px #0003; }}
+.me {{ align-self: flex-end; background: #effdde; }}
+.bot {{ align-self: flex-start; background: #fff; }}
+.note {{ align-self: center; background: #0004; color: #fff; font-size: 13px; border-radius: 10px;
+  padding: 3px 10px; }}
+</style>
+<header>@{bot}<small>bot</small></header>
+<main><div class="note">the conversation as the service's test Bot API recorded it</div>
+<div class="msg me">{start}</div><div class="msg bot">{reply}</div></main>
+"""
+
+
+def bot_reply(page, ids: dict[str, int]) -> None:
+    """The user opens the link and presses Start: Telegram sends the bot ``/start <token>``;
+    the real ``manage.py telegram_poll`` takes it, links the chat and answers. The chat is
+    drawn from what the fake Bot API recorded (no real Telegram here)."""
+    telegram, env, work = SERVICE["telegram"], SERVICE["env"], SERVICE["work"]
+    page.goto(f"/admin/notifications/usercontact/{ids['erin_contact']}/change/")
+    link = page.locator("#telegram-link").inner_text()
+    start = "/start " + link.split("start=", 1)[1]
+    telegram.push_update(telegram.message_update(ERIN_CHAT, start, first_name="Erin"))
+    log = work / "poll.log"
+    command = [sys.executable, "manage.py", "telegram_poll", "--iterations", "2", "--timeout", "0"]
+    with log.open("w") as out:
+        subprocess.run(command, cwd=BASE_DIR, env=env, stdout=out, stderr=out, check=True)
+    [reply] = telegram.delivered_to(ERIN_CHAT)
+    page.set_viewport_size({"width": 720, "height": 360})
+    page.set_content(
+        CHAT_PAGE.format(bot="fake_bot", start=html.escape(start), reply=html.escape(reply))
+    )
+
+
+def contact_linked(page, ids: dict[str, int]) -> None:
+    """The same contact after the bot linked it: its chat id is filled in."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"/admin/notifications/usercontact/{ids['erin_contact']}/change/")
+
+
 # (URL path or function, file name), pictured in this order (the action changes rows).
 SHOTS: list[tuple[str | Callable, str]] = [
     (CHANGELIST, "admin-notifications.png"),
     (CHANGELIST + "{fallback}/change/", "admin-attempts.png"),
     (send_action, "admin-send-action.png"),
     (contact_errors, "admin-contact-errors.png"),
+    (contact_link, "admin-contact-telegram-link.png"),
+    (bot_reply, "telegram-bot-reply.png"),
+    (contact_linked, "admin-contact-telegram-linked.png"),
 ]
+# The fakes, environment and work directory of this run, for shots that drive the service.
+SERVICE: dict = {}
+ERIN_CHAT = 700100200
 
 
 def free_port() -> int:
@@ -95,11 +152,12 @@ def service_env(work: Path, port: int, telegram: FakeTelegram, smtp: FakeSmtp) -
         TELEGRAM_API_URL=telegram.url,
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(smtp.port),
-        EMAIL_USE_TLS="0",  # the fake speaks plain SMTP
+        EMAIL_USE_TLS="0",  # the fake SMTP server speaks plain SMTP
         DEFAULT_FROM_EMAIL="notifications@example.com",
         NOTIFY_HTTP_TIMEOUT="2",
         EMAIL_TIMEOUT="2",
         NOTIFY_WORKERS="2",
+        TELEGRAM_UPDATES="poll",
     )
     return env
 
@@ -123,6 +181,7 @@ def seed(telegram: FakeTelegram, smtp: FakeSmtp) -> dict[str, int]:
     bob = user("bob", "bob@example.com", telegram_chat_id="987654321")
     carol = user("carol", "carol@example.org", phone="+79161234567")
     dmitry = user("dmitry", "dmitry@example.com", telegram_chat_id="-1001234567890")
+    erin = user("erin", "erin@example.com")  # not on Telegram yet: gets linked by the pictures
     telegram.per_chat["987654321"] = "403"  # bob blocked the bot: email takes over
     smtp.handler.refuse_permanently.add("carol@example.org")  # and SMS is not configured
 
@@ -131,6 +190,7 @@ def seed(telegram: FakeTelegram, smtp: FakeSmtp) -> dict[str, int]:
 
     ids = {
         "alice_contact": alice.contact.pk,
+        "erin_contact": erin.contact.pk,
         "shipped": notify(alice, "Your order #1042 has shipped. Track it at example.com/t/1042"),
         "fallback": notify(
             bob,
@@ -237,6 +297,7 @@ def main() -> None:
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # the fake SMTP server's chatter
         call_command("migrate", verbosity=0)
         ids = seed(telegram, smtp)
+        SERVICE.update(telegram=telegram, env=env, work=work)
         deliver(env, work)
         log = work / "web.log"
         web = [sys.executable, "-m", "gunicorn", "notification_service.wsgi"]

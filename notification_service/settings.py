@@ -6,6 +6,7 @@ first and real environment variables win over it. ``.env.example`` lists every v
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -172,6 +173,31 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Channels -------------------------------------------------------------------------------
 TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN")
 TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
+# How the bot hears users (/start links, /stop, blocks): "webhook" (Telegram POSTs to
+# NOTIFY_PUBLIC_URL/telegram/webhook/), "poll" (manage.py telegram_poll, started by `make run`)
+# or "off".
+TELEGRAM_UPDATES = env_str("TELEGRAM_UPDATES", "poll").lower()
+if TELEGRAM_UPDATES not in {"webhook", "poll", "off"}:
+    raise ImproperlyConfigured(
+        f"TELEGRAM_UPDATES must be webhook, poll or off; got {TELEGRAM_UPDATES!r}"
+    )
+TELEGRAM_WEBHOOK_SECRET = env_str("TELEGRAM_WEBHOOK_SECRET")
+if TELEGRAM_WEBHOOK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", TELEGRAM_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters of A-Z a-z 0-9 _ - (Telegram's "
+        "rule), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+if TELEGRAM_UPDATES == "webhook" and not TELEGRAM_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_SECRET")
+# The bot's @username for invite links; blank: asked of Telegram (getMe) and cached.
+TELEGRAM_BOT_USERNAME = env_str("TELEGRAM_BOT_USERNAME").lstrip("@")
+if TELEGRAM_BOT_USERNAME and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", TELEGRAM_BOT_USERNAME):
+    raise ImproperlyConfigured(
+        f"TELEGRAM_BOT_USERNAME must be a bot's username such as my_service_bot; "
+        f"got {TELEGRAM_BOT_USERNAME!r}"
+    )
+# Seconds a Telegram invite link (/start token) stays valid; each works once.
+NOTIFY_TELEGRAM_INVITE_TTL = env_float("NOTIFY_TELEGRAM_INVITE_TTL", 7 * 86_400.0, minimum=60)
 
 # Any Django email backend: SMTP by default, or e.g. django-anymail's for SES, Mailgun, …
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
@@ -253,6 +279,27 @@ SMPP_TIMEOUT = env_float("SMPP_TIMEOUT", 0.0, minimum=0)  # 0: NOTIFY_HTTP_TIMEO
 SMPP_USE_TLS = env_bool("SMPP_USE_TLS", False)
 # Seconds of quiet after which the bound session sends enquire_link to keep itself alive.
 SMPP_ENQUIRE_LINK_SECONDS = env_float("SMPP_ENQUIRE_LINK_SECONDS", 30.0, minimum=1)
+
+# --- Delivery receipts and the public URL ------------------------------------------------
+# Where providers reach this service (https://notify.example.com): SMS Aero's delivery
+# callbacks and the Telegram webhook. Blank: no callbacks (receipts are polled instead).
+NOTIFY_PUBLIC_URL = env_str("NOTIFY_PUBLIC_URL").rstrip("/")
+if NOTIFY_PUBLIC_URL and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", NOTIFY_PUBLIC_URL):
+    raise ImproperlyConfigured(
+        f"NOTIFY_PUBLIC_URL must be an http(s) URL such as https://notify.example.com; "
+        f"got {NOTIFY_PUBLIC_URL!r}"
+    )
+# The secret path part of SMS Aero's callback URL (NOTIFY_PUBLIC_URL/sms/callback/<secret>/).
+SMS_CALLBACK_SECRET = env_str("SMS_CALLBACK_SECRET")
+if SMS_CALLBACK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", SMS_CALLBACK_SECRET):
+    raise ImproperlyConfigured(
+        "SMS_CALLBACK_SECRET must be 16 to 128 characters of A-Z a-z 0-9 _ -, e.g. from: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+# SMS Aero SMS still without a final receipt this many seconds after sending are polled
+# (sms/status), less and less often, until NOTIFY_RECEIPT_GIVE_UP seconds have passed.
+NOTIFY_RECEIPT_POLL_AFTER = env_float("NOTIFY_RECEIPT_POLL_AFTER", 300.0, minimum=0)
+NOTIFY_RECEIPT_GIVE_UP = env_float("NOTIFY_RECEIPT_GIVE_UP", 48 * 3600.0, minimum=60)
 
 # --- Delivery -------------------------------------------------------------------------------
 CHANNELS = ("telegram", "email", "sms")

@@ -5,42 +5,117 @@ Thin by design: actions call ``notifications.services`` and report counts.
 
 from __future__ import annotations
 
+import segno
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
 
-from notifications import selectors, services
+from notifications import selectors, services, telegram_bot
 from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.senders.base import DeliveryError
 
 User = get_user_model()
 
 
+class TelegramInviteActions:
+    """The "Send Telegram invite" actions, on contacts and on users."""
+
+    def _contacts(self, queryset: QuerySet) -> QuerySet[UserContact]:
+        return queryset
+
+    def _invite(self, request: HttpRequest, queryset: QuerySet, *, allow_sms: bool) -> None:
+        try:
+            result = services.telegram_invites_send(
+                contacts=self._contacts(queryset), allow_sms=allow_sms
+            )
+        except ValidationError as err:
+            self.message_user(request, " ".join(err.messages), messages.ERROR)
+            return
+        level = messages.SUCCESS if result.sent else messages.WARNING
+        self.message_user(request, result.describe(), level)
+
+    @admin.action(description=_("Send Telegram invite by email"), permissions=["change"])
+    def send_telegram_invite(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._invite(request, queryset, allow_sms=False)
+
+    @admin.action(
+        description=_("Send Telegram invite by email, else SMS (paid)"), permissions=["change"]
+    )
+    def send_telegram_invite_sms(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._invite(request, queryset, allow_sms=True)
+
+
 @admin.register(UserContact)
-class UserContactAdmin(admin.ModelAdmin):
+class UserContactAdmin(TelegramInviteActions, admin.ModelAdmin):
     list_display = (
         "user",
         "telegram_chat_id",
         "email",
         "phone",
         "telegram_opt_out",
+        "telegram_blocked",
         "email_opt_out",
         "sms_opt_out",
         "updated_at",
     )
-    list_filter = ("telegram_opt_out", "email_opt_out", "sms_opt_out")
+    list_filter = ("telegram_opt_out", "telegram_blocked", "email_opt_out", "sms_opt_out")
     search_fields = ("user__username", "user__email", "email", "phone", "telegram_chat_id")
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
+    readonly_fields = ("telegram_link",)
+    actions = ["send_telegram_invite", "send_telegram_invite_sms"]
     fieldsets = (
         (None, {"fields": ("user",)}),
         ("How to reach this user", {"fields": ("telegram_chat_id", "email", "phone")}),
-        ("Opt-outs", {"fields": ("telegram_opt_out", "email_opt_out", "sms_opt_out")}),
+        (
+            "Opt-outs",
+            {"fields": ("telegram_opt_out", "telegram_blocked", "email_opt_out", "sms_opt_out")},
+        ),
+        (_("Link Telegram"), {"fields": ("telegram_link",)}),
     )
+
+    @admin.display(description=_("Invite link"))
+    def telegram_link(self, obj: UserContact | None) -> str:
+        """The contact's invite link, as text and as a QR code made here (no web service)."""
+        if obj is None or obj.pk is None:
+            return _("Save the contact first.")
+        if not settings.TELEGRAM_BOT_TOKEN:
+            return _("Telegram is not configured (TELEGRAM_BOT_TOKEN).")
+        try:
+            invite = telegram_bot.page_link(obj)
+        except DeliveryError as err:
+            return format_html(
+                "{} {}",
+                _("No link: the bot's username is not known"),
+                f"({err.message}); set TELEGRAM_BOT_USERNAME.",
+            )
+        qr = segno.make(invite.url, error="m").svg_inline(scale=4, title=str(_("Invite link")))
+        expires = timezone.localtime(invite.expires_at).strftime("%Y-%m-%d %H:%M")
+        state = _("Not linked to Telegram yet.")
+        if obj.telegram_chat_id:
+            state = _("Linked to Telegram chat {chat}; a new link moves it to another chat.")
+            state = state.format(chat=obj.telegram_chat_id)
+        return format_html(
+            '<div class="telegram-link"><p>{state}</p><a href="{url}" id="telegram-link">{url}</a>'
+            "<p>{how}</p><div>{qr}</div></div>",
+            state=state,
+            url=invite.url,
+            how=_(
+                "The user opens this link (or scans the code with a phone) and presses Start "
+                "in Telegram; the bot then links their chat here. It works once, until {expires}."
+            ).format(expires=expires),
+            qr=mark_safe(qr),  # segno's own SVG of our URL: no user input in it
+        )
 
 
 class UserContactInline(admin.StackedInline):
@@ -51,6 +126,7 @@ class UserContactInline(admin.StackedInline):
         "email",
         "phone",
         "telegram_opt_out",
+        "telegram_blocked",
         "email_opt_out",
         "sms_opt_out",
     )
@@ -61,8 +137,14 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class UserWithContactAdmin(UserAdmin):
+class UserWithContactAdmin(TelegramInviteActions, UserAdmin):
     inlines = [UserContactInline]
+    actions = ["send_telegram_invite", "send_telegram_invite_sms"]
+
+    def _contacts(self, queryset: QuerySet) -> QuerySet[UserContact]:
+        for user in queryset.filter(contact__isnull=True):
+            UserContact.objects.get_or_create(user=user)
+        return UserContact.objects.filter(user__in=queryset)
 
     def get_inline_instances(self, request: HttpRequest, obj=None):
         # On the add page the contact doesn't exist yet: the post_save signal creates it.
@@ -82,6 +164,7 @@ class DeliveryAttemptInline(admin.TabularInline):
         "duration_ms",
         "segments",
         "cost",
+        "receipt",
     )
     readonly_fields = fields
     extra = 0
@@ -93,6 +176,17 @@ class DeliveryAttemptInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("receipt"))
+    def receipt(self, obj: DeliveryAttempt) -> str:
+        """What the SMS delivery receipts say: status, when, and the provider's detail."""
+        if not obj.receipt_status:
+            return "-"
+        parts = [obj.get_receipt_status_display()]
+        if obj.receipt_at:
+            parts.append(timezone.localtime(obj.receipt_at).strftime("%Y-%m-%d %H:%M:%S"))
+        text = " ".join(parts)
+        return f"{text}: {obj.receipt_error}" if obj.receipt_error else text
 
 
 class ChannelsField(forms.CharField):

@@ -51,7 +51,7 @@ from django.db import (
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications import pacing
+from notifications import pacing, receipts
 from notifications.channels import channel_closed_reason, channel_order, senders_for
 from notifications.models import DeliveryAttempt, Notification, UserContact
 from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender, SkipChannel
@@ -733,7 +733,14 @@ def _write(job: Job, changes: dict[str, Any], *, rounds_back: bool = False) -> b
     pk = job.notification.pk
 
     def write() -> int:
-        if connection.vendor == "postgresql":
+        if job.success is not None and job.success.transport in receipts.TRACKED_TRANSPORTS:
+            # An SMS whose receipts are tracked: its attempt's id links its parts.
+            with transaction.atomic():
+                updated = _update_sql(job, changes, rounds_back)
+                if updated:
+                    DeliveryAttempt.objects.bulk_create(job.attempts)
+                    _link_receipts(job)
+        elif connection.vendor == "postgresql":
             updated = _write_postgres(job, changes, rounds_back)
         else:
             with transaction.atomic():
@@ -849,6 +856,25 @@ def _write_postgres(job: Job, changes: dict[str, Any], rounds_back: bool) -> int
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *row_params])
         return cursor.fetchone()[0]
+
+
+def _link_receipts(job: Job) -> None:
+    """Register the parts of the SMS just sent, so its receipts (some may have come already)
+    can settle it: in the transaction that writes its attempt."""
+    success = job.success
+    if success.pk is None:  # a database that returns no ids from a bulk insert
+        success.pk = (
+            DeliveryAttempt.objects.filter(
+                notification_id=job.notification.pk,
+                round=success.round,
+                transport=success.transport,
+                outcome=Outcome.SUCCESS,
+            )
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+    receipts.link_parts(success, job.accepted)
 
 
 def release(job: Job) -> Decision:

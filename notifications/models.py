@@ -34,8 +34,9 @@ class UserContact(models.Model):
         max_length=64,
         blank=True,
         validators=[validate_telegram_chat_id],
-        help_text="Numeric chat id (negative for groups) or @channelusername. "
-        "The user must have sent /start to the bot.",
+        help_text="Filled in by the bot when the user opens their invite link (below). Or "
+        "type a numeric chat id (negative for groups) or @channelusername; the user must "
+        "have sent /start to the bot.",
     )
     email = models.EmailField(
         blank=True, help_text="Leave blank to use the email address of the user account."
@@ -47,6 +48,12 @@ class UserContact(models.Model):
         help_text="Mobile number, stored in international form (+79161234567).",
     )
     telegram_opt_out = models.BooleanField("no Telegram", default=False)
+    telegram_blocked = models.BooleanField(
+        "bot blocked",
+        default=False,
+        help_text="The user blocked the bot (or removed it from the group): Telegram is skipped "
+        "until they unblock it or link again.",
+    )
     email_opt_out = models.BooleanField("no email", default=False)
     sms_opt_out = models.BooleanField("no SMS", default=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -156,6 +163,12 @@ class Notification(models.Model):
         return f"Notification #{self.pk} ({self.get_status_display()})"
 
 
+class ReceiptStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+
+
 class DeliveryAttempt(models.Model):
     """One try of one transport for one notification."""
 
@@ -189,6 +202,24 @@ class DeliveryAttempt(models.Model):
     )
     segments = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="How many SMS parts the text was sent as."
+    )
+    # Delivery receipts (SMS only: Telegram has none for bots, email none here).
+    receipt_status = models.CharField(
+        "receipt",
+        max_length=16,
+        choices=ReceiptStatus,
+        blank=True,
+        default="",
+        help_text="What the provider's delivery receipts say (blank: none yet).",
+    )
+    receipt_at = models.DateTimeField("receipt time", null=True, blank=True)
+    receipt_error = models.CharField(
+        "receipt detail",
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="The provider's status and error code from the receipt (e.g. SMPP "
+        '"UNDELIV err:001", SMS Aero "status 2").',
     )
 
     class Meta:
@@ -230,3 +261,112 @@ class RateLimitSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: next at {self.next_at:.3f}"
+
+
+class SmsPart(models.Model):
+    """One SMS (or one part of a concatenated SMS) a provider took, and what its receipts say.
+
+    Keyed by (transport, provider message id). A receipt for an id not known yet (it raced
+    the write of the attempt that sent it) is stored here with no attempt, and matched when
+    that attempt is written (``notifications.receipts``).
+    """
+
+    transport = models.CharField(max_length=32)
+    message_id = models.CharField("provider message id", max_length=255)
+    attempt = models.ForeignKey(
+        DeliveryAttempt,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="sms_parts",
+    )
+    part = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1, 2, … of a split SMS"
+    )
+    state = models.CharField(max_length=16, choices=ReceiptStatus, default=ReceiptStatus.PENDING)
+    provider_status = models.CharField(max_length=64, blank=True, default="")
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the first receipt for it came."
+    )
+    done_at = models.DateTimeField(null=True, blank=True, help_text="When it ended, final.")
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its status was last asked of the provider."
+    )
+
+    class Meta:
+        verbose_name = "SMS part"
+        constraints = [
+            models.UniqueConstraint(fields=["transport", "message_id"], name="sms_part_unique_id"),
+        ]
+        indexes = [models.Index(fields=["transport", "state"], name="sms_part_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.transport} {self.message_id}: {self.state}"
+
+
+class TelegramLink(models.Model):
+    """A single-use ``/start`` token that links a Telegram chat to a contact.
+
+    The token is never stored: the row keeps its SHA-256 (to find it) and a random nonce from
+    which the service derives the token again with SECRET_KEY (to show the same link on the
+    contact's page). A copy of the database alone reveals no live token.
+    """
+
+    class Kind(models.TextChoices):
+        PAGE = "page", "Shown on the contact's page"
+        INVITE = "invite", "Sent as an invite"
+
+    contact = models.ForeignKey(
+        UserContact, on_delete=models.CASCADE, related_name="telegram_links"
+    )
+    kind = models.CharField(max_length=16, choices=Kind)
+    token_hash = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by_chat = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        verbose_name = "Telegram link"
+        indexes = [
+            models.Index(fields=["contact", "kind", "created_at"], name="tg_link_contact_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Telegram link for {self.contact_id} ({self.kind})"
+
+
+class TelegramUpdate(models.Model):
+    """A Bot API update already handled: a replayed update (same bot, same id) changes
+    nothing. Pruned after a while (Telegram keeps undelivered updates for 24 hours)."""
+
+    bot_id = models.BigIntegerField()
+    update_id = models.BigIntegerField()
+    kind = models.CharField(max_length=32, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = "Telegram update"
+        constraints = [
+            models.UniqueConstraint(fields=["bot_id", "update_id"], name="tg_update_unique_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"update {self.update_id} of bot {self.bot_id}"
+
+
+class TelegramPollOffset(models.Model):
+    """Where ``manage.py telegram_poll`` goes on from: the next getUpdates offset per bot."""
+
+    bot_id = models.BigIntegerField(primary_key=True)
+    next_offset = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Telegram poll offset"
+
+    def __str__(self) -> str:
+        return f"bot {self.bot_id}: next offset {self.next_offset}"

@@ -19,10 +19,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, QuerySet, Value, When
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from notifications import selectors, tasks
-from notifications.models import Notification
+from notifications import selectors, tasks, telegram_bot
+from notifications.models import Notification, TelegramLink, UserContact
+from notifications.senders.base import DeliveryError
 
 Status = Notification.Status
 
@@ -343,3 +344,79 @@ def notification_update_pending(*, notification: Notification, fields: list[str]
     return bool(
         Notification.objects.filter(pk=notification.pk, status=Status.PENDING).update(**values)
     )
+
+
+@dataclass
+class InviteResult:
+    """How many Telegram invites were queued, and why the others were not."""
+
+    sent: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def describe(self) -> str:
+        """E.g. ``3 Telegram invites queued, 2 skipped: 1 already linked, 1 no email address``."""
+        text = f"{self.sent} Telegram invite{'' if self.sent == 1 else 's'} queued"
+        if self.skipped:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+            text += f", {sum(self.skipped.values())} skipped: {reasons}"
+        return text
+
+
+def _invite_skip_reason(contact: UserContact, channels: list[str]) -> str:
+    if contact.telegram_chat_id and not contact.telegram_blocked:
+        return "already linked to Telegram"
+    if "email" in channels and contact.effective_email and not contact.email_opt_out:
+        return ""
+    if "sms" in channels and contact.phone and not contact.sms_opt_out:
+        return ""
+    return "no email address or phone" if "sms" in channels else "no email address"
+
+
+def telegram_invites_send(
+    *,
+    contacts: QuerySet[UserContact],
+    allow_sms: bool = False,
+    language: str | None = None,
+) -> InviteResult:
+    """Send each contact's user a Telegram invite link as a notification: by email, or by
+    email then SMS with ``allow_sms``; never by Telegram. Contacts already linked, or with
+    nowhere to send it, are skipped. ``language``: ru or en (default: the active one).
+
+    Raises ``ValidationError`` when Telegram is not configured or the bot's username can't
+    be found.
+    """
+    channels = ["email", "sms"] if allow_sms else ["email"]
+    try:
+        username = telegram_bot.bot_username()
+    except DeliveryError as err:
+        raise ValidationError(
+            f"No invite sent: {err.message}. Set TELEGRAM_BOT_TOKEN (and TELEGRAM_BOT_USERNAME "
+            "if Telegram can't be asked)."
+        ) from None
+    lang = language or translation.get_language()
+    result = InviteResult()
+    now = timezone.now()
+    links, built = [], []
+    for contact in contacts.select_related("user"):
+        reason = _invite_skip_reason(contact, channels)
+        if reason:
+            result.skipped[reason] += 1
+            continue
+        link, invite = telegram_bot.make_link(contact, TelegramLink.Kind.INVITE, username, now)
+        links.append(link)
+        subject, message = telegram_bot.invite_message(invite, lang)
+        built.append(
+            notification_build(
+                user=contact.user,
+                message=message,
+                subject=subject,
+                channels=channels,
+                now=now,
+                queue=True,
+            )
+        )
+    with transaction.atomic():
+        TelegramLink.objects.bulk_create(links)
+        notifications_save_new(built)
+    result.sent = len(built)
+    return result

@@ -30,11 +30,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from huey import crontab
-from huey.contrib.djhuey import HUEY, on_shutdown, periodic_task, task
+from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, task
 
-from notifications import delivery, recovery, selectors
+from notifications import delivery, receipts, recovery, selectors, telegram_bot
 from notifications.channels import all_senders
-from notifications.senders.sms_smpp import close_sessions
+from notifications.senders.base import DeliveryError
+from notifications.senders.sms_smpp import SmppSender, close_sessions, on_deliver_sm, session
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,40 @@ def lane() -> Lane:
         return _lane
 
 
+def smpp_in_use() -> bool:
+    return "smpp" in settings.NOTIFY_SMS_TRANSPORTS and SmppSender().is_configured()
+
+
+def keep_smpp_bound() -> bool:
+    """Bind this process's SMPP session if SMPP is in use and it is not bound, so delivery
+    receipts (and those the SMSC stored meanwhile) arrive before any send. True when bound."""
+    if not smpp_in_use():
+        return False
+    current = session()
+    try:
+        current.open()
+    except DeliveryError as err:
+        logger.warning("SMPP not bound for delivery receipts: %s (retried every minute)", err)
+    return current.bound
+
+
+_receiving = threading.Lock()
+_receiving_started = False
+
+
+@on_startup()
+def receive_sms_receipts() -> None:
+    """At consumer start-up (once per process; huey calls it in every worker thread):
+    handle SMPP delivery receipts, and bind the session now rather than at the first send."""
+    global _receiving_started
+    on_deliver_sm(receipts.handle_deliver_sm)
+    with _receiving:
+        if _receiving_started:
+            return
+        _receiving_started = True
+    keep_smpp_bound()
+
+
 @on_shutdown()
 def stop_consumer_work() -> None:
     """At consumer shutdown (once per worker thread; the first does it): give waiting jobs
@@ -234,3 +269,20 @@ def sweep_now() -> dict[str, int]:
     if to_ring:
         ring(sorted(to_ring))
     return {**result.as_dict(), "rung": len(to_ring)}
+
+
+@periodic_task(crontab(minute="*"))
+@_with_connections
+def check_sms_receipts() -> dict[str, int]:
+    """Every minute: keep the SMPP session bound for receipts, and ask SMS Aero about SMS
+    still waiting for theirs (``receipts.poll_smsaero``)."""
+    on_deliver_sm(receipts.handle_deliver_sm)
+    keep_smpp_bound()
+    return receipts.poll_smsaero()
+
+
+@periodic_task(crontab(minute="7"))
+@_with_connections
+def prune() -> dict[str, int]:
+    """Hourly: forget old Telegram update ids and dead links, and receipts never matched."""
+    return {**telegram_bot.prune(), "receipts": receipts.prune()}

@@ -3,7 +3,10 @@
 ``SmppSession`` connects, binds as a transceiver, and keeps the session: a reader thread
 reads every PDU the SMSC sends (``submit_sm_resp`` for the thread waiting on it,
 ``deliver_sm`` delivery receipts, ``enquire_link``), and sends ``enquire_link`` after
-``SMPP_ENQUIRE_LINK_SECONDS`` of quiet. Any number of threads submit at once, each waiting
+``SMPP_ENQUIRE_LINK_SECONDS`` of quiet. Each ``deliver_sm`` goes to a second thread that
+calls the handlers registered with ``on_deliver_sm`` and only then acknowledges it, so a
+slow handler (a database write) never holds up a ``submit_sm_resp``; with no handler
+registered, or when one fails, it is left unacknowledged for the SMSC to deliver again. Any number of threads submit at once, each waiting
 for its own response; a broken session is reopened by the next submit. smpplib provides the
 PDUs; the socket and the reading are ours, so a read timeout never loses half a PDU.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import select
 import socket
 import ssl
@@ -32,6 +36,7 @@ from typing import Any
 
 import smpplib.consts as c
 from django.conf import settings
+from django.db import connections
 from smpplib import smpp
 
 from notifications.senders.base import ConfigurationError, DeliveryError, PartResult, Prepared
@@ -109,8 +114,10 @@ _deliver_handlers: list[DeliverHandler] = []
 
 
 def on_deliver_sm(handler: DeliverHandler) -> DeliverHandler:
-    """Register ``handler`` for every ``deliver_sm`` any session receives."""
-    _deliver_handlers.append(handler)
+    """Register ``handler`` for every ``deliver_sm`` any session receives (once, however
+    often it is registered)."""
+    if handler not in _deliver_handlers:
+        _deliver_handlers.append(handler)
     return handler
 
 
@@ -144,6 +151,7 @@ class SmppSession:
         self._waiting_lock = threading.Lock()
         self._last_io = time.monotonic()
         self._enquire_sent_at: float | None = None
+        self._inbox: queue.Queue | None = None  # deliver_sm waiting for the handlers
         self.binds = 0
 
     # --- opening and closing ----------------------------------------------------------------
@@ -161,7 +169,7 @@ class SmppSession:
                 return
             sock = self._connect()
             try:
-                self._bind(sock)
+                early = self._bind(sock)
             except BaseException:
                 sock.close()
                 raise
@@ -170,8 +178,15 @@ class SmppSession:
             self._last_io = time.monotonic()
             self._enquire_sent_at = None
             self.binds += 1
+            self._inbox = queue.Queue()
             threading.Thread(
-                target=self._read_loop, args=(sock,), name="smpp-reader", daemon=True
+                target=self._read_loop, args=(sock, early), name="smpp-reader", daemon=True
+            ).start()
+            threading.Thread(
+                target=self._deliver_loop,
+                args=(sock, self._inbox),
+                name="smpp-deliver",
+                daemon=True,
             ).start()
 
     def _connect(self) -> socket.socket:
@@ -189,7 +204,9 @@ class SmppSession:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _bind(self, sock: socket.socket) -> None:
+    def _bind(self, sock: socket.socket) -> bytearray:
+        """Bind as a transceiver; returns what the SMSC sent after the bind response (stored
+        receipts often follow it at once), for the reader."""
         pdu = smpp.make_pdu(
             "bind_transceiver",
             client=self.sequence,
@@ -212,13 +229,13 @@ class SmppSession:
             raise Unreachable(f"{self.server} did not answer the bind: {err}") from err
         if response.is_error():
             raise classify_status(response.status, "bind_transceiver", self.server)
-        if buffer:
-            logger.debug("%s: %d bytes after the bind response dropped", self.server, len(buffer))
+        return buffer
 
     def close(self) -> None:
         """Unbind (politely, without waiting long) and close the socket."""
         sock, self._socket = self._socket, None
         was_bound, self._bound = self._bound, False
+        self._stop_inbox()
         if sock is None:
             return
         if was_bound:
@@ -237,11 +254,18 @@ class SmppSession:
         if self._socket is sock:
             self._socket = None
             self._bound = False
+            self._stop_inbox()
         try:
             sock.close()
         except OSError:
             pass
         self._fail_waiting(f"{self.server}: {reason}", ambiguous=True)
+
+    def _stop_inbox(self) -> None:
+        """End the handler thread; deliver_sm not handled yet stay unacknowledged."""
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None:
+            inbox.put(None)
 
     def _fail_waiting(self, message: str, *, ambiguous: bool) -> None:
         with self._waiting_lock:
@@ -268,9 +292,10 @@ class SmppSession:
         del buffer[:length]
         return smpp.parse_pdu(raw, client=_Sequence(), allow_unknown_opt_params=True)
 
-    def _read_loop(self, sock: socket.socket) -> None:
-        buffer = bytearray()
+    def _read_loop(self, sock: socket.socket, buffer: bytearray) -> None:
         try:
+            while (pdu := self._next_pdu(buffer)) is not None:  # what came with the bind
+                self._dispatch(sock, pdu)
             while self._socket is sock:
                 readable, _, _ = select.select([sock], [], [], 1.0)
                 if readable:
@@ -308,14 +333,9 @@ class SmppSession:
             self._respond(sock, pdu, "enquire_link_resp")
             return
         if command == "deliver_sm":
-            try:
-                for handler in _deliver_handlers:
-                    handler(pdu)
-            except Exception:
-                # Not acknowledged: the SMSC delivers it again later.
-                logger.exception("%s: deliver_sm not handled; left for redelivery", self.server)
-                return
-            self._respond(sock, pdu, "deliver_sm_resp", message_id="")
+            inbox = self._inbox
+            if inbox is not None:
+                inbox.put(pdu)
             return
         if command == "unbind":
             self._respond(sock, pdu, "unbind_resp")
@@ -327,6 +347,27 @@ class SmppSession:
             return
         waiter.pdu = pdu
         waiter.done.set()
+
+    def _deliver_loop(self, sock: socket.socket, inbox: queue.Queue) -> None:
+        """Hand each deliver_sm to the handlers, then acknowledge it; one that is not handled
+        (no handler, or one raised) is left unacknowledged: the SMSC delivers it again."""
+        try:
+            while (pdu := inbox.get()) is not None:
+                if not _deliver_handlers:
+                    logger.debug("%s: deliver_sm with no handler; left unacknowledged", self.server)
+                    continue
+                try:
+                    for handler in _deliver_handlers:
+                        handler(pdu)
+                except Exception:
+                    logger.exception("%s: deliver_sm not handled; left for redelivery", self.server)
+                    continue
+                try:
+                    self._respond(sock, pdu, "deliver_sm_resp", message_id="")
+                except OSError as err:
+                    logger.warning("%s: deliver_sm_resp not sent (%s)", self.server, err)
+        finally:
+            connections.close_all()  # this thread's own database connections
 
     def _respond(self, sock: socket.socket, request: Any, command: str, **fields: Any) -> None:
         response = smpp.make_pdu(command, client=self.sequence, **fields)

@@ -4,7 +4,11 @@ Classification (``classify``): 400 (chat not found, …) and 403 (blocked, deact
 permanent for this recipient; 429 is rate limiting and carries ``retry_after``; 401/404 mean
 the bot token is wrong (a configuration error); 5xx is transient; a read timeout is
 ambiguous. A 400 that carries ``parameters.migrate_to_chat_id`` (a group upgraded to a
-supergroup) stores the new chat id on the contact and sends the part there.
+supergroup) stores the new chat id on the contact and sends the part there. A 409 (a webhook
+is set while polling, or another poller took over) is ``Conflict``.
+
+A contact marked "bot blocked" (the user blocked the bot: a ``my_chat_member`` update, or a
+403 "blocked by the user" at send time, see ``on_permanent``) is skipped without a call.
 
 Text longer than 4,096 characters (counted in UTF-16 units, as Telegram does) is split into
 parts at line breaks, else spaces, never producing a blank part. Each part holds two pacing
@@ -34,6 +38,15 @@ if TYPE_CHECKING:
     from notifications.models import Notification, UserContact
 
 MAX_MESSAGE_LENGTH = 4096
+
+
+class Conflict(DeliveryError):
+    """Telegram 409: getUpdates while a webhook is set, or another getUpdates took over."""
+
+
+def blocked_by_user(error: DeliveryError) -> bool:
+    """True when ``error`` is Telegram's 403 for a user who blocked the bot."""
+    return error.message.startswith("Telegram 403") and "blocked by the user" in error.message
 
 
 class ChatMigrated(Exception):
@@ -85,12 +98,13 @@ def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
     return parts
 
 
-def classify(answer: http.HttpAnswer) -> dict[str, Any]:
-    """The ``result`` of a successful Bot API answer; raises what a failed one means."""
+def classify(answer: http.HttpAnswer) -> Any:
+    """The ``result`` of a successful Bot API answer (an object, or getUpdates' list; ``{}``
+    for anything else); raises what a failed one means."""
     payload = answer.payload
     if 200 <= answer.status_code < 300 and payload.get("ok"):
         result = payload.get("result")
-        return result if isinstance(result, dict) else {}
+        return result if isinstance(result, (dict, list)) else {}
     description = str(
         payload.get("description") or payload.get("_not_json") or f"HTTP {answer.status_code}"
     )
@@ -108,6 +122,8 @@ def classify(answer: http.HttpAnswer) -> dict[str, Any]:
         except (TypeError, ValueError, AttributeError):
             retry_after = 1.0
         raise DeliveryError(summary, retry_after=max(retry_after, 0.1))
+    if error_code == 409:
+        raise Conflict(summary)
     if error_code in (401, 404):
         raise ConfigurationError(
             f"Telegram rejected the bot token ({summary}); check TELEGRAM_BOT_TOKEN"
@@ -127,18 +143,29 @@ class TelegramSender(Sender):
     def address(self, contact: UserContact) -> str:
         if not contact.telegram_chat_id:
             raise SkipChannel("no Telegram chat id")
+        if contact.telegram_blocked:
+            raise SkipChannel("the user blocked the bot")
         return contact.telegram_chat_id
 
-    def call(self, method: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST one Bot API method; returns its ``result``; raises ``DeliveryError``."""
+    def call(
+        self, method: str, data: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """POST one Bot API method; returns its ``result`` (``timeout``: seconds to wait for
+        the answer, default NOTIFY_HTTP_TIMEOUT); raises ``DeliveryError``."""
         return http.call(
             f"{settings.TELEGRAM_API_URL}/bot{settings.TELEGRAM_BOT_TOKEN}/{method}",
             provider="Telegram",
             describe_url=method,
-            timeout=settings.NOTIFY_HTTP_TIMEOUT,
+            timeout=timeout or settings.NOTIFY_HTTP_TIMEOUT,
             json=data,
             classify=classify,
         )
+
+    def on_permanent(self, contact: UserContact, error: DeliveryError) -> None:
+        """A 403 "blocked by the user" marks the contact, so later sends skip Telegram."""
+        if blocked_by_user(error) and contact.pk is not None:
+            type(contact).objects.filter(pk=contact.pk).update(telegram_blocked=True)
+            contact.telegram_blocked = True
 
     def prepare(self, notification: Notification, contact: UserContact) -> Prepared:
         content = content_for(notification, self.channel)

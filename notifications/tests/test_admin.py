@@ -11,7 +11,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications import telegram_bot
+from notifications.delivery import deliver_now
 from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.senders.sms import segment_count
+from notifications.services import telegram_invites_send
 from notifications.tests.conftest import wait_for_status
 
 Status = Notification.Status
@@ -367,3 +371,134 @@ def test_admin_send_action_delivers_through_the_consumer(
     for notification in notifications:
         wait_for_status(notification, Status.SENT)
     assert sorted(telegram.delivered_to("111")) == [f"m{i}" for i in range(5)]
+
+
+# --- Telegram linking ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def telegram_bot_settings(settings, telegram, smtp):
+    settings.TELEGRAM_BOT_TOKEN = telegram.token
+    settings.TELEGRAM_API_URL = telegram.url
+    settings.TELEGRAM_BOT_USERNAME = "notify_demo_bot"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = smtp.port
+    return settings
+
+
+@pytest.mark.django_db
+def test_contact_page_shows_the_invite_link_and_its_qr_code(admin_client, telegram_bot_settings):
+    user = get_user_model().objects.create_user("nia")
+    url = reverse("admin:notifications_usercontact_change", args=[user.contact.pk])
+    page = admin_client.get(url).content.decode()
+    link = re.search(r'id="telegram-link">(https://t\.me/notify_demo_bot\?start=[\w-]+)<', page)
+    assert link, page
+    assert "<svg" in page and 'class="segno"' in page  # the QR code, made here
+    assert link.group(1) in admin_client.get(url).content.decode()  # the same link again
+
+
+@pytest.mark.django_db
+def test_contact_page_says_when_telegram_is_not_configured(admin_client, settings):
+    settings.TELEGRAM_BOT_TOKEN = ""
+    user = get_user_model().objects.create_user("oleg")
+    page = admin_client.get(
+        reverse("admin:notifications_usercontact_change", args=[user.contact.pk])
+    ).content.decode()
+    assert "Telegram is not configured (TELEGRAM_BOT_TOKEN)." in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invite_action_emails_a_link_that_links_the_chat(
+    admin_client, telegram_bot_settings, telegram, smtp
+):
+    users = get_user_model()
+    ann = users.objects.create_user("ann", email="ann@example.com")
+    linked = users.objects.create_user("ben", email="ben@example.com")
+    UserContact.objects.filter(user=linked).update(telegram_chat_id="42")
+    nobody = users.objects.create_user("cy")
+    response = admin_client.post(
+        reverse("admin:notifications_usercontact_changelist"),
+        {
+            "action": "send_telegram_invite",
+            "_selected_action": [u.contact.pk for u in (ann, linked, nobody)],
+        },
+        follow=True,
+    )
+    assert messages_of(response) == [
+        "1 Telegram invite queued, 2 skipped: 1 already linked to Telegram, 1 no email address"
+    ]
+    invite = Notification.objects.get(user=ann)
+    assert invite.channels == ["email"] and invite.status == Status.QUEUED
+
+    deliver_now([invite.pk])
+
+    [mail] = smtp.received
+    assert mail.rcpt_tos == ["ann@example.com"]
+    assert mail.message["Subject"] == "Get your notifications in Telegram"
+    token = re.search(r"https://t\.me/notify_demo_bot\?start=([\w-]+)", mail.body).group(1)
+    assert telegram.messages == []  # never sent by Telegram
+    telegram_bot.process_update(
+        {"update_id": 1, **telegram.message_update(9001, f"/start {token}")}
+    )
+    assert UserContact.objects.get(user=ann).telegram_chat_id == "9001"
+
+
+@pytest.mark.django_db
+def test_invite_action_on_users_may_use_sms_and_is_localised(
+    admin_client, telegram_bot_settings, settings_no_autosend
+):
+    user = get_user_model().objects.create_user("dana")
+    UserContact.objects.filter(user=user).update(phone="+79161234567")
+    response = admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "send_telegram_invite_sms", "_selected_action": [user.pk]},
+        follow=True,
+    )
+    assert messages_of(response) == ["1 Telegram invite queued"]
+    invite = Notification.objects.get(user=user)
+    assert invite.channels == ["email", "sms"]
+    assert segment_count(invite.message) == 1  # one paid SMS, not two
+    result = telegram_invites_send(
+        contacts=UserContact.objects.filter(user=user), allow_sms=True, language="ru"
+    )
+    assert result.sent == 1
+    russian = Notification.objects.filter(user=user).latest("pk")
+    assert russian.subject == "Уведомления в Telegram"
+    assert "https://t.me/notify_demo_bot?start=" in russian.message
+
+
+@pytest.mark.django_db
+def test_invite_action_without_telegram_says_why(admin_client, settings):
+    settings.TELEGRAM_BOT_TOKEN = ""
+    user = get_user_model().objects.create_user("eve", email="eve@example.com")
+    response = admin_client.post(
+        reverse("admin:notifications_usercontact_changelist"),
+        {"action": "send_telegram_invite", "_selected_action": [user.contact.pk]},
+        follow=True,
+    )
+    assert "No invite sent: Telegram is not configured" in messages_of(response)[0]
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+def test_notification_page_shows_the_sms_receipt_and_the_list_filters_by_it(
+    admin_client, admin_user, settings_no_autosend
+):
+    [notification] = make_notifications(admin_user, [Status.UNDELIVERED])
+    DeliveryAttempt.objects.create(
+        notification=notification,
+        channel="sms",
+        transport="sms_smpp",
+        outcome=DeliveryAttempt.Outcome.SUCCESS,
+        provider_message_id="a,b,c",
+        started_at=timezone.now(),
+        receipt_status="undelivered",
+        receipt_at=timezone.now(),
+        receipt_error="part 2 of 3: UNDELIV err:001",
+    )
+    page = admin_client.get(
+        reverse("admin:notifications_notification_change", args=[notification.pk])
+    ).content.decode()
+    assert re.search(r"Undelivered [\d-]+ [\d:]+: part 2 of 3: UNDELIV err:001", page)
+    listing = admin_client.get(reverse(CHANGELIST) + "?status__exact=undelivered")
+    assert f"/{notification.pk}/change/" in listing.content.decode()

@@ -132,6 +132,7 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
             process.wait()
     text = log.read_text()
     assert "worker1 |" in text and "worker2 |" in text and "web |" in text
+    assert "telegram | Polling Telegram for updates" in text  # TELEGRAM_UPDATES=poll (default)
     assert "stopped with errors" not in text
     time.sleep(0.5)
     assert login_page() is None  # nothing listens any more

@@ -13,7 +13,7 @@ from smsaero import SmsAero
 
 from notifications.channels import senders_for
 from notifications.models import DeliveryAttempt, Notification, SmsDailyCount, UserContact
-from notifications.senders import http, sms_api
+from notifications.senders import http, sms_api, sms_smpp
 from notifications.senders.base import ConfigurationError, DeliveryError, SkipChannel
 from notifications.senders.sms import (
     GSM_BASIC,
@@ -387,6 +387,45 @@ def test_smpp_keeps_one_bound_transceiver_session(sms_settings, smpp, contact):
     assert smpp.connections == 1 and smpp.unbinds == 0
     session().close()
     assert smpp.unbinds == 1 or wait_for(lambda: smpp.unbinds == 1, timeout=5, what="unbind")
+
+
+@pytest.mark.django_db
+def test_smpp_receipts_stored_at_the_smsc_arrive_with_the_bind_and_are_acknowledged(
+    sms_settings, smpp, contact, monkeypatch
+):
+    """The SMSC writes stored receipts right behind the bind response, often in the same
+    packet: none may be lost, and each is acknowledged once its handler has it."""
+    received = []
+    monkeypatch.setattr(sms_smpp, "_deliver_handlers", [received.append])
+    smpp.auto_receipts = False
+    for text in ("one", "two", "three"):
+        send(SmppSender(), contact, text)
+    session().close()
+    wait_for(lambda: smpp.open_connections == 0, timeout=5, what="the unbind")
+    assert smpp.send_receipts() == 0  # nobody bound: stored
+    session().open()
+    wait_for(lambda: len(smpp.acks) == 3, timeout=5, what="three acknowledged receipts")
+    assert sorted(pdu.receipted_message_id for pdu in received) == sorted(
+        part.message_id.encode() for part in smpp.parts
+    )
+
+
+@pytest.mark.django_db
+def test_smpp_a_failing_handler_leaves_the_receipt_for_redelivery(
+    sms_settings, smpp, contact, monkeypatch
+):
+    calls = []
+
+    def broken(pdu) -> None:
+        calls.append(pdu)
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(sms_smpp, "_deliver_handlers", [broken])
+    send(SmppSender(), contact, "one")
+    wait_for(lambda: calls, timeout=5, what="the handler to be called")
+    smpp.send_enquire_link()  # a round trip after it: an acknowledgement would be there
+    wait_for(lambda: smpp.enquire_link_resps == 1, timeout=5, what="the enquire_link_resp")
+    assert smpp.acks == []
 
 
 @pytest.mark.django_db

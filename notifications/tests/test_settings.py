@@ -8,14 +8,18 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 from django.views.debug import technical_500_response
+from gunicorn.config import Config
 from huey import PostgresHuey, PriorityRedisHuey, SqliteHuey
 
 from notification_service.env import env_bool, env_int, env_list
+from notification_service.gunicorn_logging import RedactingLogger
 from notification_service.queue import huey_from_url
 from notifications.redaction import RedactingFilter
 from notifications.tests.conftest import BASE_DIR
@@ -72,6 +76,14 @@ def test_the_documented_production_settings_pass_check_deploy(tmp_path):
         ({"SMS_SMTP_DOMAIN": "smsaero.ru"}, "replaced by SMS_SMTP_ADDRESS"),
         ({"DJANGO_CSRF_TRUSTED_ORIGINS": "notify.example.com"}, "with their scheme"),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "mutually exclusive"),
+        ({"TELEGRAM_UPDATES": "push"}, "TELEGRAM_UPDATES must be webhook, poll or off"),
+        ({"TELEGRAM_UPDATES": "webhook"}, "TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_SECRET"),
+        ({"TELEGRAM_WEBHOOK_SECRET": "short"}, "TELEGRAM_WEBHOOK_SECRET must be 16 to 256"),
+        ({"TELEGRAM_BOT_USERNAME": "my bot"}, "TELEGRAM_BOT_USERNAME must be"),
+        ({"NOTIFY_TELEGRAM_INVITE_TTL": "soon"}, "NOTIFY_TELEGRAM_INVITE_TTL must be a number"),
+        ({"NOTIFY_PUBLIC_URL": "notify.example.com"}, "NOTIFY_PUBLIC_URL must be an http(s) URL"),
+        ({"SMS_CALLBACK_SECRET": "a/b"}, "SMS_CALLBACK_SECRET must be 16 to 128"),
+        ({"NOTIFY_RECEIPT_GIVE_UP": "10"}, "NOTIFY_RECEIPT_GIVE_UP must be at least 60"),
     ],
 )
 def test_a_bad_setting_stops_the_service_at_start_up_naming_it(tmp_path, env, text):
@@ -176,3 +188,19 @@ def test_env_helpers_refuse_malformed_values(monkeypatch):
         env_int("NOTIFY_MAX_ROUNDS", 1, minimum=1)
     monkeypatch.setenv("NOTIFY_CHANNEL_ORDER", " telegram, ,email ")
     assert env_list("NOTIFY_CHANNEL_ORDER") == ["telegram", "email"]
+
+
+def test_gunicorn_access_log_masks_the_callback_secret():
+    path = "/sms/callback/callback-secret-0123456789/"
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": path,
+        "PATH_INFO": path,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    request = SimpleNamespace(headers=[("X-Telegram-Bot-Api-Secret-Token", "webhook-secret-xyz")])
+    response = SimpleNamespace(status="200 OK", headers=[], sent=2)
+    atoms = RedactingLogger(Config()).atoms(response, request, environ, timedelta(seconds=0))
+    assert atoms["r"] == "POST /sms/callback/***/ HTTP/1.1"
+    assert atoms["U"] == "/sms/callback/***/"
+    assert atoms["{x-telegram-bot-api-secret-token}i"] == "***"

@@ -1,4 +1,5 @@
-"""``manage.py runservice``: the web server and the queue consumer together; Ctrl-C stops both."""
+"""``manage.py runservice``: the web server, the queue consumers and (TELEGRAM_UPDATES=poll)
+the Telegram poller together; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+# Processes whose end does not stop the service (it says so): the Telegram poller.
+OPTIONAL = {"telegram"}
+
 
 class Command(BaseCommand):
     help = (
-        "Run gunicorn on 127.0.0.1:PORT and NOTIFY_CONSUMERS huey consumers of NOTIFY_WORKERS "
-        "threads each."
+        "Run gunicorn on 127.0.0.1:PORT, NOTIFY_CONSUMERS huey consumers of NOTIFY_WORKERS "
+        "threads each, and the Telegram poller when TELEGRAM_UPDATES=poll."
     )
 
     def add_arguments(self, parser) -> None:
@@ -30,6 +34,7 @@ class Command(BaseCommand):
                 "--bind", f"{host}:{settings.PORT}",
                 "--workers", "2", "--threads", "4",
                 "--access-logfile", "-",
+                "--logger-class", "notification_service.gunicorn_logging.RedactingLogger",
             ],
         }  # fmt: skip
         for n in range(1, settings.NOTIFY_CONSUMERS + 1):
@@ -42,6 +47,9 @@ class Command(BaseCommand):
                 "--worker-type", "thread",
                 *(["--no-periodic"] if n > 1 else []),
             ]  # fmt: skip
+        if settings.TELEGRAM_UPDATES == "poll" and settings.TELEGRAM_BOT_TOKEN:
+            # Users' /start links and /stop (with TELEGRAM_UPDATES=webhook, Telegram POSTs them).
+            commands["telegram"] = [python, manage, "telegram_poll"]
         return commands
 
     def _pump(self, name: str, process: subprocess.Popen) -> None:
@@ -65,6 +73,12 @@ class Command(BaseCommand):
             def watch(name: str = name, process: subprocess.Popen = process) -> None:
                 self._pump(name, process)
                 process.wait()
+                if name in OPTIONAL and not finished.is_set():
+                    self.stderr.write(
+                        f"{name} stopped (exit {process.returncode}), see above; "
+                        "the rest keeps running"
+                    )
+                    return
                 finished.set()
 
             threading.Thread(target=watch, daemon=True).start()
@@ -84,6 +98,10 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 self.stderr.write(f"{name} did not stop in 15 s; killing it")
                 process.kill()
-        failed = {n: p.returncode for n, p in processes.items() if p.returncode not in (0, -2)}
+        failed = {
+            n: p.returncode
+            for n, p in processes.items()
+            if p.returncode not in (0, -2) and n not in OPTIONAL
+        }
         if failed:
             self.stderr.write(f"stopped with errors: {failed}")

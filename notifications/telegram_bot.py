@@ -1,0 +1,439 @@
+"""The bot's side of Telegram: invite links, the updates users send, and what it answers.
+
+**Links.** A contact's invite link is ``https://t.me/<bot>?start=<token>``. A token is 43
+characters of ``A–Z a–z 0–9 _ -`` (an HMAC-SHA256, keyed with SECRET_KEY, of a random
+32-byte nonce), works once, and expires after ``NOTIFY_TELEGRAM_INVITE_TTL``. The database
+keeps the token's SHA-256 (to find it) and the nonce (to show the same link on the contact's
+page again), never the token: a copy of the database alone reveals no live link. Using a link
+revokes the contact's other links. The bot's username comes from TELEGRAM_BOT_USERNAME, else
+from ``getMe``, cached for a day.
+
+**Updates** (``process_update``), from the webhook view or ``manage.py telegram_poll``, are
+handled once per ``update_id`` (a replay changes nothing and gets no second reply):
+
+- ``/start <token>``: a valid token links the chat to the token's contact (moving it from
+  any other contact), clears the Telegram opt-out and the bot-blocked mark; an expired, used
+  or unknown token links nothing and gets a helpful reply;
+- ``/start`` alone: how to get linked; in a chat that is linked already, notifications
+  resume (the opt-out is cleared). Nothing about other users is said;
+- ``/stop``: the Telegram opt-out, confirmed;
+- ``my_chat_member`` ``kicked`` (the user blocked the bot) or ``left`` (removed from a
+  group): the contact is marked "bot blocked" and delivery skips Telegram; ``member`` clears
+  the mark.
+
+Replies go out with ``sendMessage`` through the Telegram sender's HTTP path once the update's
+changes are committed, in Russian or English by the user's ``language_code``. The invite
+texts (email or SMS) are here too, in both languages.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from notifications.models import TelegramLink, TelegramPollOffset, TelegramUpdate, UserContact
+from notifications.senders.base import DeliveryError
+from notifications.senders.telegram import TelegramSender
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# What the bot asks Telegram for (setWebhook and getUpdates).
+ALLOWED_UPDATES = ["message", "my_chat_member"]
+USERNAME_CACHE_SECONDS = 86_400
+# Handled update ids are kept this long (Telegram keeps an undelivered update for 24 hours).
+UPDATES_KEPT = timedelta(days=7)
+# Used and expired links are kept this long after they stop working, for the record.
+LINKS_KEPT = timedelta(days=30)
+LANGUAGES = ("en", "ru")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "linked": "Done: this chat is linked. Notifications will come here. "
+        "Send /stop to stop them.",
+        "already_linked": "This chat is already linked; notifications come here. "
+        "Send /stop to stop them.",
+        "resumed": "Notifications will come here again. Send /stop to stop them.",
+        "expired": "This link has expired. Ask for a new one, then open it again.",
+        "used": "This link has been used already; each link works once. "
+        "Ask for a new one if you need to link another chat.",
+        "unknown": "This link is not valid. Open the link exactly as you received it, "
+        "or ask for a new one.",
+        "how_to_link": "Hello! This bot sends notifications. To get yours here, open the "
+        "personal link you received (by email or SMS, or as a QR code) and press Start.",
+        "stopped": "Notifications will no longer come here. Send /start to get them again.",
+        "not_linked": "This chat is not linked, so there is nothing to stop.",
+        "invite_subject": "Get your notifications in Telegram",
+        # One SMS (160 GSM characters) with a bot name of up to 15 characters.
+        "invite": "Telegram notifications: open {url} and press Start. One-time link, until {date}.",
+    },
+    "ru": {
+        "linked": "Готово: этот чат подключён, уведомления будут приходить сюда. "
+        "Чтобы отключить их, отправьте /stop.",
+        "already_linked": "Этот чат уже подключён, уведомления приходят сюда. "
+        "Чтобы отключить их, отправьте /stop.",
+        "resumed": "Уведомления снова будут приходить сюда. Чтобы отключить их, отправьте /stop.",
+        "expired": "Срок действия ссылки истёк. Попросите новую и откройте её.",
+        "used": "Эта ссылка уже использована: каждая ссылка работает один раз. "
+        "Попросите новую, если нужно подключить другой чат.",
+        "unknown": "Ссылка недействительна. Откройте её точно в том виде, в каком получили, "
+        "или попросите новую.",
+        "how_to_link": "Здравствуйте! Этот бот присылает уведомления. Чтобы получать их здесь, "
+        "откройте персональную ссылку (из письма, SMS или QR-кода) и нажмите «Запустить».",
+        "stopped": "Уведомления больше не будут приходить сюда. "
+        "Чтобы снова получать их, отправьте /start.",
+        "not_linked": "Этот чат не подключён, отключать нечего.",
+        "invite_subject": "Уведомления в Telegram",
+        "invite": "Уведомления в Telegram: откройте {url} и нажмите «Запустить». "
+        "Ссылка одноразовая, до {date}.",
+    },
+}
+
+
+def language(code: str | None) -> str:
+    """``ru`` for a Russian ``language_code`` (ru, ru-RU), else ``en``."""
+    return "ru" if (code or "").lower().replace("_", "-").split("-")[0] == "ru" else "en"
+
+
+def text(key: str, lang: str | None, **values: Any) -> str:
+    """The bot's text ``key`` in ``lang`` (a ``language_code`` or ru/en)."""
+    return TEXTS[language(lang)][key].format(**values)
+
+
+# --- the bot ------------------------------------------------------------------------------------
+
+
+def bot_id() -> int:
+    """The bot's numeric id (the token's first part); raises ``DeliveryError`` when Telegram
+    is not configured."""
+    head = settings.TELEGRAM_BOT_TOKEN.split(":", 1)[0]
+    if not head.isdigit():
+        raise DeliveryError("Telegram is not configured (TELEGRAM_BOT_TOKEN)")
+    return int(head)
+
+
+def bot_username() -> str:
+    """TELEGRAM_BOT_USERNAME, else the username ``getMe`` reports (cached for a day).
+
+    Raises ``DeliveryError`` when Telegram is not configured or does not answer.
+    """
+    if settings.TELEGRAM_BOT_USERNAME:
+        return settings.TELEGRAM_BOT_USERNAME
+    key = f"telegram:username:{bot_id()}"
+    username = cache.get(key)
+    if not username:
+        me = TelegramSender().call("getMe")
+        username = str(me.get("username") or "") if isinstance(me, dict) else ""
+        if not username:
+            raise DeliveryError("Telegram's getMe named no username for the bot")
+        cache.set(key, username, USERNAME_CACHE_SECONDS)
+    return username
+
+
+# --- links --------------------------------------------------------------------------------------
+
+
+def _token_for(nonce: str) -> str:
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"telegram-link:{nonce}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A contact's link: its URL and until when it works."""
+
+    url: str
+    token: str
+    expires_at: datetime
+
+
+def _invite(token: str, expires_at: datetime, username: str) -> Invite:
+    return Invite(f"https://t.me/{username}?start={token}", token, expires_at)
+
+
+def make_link(
+    contact: UserContact, kind: str, username: str, now: datetime | None = None
+) -> tuple[TelegramLink, Invite]:
+    """A new link for ``contact`` (``TelegramLink.Kind``): its row, unsaved, and the invite
+    (whose token is not in the row)."""
+    now = now or timezone.now()
+    nonce = secrets.token_urlsafe(32)
+    token = _token_for(nonce)
+    expires_at = now + timedelta(seconds=settings.NOTIFY_TELEGRAM_INVITE_TTL)
+    row = TelegramLink(
+        contact=contact,
+        kind=kind,
+        token_hash=token_hash(token),
+        nonce=nonce,
+        expires_at=expires_at,
+    )
+    return row, _invite(token, expires_at, username)
+
+
+def page_link(contact: UserContact, now: datetime | None = None) -> Invite:
+    """The link shown on the contact's page: the same one while it is unused and has more
+    than half its lifetime left, else a new one. Raises ``DeliveryError`` (the bot's
+    username could not be found)."""
+    username = bot_username()
+    now = now or timezone.now()
+    fresh_after = now + timedelta(seconds=settings.NOTIFY_TELEGRAM_INVITE_TTL / 2)
+    current = (
+        TelegramLink.objects.filter(
+            contact=contact,
+            kind=TelegramLink.Kind.PAGE,
+            used_at__isnull=True,
+            expires_at__gt=fresh_after,
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if current is not None:
+        token = _token_for(current.nonce)
+        if token_hash(token) == current.token_hash:  # else SECRET_KEY changed: a new one
+            return _invite(token, current.expires_at, username)
+    row, invite = make_link(contact, TelegramLink.Kind.PAGE, username, now)
+    row.save()
+    return invite
+
+
+def invite_message(invite: Invite, lang: str | None) -> tuple[str, str]:
+    """The subject and text of an invite (email or SMS) in ``lang`` (ru or en)."""
+    date = timezone.localtime(invite.expires_at).date().isoformat()
+    return text("invite_subject", lang), text("invite", lang, url=invite.url, date=date)
+
+
+# --- updates ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    chat_id: str
+    text: str
+
+
+def _update_id(update: Any) -> int:
+    if not isinstance(update, dict):
+        raise ValueError("an update is a JSON object")
+    update_id = update.get("update_id")
+    if isinstance(update_id, bool) or not isinstance(update_id, int):
+        raise ValueError("an update needs an integer update_id")
+    return update_id
+
+
+def _update_kind(update: dict[str, Any]) -> str:
+    return next((key for key in update if key != "update_id"), "")
+
+
+def handle_update(update: Any, now: datetime | None = None) -> Reply | None:
+    """Apply one update (once per update_id); the reply to send after commit, if any.
+
+    Raises ``ValueError`` for something that is not an update.
+    """
+    update_id = _update_id(update)
+    now = now or timezone.now()
+    kind = _update_kind(update)
+    try:
+        with transaction.atomic():
+            TelegramUpdate.objects.create(bot_id=bot_id(), update_id=update_id, kind=kind[:32])
+            if kind == "message":
+                return _on_message(update["message"], now)
+            if kind == "my_chat_member":
+                _on_member(update["my_chat_member"], now)
+            return None
+    except IntegrityError:
+        logger.info("Telegram update %s already handled; ignored", update_id)
+        return None
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        # Well-formed but not what it claims to be: recorded as handled, nothing done.
+        logger.warning("Telegram update %s of kind %r not understood: %r", update_id, kind, err)
+        TelegramUpdate.objects.get_or_create(
+            bot_id=bot_id(), update_id=update_id, defaults={"kind": kind[:32]}
+        )
+        return None
+
+
+def send_reply(reply: Reply) -> bool:
+    """Send ``reply`` with sendMessage; False (logged) when Telegram did not take it."""
+    try:
+        TelegramSender().call("sendMessage", {"chat_id": reply.chat_id, "text": reply.text})
+    except DeliveryError as err:
+        logger.warning("reply to Telegram chat %s not sent: %s", reply.chat_id, err.message)
+        return False
+    return True
+
+
+def process_update(update: Any) -> Reply | None:
+    """Handle one update and send its reply; raises ``ValueError`` for a non-update."""
+    reply = handle_update(update)
+    if reply is not None:
+        send_reply(reply)
+    return reply
+
+
+def _command(message_text: str) -> tuple[str, str]:
+    """``/start@my_bot abc`` → (``/start``, ``abc``); ("", text) for a non-command."""
+    if not message_text.startswith("/"):
+        return "", message_text
+    head, _, rest = message_text.partition(" ")
+    return head.split("@", 1)[0].lower(), rest.strip()
+
+
+def _on_message(message: dict[str, Any], now: datetime) -> Reply | None:
+    chat = message["chat"]
+    chat_id = str(int(chat["id"]))
+    private = chat.get("type", "private") == "private"
+    lang = (message.get("from") or {}).get("language_code")
+    command, argument = _command(str(message.get("text") or ""))
+    if command == "/start":
+        answer = _link(argument, chat_id, now) if argument else _start(chat_id, now)
+    elif command == "/stop":
+        answer = _stop(chat_id, now)
+    elif private:
+        linked = UserContact.objects.filter(telegram_chat_id=chat_id).exists()
+        answer = "already_linked" if linked else "how_to_link"
+    else:
+        return None  # chatter in a group the bot is in
+    return Reply(chat_id, text(answer, lang))
+
+
+def _link(token: str, chat_id: str, now: datetime) -> str:
+    if not TOKEN_PATTERN.fullmatch(token):
+        return "unknown"
+    link = (
+        TelegramLink.objects.select_for_update()
+        .select_related("contact")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+    if link is None:
+        return "unknown"
+    if link.used_at is not None:
+        return "already_linked" if link.contact.telegram_chat_id == chat_id else "used"
+    if link.expires_at <= now:
+        return "expired"
+    TelegramLink.objects.filter(pk=link.pk).update(used_at=now, used_by_chat=chat_id)
+    # The contact's other links stop working: one live way in at a time.
+    TelegramLink.objects.filter(contact_id=link.contact_id, used_at__isnull=True).update(
+        used_at=now
+    )
+    UserContact.objects.filter(telegram_chat_id=chat_id).exclude(pk=link.contact_id).update(
+        telegram_chat_id="", updated_at=now
+    )
+    UserContact.objects.filter(pk=link.contact_id).update(
+        telegram_chat_id=chat_id, telegram_opt_out=False, telegram_blocked=False, updated_at=now
+    )
+    logger.info("Telegram chat linked to contact %s", link.contact_id)
+    return "linked"
+
+
+def _start(chat_id: str, now: datetime) -> str:
+    linked = UserContact.objects.filter(telegram_chat_id=chat_id)
+    if not linked.exists():
+        return "how_to_link"
+    resumed = linked.filter(telegram_opt_out=True).update(
+        telegram_opt_out=False, telegram_blocked=False, updated_at=now
+    )
+    linked.filter(telegram_blocked=True).update(telegram_blocked=False, updated_at=now)
+    return "resumed" if resumed else "already_linked"
+
+
+def _stop(chat_id: str, now: datetime) -> str:
+    changed = UserContact.objects.filter(telegram_chat_id=chat_id).update(
+        telegram_opt_out=True, updated_at=now
+    )
+    return "stopped" if changed else "not_linked"
+
+
+def _on_member(event: dict[str, Any], now: datetime) -> None:
+    chat_id = str(int(event["chat"]["id"]))
+    status = str(event["new_chat_member"]["status"])
+    if status in ("kicked", "left"):
+        blocked = True
+    elif status in ("member", "administrator", "creator", "restricted"):
+        blocked = False
+    else:
+        return
+    changed = (
+        UserContact.objects.filter(telegram_chat_id=chat_id)
+        .exclude(telegram_blocked=blocked)
+        .update(telegram_blocked=blocked, updated_at=now)
+    )
+    if changed:
+        logger.info("Telegram chat %s: bot %s", chat_id, "blocked" if blocked else "unblocked")
+
+
+# --- long polling -------------------------------------------------------------------------------
+
+
+def poll_offset() -> int:
+    """The next getUpdates offset kept for this bot (0 at first)."""
+    offset = TelegramPollOffset.objects.filter(bot_id=bot_id()).values_list(
+        "next_offset", flat=True
+    )
+    return offset.first() or 0
+
+
+def save_poll_offset(next_offset: int) -> None:
+    TelegramPollOffset.objects.update_or_create(
+        bot_id=bot_id(), defaults={"next_offset": next_offset}
+    )
+
+
+def poll_once(timeout: float) -> int:
+    """One getUpdates (long-polling up to ``timeout`` seconds) from the kept offset; each
+    update is handled, then the offset moved past it. Returns how many came.
+
+    Raises ``DeliveryError``; ``senders.telegram.Conflict`` when a webhook is set or another
+    poller took over.
+    """
+    offset = poll_offset()
+    data: dict[str, Any] = {"timeout": int(timeout), "allowed_updates": ALLOWED_UPDATES}
+    if offset:
+        data["offset"] = offset
+    updates = TelegramSender().call(
+        "getUpdates", data, timeout=timeout + settings.NOTIFY_HTTP_TIMEOUT
+    )
+    if not isinstance(updates, list):
+        raise DeliveryError("Telegram's getUpdates answered something that is not a list")
+    for update in updates:
+        try:
+            update_id = _update_id(update)
+        except ValueError as err:
+            logger.warning("getUpdates gave a malformed update (%s); skipped", err)
+            continue
+        process_update(update)
+        save_poll_offset(update_id + 1)
+    return len(updates)
+
+
+# --- housekeeping -------------------------------------------------------------------------------
+
+
+def prune(now: datetime | None = None) -> dict[str, int]:
+    """Forget handled update ids older than a week, and links dead for a month."""
+    now = now or timezone.now()
+    updates, _ = TelegramUpdate.objects.filter(received_at__lt=now - UPDATES_KEPT).delete()
+    dead = now - LINKS_KEPT
+    links, _ = (
+        TelegramLink.objects.filter(expires_at__lt=dead)
+        | TelegramLink.objects.filter(used_at__lt=dead)
+    ).delete()
+    return {"updates": updates, "links": links}
