@@ -111,7 +111,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "
 
 
 def wait_for_status(
-    notification: Notification, statuses: set[str] | str, timeout: float = 30
+    notification: Notification, statuses: set[str] | str, timeout: float = 60
 ) -> Notification:
     wanted = {statuses} if isinstance(statuses, str) else statuses
 

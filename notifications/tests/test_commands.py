@@ -124,6 +124,9 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
         wait_for(
             lambda: log.read_text().count("consumer started") == 2, 60, "two consumers to start"
         )
+        wait_for(
+            lambda: "Polling Telegram for updates" in log.read_text(), 60, "the poller to start"
+        )
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert process.wait(timeout=30) == 0
     finally:
