@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from notifications.channels import channel_order, senders_for
-from notifications.models import DeliveryAttempt, Notification
+from notifications.models import Campaign, DeliveryAttempt, Notification
 
 Status = Notification.Status
 
@@ -74,3 +75,21 @@ def channel_status() -> list[dict]:
             row["today"] = sms_today()
         rows.append(row)
     return rows
+
+
+def stalled_campaign_ids(now: datetime | None = None) -> list[int]:
+    """Campaigns still being created whose last chunk is older than
+    ``NOTIFY_SWEEP_STALE_SECONDS``: their creation stopped."""
+    stale = (now or timezone.now()) - timedelta(seconds=settings.NOTIFY_SWEEP_STALE_SECONDS)
+    return list(
+        Campaign.objects.filter(state=Campaign.State.CREATING, updated_at__lt=stale)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def users_by_id(ids: list[int]) -> list:
+    """The users with these ids (and their contacts), by id."""
+    return list(
+        get_user_model().objects.filter(pk__in=ids).select_related("contact").order_by("pk")
+    )
