@@ -7,11 +7,10 @@ first and real environment variables win over it. ``.env.example`` lists every v
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
-from decimal import Decimal
-
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from dotenv import load_dotenv

@@ -178,7 +178,7 @@ def notification_build(
     notification.full_clean(
         exclude=["idempotency_key", "user", "campaign", "template"]
         if key
-        else ["user", "campaign", "template"],  # fmt: skip
+        else ["user", "campaign", "template"],
         validate_constraints=False,
     )
     if queue if queue is not None else settings.NOTIFY_SEND_ON_CREATE:
@@ -260,7 +260,9 @@ def changelist_queryset(model_label: str, query: str, user: AbstractBaseUser) ->
     try:
         changelist = model_admin.get_changelist_instance(request)
     except admin.options.IncorrectLookupParameters:
-        raise CampaignError(_("The list's filter is no longer valid: %(query)s") % {"query": query}) from None  # fmt: skip
+        raise CampaignError(
+            _("The list's filter is no longer valid: %(query)s") % {"query": query}
+        ) from None
     return changelist.queryset
 
 

@@ -158,7 +158,9 @@ def _strict(value: Any, path: str, missing: _Missing) -> Any:
             {k: _strict(v, f"{path}.{k}", missing) for k, v in value.items()}, path, missing
         )
     if isinstance(value, list):
-        return _StrictList([_strict(v, f"{path}.{i}", missing) for i, v in enumerate(value)], path, missing)  # fmt: skip
+        return _StrictList(
+            [_strict(v, f"{path}.{i}", missing) for i, v in enumerate(value)], path, missing
+        )
     return value
 
 
@@ -256,7 +258,11 @@ def validate_telegram_html(text: str) -> None:
             continue
         tag = match["tag"].lower()
         if tag not in TELEGRAM_TAGS:
-            raise refuse(_("the tag <%(tag)s> is not allowed; Telegram allows %(allowed)s."), tag=tag, allowed=allowed)  # fmt: skip
+            raise refuse(
+                _("the tag <%(tag)s> is not allowed; Telegram allows %(allowed)s."),
+                tag=tag,
+                allowed=allowed,
+            )
         if match["self"]:
             raise refuse(_("<%(tag)s/> must have a closing tag instead."), tag=tag)
         if match["close"]:
@@ -270,9 +276,13 @@ def validate_telegram_html(text: str) -> None:
         }
         extra = set(attrs) - TELEGRAM_TAGS[tag]
         if extra:
-            raise refuse(_("<%(tag)s> cannot have the attribute %(attr)s."), tag=tag, attr=sorted(extra)[0])  # fmt: skip
+            raise refuse(
+                _("<%(tag)s> cannot have the attribute %(attr)s."), tag=tag, attr=sorted(extra)[0]
+            )
         if tag == "a" and not attrs.get("href", "").startswith(_HREF_SCHEMES):
-            raise refuse(_("a link needs an href starting with http://, https://, tg:// or mailto:."))  # fmt: skip
+            raise refuse(
+                _("a link needs an href starting with http://, https://, tg:// or mailto:.")
+            )
         if tag == "span" and attrs.get("class") != "tg-spoiler":
             raise refuse(_('<span> is allowed only as <span class="tg-spoiler">.'))
         if tag == "code" and "class" in attrs and not attrs["class"].startswith("language-"):
@@ -420,7 +430,10 @@ class TemplateRenderer:
 
     def _render(self, language: str, values: dict[str, Any]) -> Rendered:
         compiled = self._compiled[language]
-        texts = {part: render_part(compiled[part], part, values) if part in compiled else "" for part in Template.PARTS}  # fmt: skip
+        texts = {
+            part: render_part(compiled[part], part, values) if part in compiled else ""
+            for part in Template.PARTS
+        }
         rendered = Rendered(
             language=language,
             telegram_text=texts["telegram_text"].strip(),

@@ -23,14 +23,14 @@ import logging
 import math
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
-from django.utils import timezone
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, periodic_task, task
 

@@ -26,7 +26,11 @@ def users(count: int, prefix: str = "u", **contact) -> list:
 
 
 def campaign(audience: list, **fields) -> Campaign:
-    values = {"name": "c", "message": "Maintenance tonight", "audience_ids": [u.pk for u in audience]}  # fmt: skip
+    values = {
+        "name": "c",
+        "message": "Maintenance tonight",
+        "audience_ids": [u.pk for u in audience],
+    }
     values.update(fields)
     return Campaign.objects.create(**values)
 
@@ -62,7 +66,9 @@ def test_every_recipient_gets_one_queued_notification_in_chunks():
     assert sorted(rows.values_list("user_id", flat=True)) == sorted(u.pk for u in audience)
     assert set(rows.values_list("status", flat=True)) == {Status.QUEUED}
     assert all(n.channels == ["email"] for n in rows)
-    assert sorted(pk for step in steps for pk, _ in step.due) == sorted(rows.values_list("pk", flat=True))  # fmt: skip
+    assert sorted(pk for step in steps for pk, _ in step.due) == sorted(
+        rows.values_list("pk", flat=True)
+    )
 
 
 def test_those_who_cannot_be_reached_are_listed_with_why():
@@ -129,7 +135,9 @@ def test_everyone_matching_a_changelist_filter_is_evaluated_when_created(admin_u
     )
     User.objects.filter(username="staff0").update(is_staff=False)  # changed since the click
     fill(target)
-    names = set(Notification.objects.filter(campaign=target).values_list("user__username", flat=True))  # fmt: skip
+    names = set(
+        Notification.objects.filter(campaign=target).values_list("user__username", flat=True)
+    )
     assert names == {"staff1", "staff2"}
 
 
