@@ -26,34 +26,22 @@ class Command(BaseCommand):
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         commands = {
             "web": [
-                python,
-                "-m",
-                "gunicorn",
-                "notification_service.wsgi",
-                "--bind",
-                f"{host}:{settings.PORT}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--access-logfile",
-                "-",
+                python, "-m", "gunicorn", "notification_service.wsgi",
+                "--bind", f"{host}:{settings.PORT}",
+                "--workers", "2", "--threads", "4",
+                "--access-logfile", "-",
             ],
-        }
+        }  # fmt: skip
         for n in range(1, settings.NOTIFY_CONSUMERS + 1):
             # One process is bound by Python's GIL; more use more cores. Only the first
             # runs the periodic sweeper.
             name = "worker" if settings.NOTIFY_CONSUMERS == 1 else f"worker{n}"
             commands[name] = [
-                python,
-                manage,
-                "run_huey",
-                "--workers",
-                str(settings.NOTIFY_WORKERS),
-                "--worker-type",
-                "thread",
+                python, manage, "run_huey",
+                "--workers", str(settings.NOTIFY_WORKERS),
+                "--worker-type", "thread",
                 *(["--no-periodic"] if n > 1 else []),
-            ]
+            ]  # fmt: skip
         return commands
 
     def _pump(self, name: str, process: subprocess.Popen) -> None:
