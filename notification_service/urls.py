@@ -1,14 +1,47 @@
-"""URL routes: the admin is the operator's interface; `/` sends visitors there."""
+"""URL routes: the admin is the operator's interface; `/` sends visitors there. Beside the
+model admin: the dashboard and the small JSON endpoints its pages poll (notifications.views),
+and Django's set_language for the admin's language switcher."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
-admin.site.site_header = "Notification Service"
-admin.site.site_title = "Notification Service"
-admin.site.index_title = "Notifications and contacts"
+from notifications import views
+
+admin.site.site_header = _("Notification Service")
+admin.site.site_title = _("Notification Service")
+admin.site.index_title = _("Notifications and contacts")
+
+
+def operator_view(view):
+    """An admin page: login and staff required, like the model admin's own."""
+    return admin.site.admin_view(view)
+
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/dashboard/", operator_view(views.dashboard), name="notify-dashboard"),
+    path(
+        "admin/notifications/campaign/<int:pk>/progress/",
+        operator_view(views.campaign_progress),
+        name="notify-campaign-progress",
+    ),
+    path(
+        "admin/notifications/campaign/<int:pk>/cancel/",
+        operator_view(views.campaign_cancel),
+        name="notify-campaign-cancel",
+    ),
+    path(
+        "admin/notifications/notification/states/",
+        operator_view(views.notification_states),
+        name="notify-notification-states",
+    ),
+    path(
+        "admin/notifications/usercontact/<int:pk>/send-test/",
+        operator_view(views.contact_send_test),
+        name="notify-contact-send-test",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -8,7 +8,19 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.db.models.functions import Coalesce, Greatest, Left, TruncDay, TruncHour
 from django.utils import timezone
 
 from notifications.channels import channel_order, senders_for
@@ -92,4 +104,332 @@ def users_by_id(ids: list[int]) -> list:
     """The users with these ids (and their contacts), by id."""
     return list(
         get_user_model().objects.filter(pk__in=ids).select_related("contact").order_by("pk")
+    )
+
+
+# --- a campaign's progress --------------------------------------------------------------------
+
+FINAL = (
+    Status.SENT,
+    Status.DELIVERED,
+    Status.UNDELIVERED,
+    Status.FAILED,
+    Status.EXPIRED,
+    Status.CANCELLED,
+)
+REACHED = (Status.SENT, Status.DELIVERED)
+NOT_REACHED = (Status.UNDELIVERED, Status.FAILED, Status.EXPIRED)
+
+
+def delivery_rate(by_status: dict[str, int]) -> float | None:
+    """Of the notifications that ended (cancelled ones aside), the share that reached the
+    recipient (sent, or delivered by a receipt); None before any ended."""
+    reached = sum(by_status.get(s, 0) for s in REACHED)
+    ended = reached + sum(by_status.get(s, 0) for s in NOT_REACHED)
+    return reached / ended if ended else None
+
+
+@dataclass
+class CampaignProgress:
+    campaign: Campaign
+    by_status: dict[str, int]
+    by_channel: dict[str, int]
+    sms_sent: int
+    sms_segments: int
+    sms_cost: Decimal | None
+
+    @property
+    def created(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def expected(self) -> int:
+        """How many notifications the campaign will have (the audience less those skipped,
+        while it is still being created)."""
+        if self.campaign.state == Campaign.State.CREATING:
+            return max(self.campaign.audience_size - self.campaign.skipped, self.created)
+        return self.created
+
+    @property
+    def finished(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in FINAL)
+
+    @property
+    def done(self) -> bool:
+        return self.campaign.state != Campaign.State.CREATING and self.finished >= self.created
+
+    @property
+    def percent(self) -> int:
+        if self.done:
+            return 100
+        expected = self.expected
+        return min(99, int(100 * self.finished / expected)) if expected else 0
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return delivery_rate(self.by_status)
+
+
+def campaign_progress(campaign: Campaign) -> CampaignProgress:
+    """Counts by status and channel, and the SMS it took (two aggregate queries)."""
+    by_status: dict[str, int] = {}
+    by_channel: dict[str, int] = {}
+    rows = (
+        Notification.objects.filter(campaign=campaign)
+        .order_by()
+        .values("status", "channel")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        if row["channel"]:
+            by_channel[row["channel"]] = by_channel.get(row["channel"], 0) + row["n"]
+    sms = DeliveryAttempt.objects.filter(
+        notification__campaign=campaign, channel="sms", outcome=DeliveryAttempt.Outcome.SUCCESS
+    ).aggregate(sent=Count("id"), segments=Sum("segments"), cost=Sum("cost"))
+    return CampaignProgress(
+        campaign=campaign,
+        by_status=by_status,
+        by_channel=by_channel,
+        sms_sent=sms["sent"] or 0,
+        sms_segments=sms["segments"] or 0,
+        sms_cost=sms["cost"],
+    )
+
+
+def notification_states(ids: list[int]) -> list[Notification]:
+    """The current state of these notifications (for the list's live rows)."""
+    return list(
+        Notification.objects.filter(pk__in=ids[:500]).only(
+            "pk", "status", "channel", "sent_at", "rounds", "last_error"
+        )
+    )
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+PERIODS = ("today", "7d", "30d")
+FAILED_OUTCOMES = (
+    DeliveryAttempt.Outcome.PERMANENT,
+    DeliveryAttempt.Outcome.TRANSIENT,
+    DeliveryAttempt.Outcome.AMBIGUOUS,
+)
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    allow_distinct = False
+
+    def __init__(self, expression, fraction: float, **extra) -> None:
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+@dataclass
+class ChannelStats:
+    channel: str
+    sent: int = 0
+    delivered: int = 0
+    undelivered: int = 0
+    attempts_failed: int = 0
+    attempts_skipped: int = 0
+    p50: timedelta | None = None
+    p95: timedelta | None = None
+
+    @property
+    def receipt_rate(self) -> float | None:
+        """Of those with a receipt, the share delivered."""
+        known = self.delivered + self.undelivered
+        return self.delivered / known if known else None
+
+
+@dataclass
+class Dashboard:
+    period: str
+    since: datetime
+    now: datetime
+    by_status: dict[str, int]
+    channels: list[ChannelStats]
+    p50: timedelta | None
+    p95: timedelta | None
+    sms_sent: int
+    sms_segments: int
+    sms_cost: Decimal | None
+    sms_today: SmsToday
+    failures: list[dict]
+    queue_due: int
+    queue_later: int
+    sending: int
+    oldest_due: datetime | None
+    series: list[tuple[datetime, int, int, int]]  # (bucket, reached, not reached, other)
+    bucket: str  # "hour" or "day"
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return delivery_rate(self.by_status)
+
+    @property
+    def oldest_due_age(self) -> timedelta | None:
+        return self.now - self.oldest_due if self.oldest_due else None
+
+
+def period_start(period: str, now: datetime) -> datetime:
+    if period == "7d":
+        return now - timedelta(days=7)
+    if period == "30d":
+        return now - timedelta(days=30)
+    return today_start()
+
+
+def _time_to_send() -> ExpressionWrapper:
+    """From when a notification was due (queued, or its send_at) to when it was sent."""
+    due = Greatest("queued_at", Coalesce("send_at", "queued_at"))
+    return ExpressionWrapper(F("sent_at") - due, output_field=DurationField())
+
+
+def _percentiles(sent: QuerySet) -> dict[str, tuple]:
+    """(p50, p95) of the time to send, per channel and overall ("")."""
+    if connection.vendor == "postgresql":
+        duration = _time_to_send()
+        rows = list(
+            sent.values("channel").annotate(
+                p50=PercentileCont(duration, 0.5, output_field=DurationField()),
+                p95=PercentileCont(duration, 0.95, output_field=DurationField()),
+            )
+        )
+        result = {row["channel"]: (row["p50"], row["p95"]) for row in rows}
+        overall = sent.aggregate(
+            p50=PercentileCont(duration, 0.5, output_field=DurationField()),
+            p95=PercentileCont(duration, 0.95, output_field=DurationField()),
+        )
+        result[""] = (overall["p50"], overall["p95"])
+        return result
+    # Elsewhere: the value at each rank, read with ORDER BY … LIMIT 2 OFFSET rank (no row is
+    # loaded but those two), interpolated as percentile_cont does.
+    counts = {row["channel"]: row["n"] for row in sent.values("channel").annotate(n=Count("pk"))}
+    result = {}
+    for channel, count in [*counts.items(), ("", sum(counts.values()))]:
+        rows = sent.filter(channel=channel) if channel else sent
+        ordered = (
+            rows.annotate(took=_time_to_send()).order_by("took").values_list("took", flat=True)
+        )
+        values = []
+        for fraction in (0.5, 0.95):
+            if not count:
+                values.append(None)
+                continue
+            position = fraction * (count - 1)
+            low = int(position)
+            pair = list(ordered[low : low + 2])
+            if not pair:
+                values.append(None)
+                continue
+            high = pair[1] if len(pair) > 1 else pair[0]
+            values.append(pair[0] + (high - pair[0]) * (position - low))
+        result[channel] = tuple(values)
+    return result
+
+
+def dashboard(period: str = "today", now: datetime | None = None) -> Dashboard:
+    """What the channels did in ``period`` (today, 7d, 30d), from a handful of aggregate
+    queries: notifications by status and channel; attempts by channel and outcome; the top
+    failure reasons; p50/p95 time to send; the queue; a series for the chart."""
+    now = now or timezone.now()
+    period = period if period in PERIODS else "today"
+    since = period_start(period, now)
+    created = Notification.objects.filter(created_at__gte=since).order_by()
+
+    by_status: dict[str, int] = {}
+    channels = {name: ChannelStats(name) for name in settings.CHANNELS}
+    for row in created.values("status", "channel").annotate(n=Count("pk")):
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        stats = channels.get(row["channel"])
+        if stats is not None:
+            if row["status"] in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED):
+                stats.sent += row["n"]
+            if row["status"] == Status.DELIVERED:
+                stats.delivered += row["n"]
+            if row["status"] == Status.UNDELIVERED:
+                stats.undelivered += row["n"]
+
+    sms_sent, sms_segments, sms_cost = 0, 0, None
+    attempts = DeliveryAttempt.objects.filter(started_at__gte=since).order_by()
+    for row in attempts.values("channel", "outcome").annotate(
+        n=Count("pk"), segments=Sum("segments"), cost=Sum("cost")
+    ):
+        stats = channels.get(row["channel"])
+        if stats is None:
+            continue
+        if row["outcome"] in FAILED_OUTCOMES:
+            stats.attempts_failed += row["n"]
+        elif row["outcome"] == DeliveryAttempt.Outcome.SKIPPED:
+            stats.attempts_skipped += row["n"]
+        elif row["outcome"] == DeliveryAttempt.Outcome.SUCCESS and row["channel"] == "sms":
+            sms_sent += row["n"]
+            sms_segments += row["segments"] or 0
+            if row["cost"] is not None:
+                sms_cost = (sms_cost or Decimal(0)) + row["cost"]
+
+    failures = list(
+        attempts.filter(outcome__in=FAILED_OUTCOMES)
+        .annotate(reason=Left("error", 200))
+        .values("channel", "reason")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "reason")[:8]
+    )
+
+    sent = created.filter(sent_at__isnull=False, queued_at__isnull=False)
+    percentiles = _percentiles(sent)
+    for name, stats in channels.items():
+        stats.p50, stats.p95 = percentiles.get(name, (None, None))
+
+    queue = Notification.objects.filter(
+        status__in=(Status.QUEUED, Status.SCHEDULED, Status.SENDING)
+    ).aggregate(
+        due=Count("pk", filter=Q(next_attempt_at__lte=now) & ~Q(status=Status.SENDING)),
+        later=Count("pk", filter=Q(next_attempt_at__gt=now) & ~Q(status=Status.SENDING)),
+        sending=Count("pk", filter=Q(status=Status.SENDING)),
+        oldest=Min(
+            "next_attempt_at", filter=Q(next_attempt_at__lte=now) & ~Q(status=Status.SENDING)
+        ),
+    )
+
+    bucket = "hour" if period == "today" else "day"
+    trunc = TruncHour if bucket == "hour" else TruncDay
+    series = [
+        (row["bucket"], row["reached"], row["not_reached"], row["other"])
+        for row in created.annotate(bucket=trunc("created_at"))
+        .values("bucket")
+        .annotate(
+            reached=Count("pk", filter=Q(status__in=REACHED)),
+            not_reached=Count("pk", filter=Q(status__in=NOT_REACHED)),
+            other=Count("pk", filter=~Q(status__in=REACHED + NOT_REACHED)),
+        )
+        .order_by("bucket")
+    ]
+    return Dashboard(
+        period=period,
+        since=since,
+        now=now,
+        by_status=by_status,
+        channels=[channels[name] for name in channel_order() if name in channels],
+        p50=percentiles.get("", (None, None))[0],
+        p95=percentiles.get("", (None, None))[1],
+        sms_sent=sms_sent,
+        sms_segments=sms_segments,
+        sms_cost=sms_cost,
+        sms_today=sms_today(),
+        failures=failures,
+        queue_due=queue["due"],
+        queue_later=queue["later"],
+        sending=queue["sending"],
+        oldest_due=queue["oldest"],
+        series=series,
+        bucket=bucket,
     )

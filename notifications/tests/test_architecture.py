@@ -30,6 +30,7 @@ LAYERS = {
     "notifications.tasks": 8,
     "notifications.services": 9,
     "notifications.forms": 9.5,
+    "notifications.display": 9.5,
     "notifications.signals": 10,
     "notifications.admin": 10,
     "notifications.views": 10,
