@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 if TYPE_CHECKING:
     from notifications.models import Notification
@@ -25,6 +26,12 @@ class Content:
     parse_mode: str = ""  # Telegram: "HTML" when the text uses Telegram's HTML subset
 
 
+def default_subject() -> str:
+    """``NOTIFY_EMAIL_SUBJECT``, else “Notification” in the active language (the consumer's
+    is ``DJANGO_LANGUAGE_CODE``)."""
+    return settings.NOTIFY_EMAIL_SUBJECT or gettext("Notification")
+
+
 def content_for(notification: Notification, channel: str) -> Content:
     """The content ``channel`` sends for ``notification``."""
     rendered = (notification.rendered or {}).get(channel)
@@ -32,15 +39,13 @@ def content_for(notification: Notification, channel: str) -> Content:
         if channel == "email":
             return Content(
                 text=rendered["text"],
-                subject=rendered.get("subject")
-                or notification.subject
-                or settings.NOTIFY_EMAIL_SUBJECT,
+                subject=rendered.get("subject") or notification.subject or default_subject(),
                 html=rendered.get("html") or "",
             )
         return Content(text=rendered["text"], parse_mode=rendered.get("parse_mode") or "")
     if channel == "email":
         return Content(
             text=notification.message,
-            subject=notification.subject or settings.NOTIFY_EMAIL_SUBJECT,
+            subject=notification.subject or default_subject(),
         )
     return Content(text=notification.message)
