@@ -21,6 +21,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -243,7 +244,7 @@ def changelist_queryset(model_label: str, query: str, user: AbstractBaseUser) ->
     model = apps.get_model(model_label)
     try:
         model_admin = admin.site.get_model_admin(model)
-    except admin.exceptions.NotRegistered:
+    except NotRegistered:
         raise CampaignError(
             _("The admin has no list of %(model)s.") % {"model": model_label}
         ) from None
