@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
-    Aggregate,
+    Case,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -19,6 +19,8 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Greatest, Left, TruncDay, TruncHour
 from django.utils import timezone
@@ -216,17 +218,6 @@ FAILED_OUTCOMES = (
 )
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    allow_distinct = False
-
-    def __init__(self, expression, fraction: float, **extra) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
 @dataclass
 class ChannelStats:
     channel: str
@@ -293,23 +284,29 @@ def _time_to_send() -> ExpressionWrapper:
     return ExpressionWrapper(F("sent_at") - due, output_field=DurationField())
 
 
-def _percentiles(sent: QuerySet) -> dict[str, tuple]:
-    """(p50, p95) of the time to send, per channel and overall ("")."""
+PERCENTILES_SQL = """
+SELECT channel, GROUPING(channel),
+       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY
+         EXTRACT(EPOCH FROM sent_at - GREATEST(queued_at, COALESCE(send_at, queued_at))))
+FROM {table}
+WHERE created_at >= %s AND sent_at IS NOT NULL AND queued_at IS NOT NULL
+GROUP BY GROUPING SETS ((channel), ())
+"""
+
+
+def _percentiles(since: datetime, sent: QuerySet) -> dict[str, tuple]:
+    """(p50, p95) of the time to send, per channel and overall (""), as percentile_cont
+    computes them."""
     if connection.vendor == "postgresql":
-        duration = _time_to_send()
-        rows = list(
-            sent.values("channel").annotate(
-                p50=PercentileCont(duration, 0.5, output_field=DurationField()),
-                p95=PercentileCont(duration, 0.95, output_field=DurationField()),
-            )
-        )
-        result = {row["channel"]: (row["p50"], row["p95"]) for row in rows}
-        overall = sent.aggregate(
-            p50=PercentileCont(duration, 0.5, output_field=DurationField()),
-            p95=PercentileCont(duration, 0.95, output_field=DurationField()),
-        )
-        result[""] = (overall["p50"], overall["p95"])
-        return result
+        # One scan, one sort per grouping set (in memory: see dashboard()).
+        with connection.cursor() as cursor:
+            cursor.execute(PERCENTILES_SQL.format(table=Notification._meta.db_table), [since])
+            return {
+                "" if overall else channel: tuple(
+                    timedelta(seconds=float(v)) if v is not None else None for v in values
+                )
+                for channel, overall, values in cursor.fetchall()
+            }
     # Elsewhere: the value at each rank, read with ORDER BY … LIMIT 2 OFFSET rank (no row is
     # loaded but those two), interpolated as percentile_cont does.
     counts = {row["channel"]: row["n"] for row in sent.values("channel").annotate(n=Count("pk"))}
@@ -338,31 +335,62 @@ def _percentiles(sent: QuerySet) -> dict[str, tuple]:
 
 def dashboard(period: str = "today", now: datetime | None = None) -> Dashboard:
     """What the channels did in ``period`` (today, 7d, 30d), from a handful of aggregate
-    queries: notifications by status and channel; attempts by channel and outcome; the top
-    failure reasons; p50/p95 time to send; the queue; a series for the chart."""
+    queries: notifications by status, channel and hour or day (one scan); attempts by channel,
+    outcome and failure reason (one scan); p50/p95 time to send; the queue (by index)."""
     now = now or timezone.now()
     period = period if period in PERIODS else "today"
     since = period_start(period, now)
+    bucket = "hour" if period == "today" else "day"
+    if connection.vendor != "postgresql":
+        # (No transaction on SQLite: its BEGIN IMMEDIATE would hold the write lock.)
+        return _dashboard(period, since, now, bucket)
+    with transaction.atomic():
+        # The percentiles sort every sent row of the period: in memory, not on disk.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        return _dashboard(period, since, now, bucket)
+
+
+def _dashboard(period: str, since: datetime, now: datetime, bucket: str) -> Dashboard:
     created = Notification.objects.filter(created_at__gte=since).order_by()
+    trunc = TruncHour if bucket == "hour" else TruncDay
 
     by_status: dict[str, int] = {}
     channels = {name: ChannelStats(name) for name in settings.CHANNELS}
-    for row in created.values("status", "channel").annotate(n=Count("pk")):
-        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+    series: dict[datetime, list[int]] = {}
+    for row in (
+        created.annotate(bucket=trunc("created_at"))
+        .values("status", "channel", "bucket")
+        .annotate(n=Count("pk"))
+    ):
+        status, n = row["status"], row["n"]
+        by_status[status] = by_status.get(status, 0) + n
+        counts = series.setdefault(row["bucket"], [0, 0, 0])
+        counts[0 if status in REACHED else 1 if status in NOT_REACHED else 2] += n
         stats = channels.get(row["channel"])
         if stats is not None:
-            if row["status"] in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED):
-                stats.sent += row["n"]
-            if row["status"] == Status.DELIVERED:
-                stats.delivered += row["n"]
-            if row["status"] == Status.UNDELIVERED:
-                stats.undelivered += row["n"]
+            if status in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED):
+                stats.sent += n
+            if status == Status.DELIVERED:
+                stats.delivered += n
+            if status == Status.UNDELIVERED:
+                stats.undelivered += n
 
     sms_sent, sms_segments, sms_cost = 0, 0, None
+    failures: dict[tuple[str, str], int] = {}
     attempts = DeliveryAttempt.objects.filter(started_at__gte=since).order_by()
-    for row in attempts.values("channel", "outcome").annotate(
-        n=Count("pk"), segments=Sum("segments"), cost=Sum("cost")
+    for row in (
+        attempts.annotate(
+            reason=Case(
+                When(outcome__in=FAILED_OUTCOMES, then=Left("error", 200)), default=Value("")
+            )
+        )
+        .values("channel", "outcome", "reason")
+        .annotate(n=Count("pk"), segments=Sum("segments"), cost=Sum("cost"))
     ):
+        if row["outcome"] in FAILED_OUTCOMES:
+            key = (row["channel"], row["reason"])
+            failures[key] = failures.get(key, 0) + row["n"]
         stats = channels.get(row["channel"])
         if stats is None:
             continue
@@ -375,61 +403,40 @@ def dashboard(period: str = "today", now: datetime | None = None) -> Dashboard:
             sms_segments += row["segments"] or 0
             if row["cost"] is not None:
                 sms_cost = (sms_cost or Decimal(0)) + row["cost"]
-
-    failures = list(
-        attempts.filter(outcome__in=FAILED_OUTCOMES)
-        .annotate(reason=Left("error", 200))
-        .values("channel", "reason")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "reason")[:8]
-    )
+    top = sorted(failures.items(), key=lambda item: (-item[1], item[0][1]))[:8]
 
     sent = created.filter(sent_at__isnull=False, queued_at__isnull=False)
-    percentiles = _percentiles(sent)
+    percentiles = _percentiles(since, sent)
     for name, stats in channels.items():
         stats.p50, stats.p95 = percentiles.get(name, (None, None))
 
+    waiting = ~Q(status=Status.SENDING)
     queue = Notification.objects.filter(
         status__in=(Status.QUEUED, Status.SCHEDULED, Status.SENDING)
     ).aggregate(
-        due=Count("pk", filter=Q(next_attempt_at__lte=now) & ~Q(status=Status.SENDING)),
-        later=Count("pk", filter=Q(next_attempt_at__gt=now) & ~Q(status=Status.SENDING)),
+        due=Count("pk", filter=Q(next_attempt_at__lte=now) & waiting),
+        later=Count("pk", filter=Q(next_attempt_at__gt=now) & waiting),
         sending=Count("pk", filter=Q(status=Status.SENDING)),
-        oldest=Min(
-            "next_attempt_at", filter=Q(next_attempt_at__lte=now) & ~Q(status=Status.SENDING)
-        ),
+        oldest=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now) & waiting),
     )
-
-    bucket = "hour" if period == "today" else "day"
-    trunc = TruncHour if bucket == "hour" else TruncDay
-    series = [
-        (row["bucket"], row["reached"], row["not_reached"], row["other"])
-        for row in created.annotate(bucket=trunc("created_at"))
-        .values("bucket")
-        .annotate(
-            reached=Count("pk", filter=Q(status__in=REACHED)),
-            not_reached=Count("pk", filter=Q(status__in=NOT_REACHED)),
-            other=Count("pk", filter=~Q(status__in=REACHED + NOT_REACHED)),
-        )
-        .order_by("bucket")
-    ]
+    overall = percentiles.get("", (None, None))
     return Dashboard(
         period=period,
         since=since,
         now=now,
         by_status=by_status,
         channels=[channels[name] for name in channel_order() if name in channels],
-        p50=percentiles.get("", (None, None))[0],
-        p95=percentiles.get("", (None, None))[1],
+        p50=overall[0],
+        p95=overall[1],
         sms_sent=sms_sent,
         sms_segments=sms_segments,
         sms_cost=sms_cost,
         sms_today=sms_today(),
-        failures=failures,
+        failures=[{"channel": c, "reason": r, "n": n} for (c, r), n in top],
         queue_due=queue["due"],
         queue_later=queue["later"],
         sending=queue["sending"],
         oldest_due=queue["oldest"],
-        series=series,
+        series=[(at, *counts) for at, counts in sorted(series.items())],
         bucket=bucket,
     )
