@@ -1,8 +1,9 @@
-"""The operator's admin, measured: a campaign's creation for 50,000 recipients, and the
+"""The operator's admin, measured (not bench/operator.py: a file of that name beside the other
+bench scripts would stand in for the standard library's ``operator`` and break them): a campaign's creation for 50,000 recipients, and the
 dashboard at 1,000,000 notifications.
 
-    .venv/bin/python bench/operator.py            # both tiers; prints a markdown table
-    .venv/bin/python bench/operator.py --tier sqlite --recipients 5000
+    .venv/bin/python bench/operator_bench.py            # both tiers; prints a markdown table
+    .venv/bin/python bench/operator_bench.py --tier sqlite --recipients 5000
 
 Each tier runs in a process of its own on a database of its own, made afresh and dropped at
 the end: SQLite (a temporary file, SqliteHuey) and PostgreSQL
@@ -19,18 +20,12 @@ are timed warm, the median of five, for today, 7 and 30 days.
 
 from __future__ import annotations
 
-import sys
-
-# Run as a script, this file's folder comes first on sys.path, and this file would stand in for
-# the standard library's ``operator`` module that everything below imports: take it off.
-if sys.path and sys.path[0].rstrip("/").endswith("bench"):
-    sys.path.pop(0)
-
 import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -237,7 +232,8 @@ def run_tier(tier: str, recipients: int, rows: int, pg: str) -> dict:
         setup(f"sqlite:///{work / 'db.sqlite3'}", f"sqlite:///{work / 'huey.sqlite3'}", work)
     else:
         subprocess.run(
-            ["psql", f"{pg}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)"], check=True
+            ["psql", f"{pg}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)"],
+            check=True,
         )
         subprocess.run(["psql", f"{pg}/postgres", "-qc", f"CREATE DATABASE {PG_NAME}"], check=True)
         setup(f"{pg}/{PG_NAME}", f"{pg}/{PG_NAME}", work)
@@ -252,7 +248,13 @@ def run_tier(tier: str, recipients: int, rows: int, pg: str) -> dict:
         connections.close_all()
         if tier == "postgresql":
             subprocess.run(
-                ["psql", f"{pg}/postgres", "-qc", f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)"], check=False
+                [
+                    "psql",
+                    f"{pg}/postgres",
+                    "-qc",
+                    f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)",
+                ],
+                check=False,
             )
 
 
