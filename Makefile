@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench screenshots lint format check-channels clean
+.PHONY: run test bench screenshots lint format check-channels clean messages translations
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -19,13 +19,23 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## run: install, migrate, create the admin account once, then web + consumer (Ctrl-C stops)
 run: $(VENV)/.installed
+	$(BIN)/python manage.py compile_translations
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py runservice
 
 ## test: the whole suite against real local servers (DATABASE_URL / QUEUE_URL pick the backends)
 test: $(VENV)/.installed-dev
+	$(BIN)/python manage.py compile_translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## translations: compile locale/*/LC_MESSAGES/django.po to .mo (Python only; run and test do it)
+translations: $(VENV)/.installed
+	$(BIN)/python manage.py compile_translations
+
+## messages: refresh locale/ru from the code (needs GNU gettext: apt-get install gettext)
+messages: $(VENV)/.installed
+	$(BIN)/python manage.py makemessages -l ru --no-location --ignore=.venv --ignore=var --ignore=bench
 
 $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-bench.txt
@@ -40,6 +50,7 @@ bench: $(VENV)/.installed-bench
 ## screenshots: the admin in headless Chromium (needs the Debian package chromium): a temporary
 ## service with sample data, its pages written to assets/*.png (bench/screenshots.py)
 screenshots: $(VENV)/.installed-dev
+	$(BIN)/python manage.py compile_translations
 	$(BIN)/python bench/screenshots.py
 
 lint: $(VENV)/.installed-dev

@@ -8,6 +8,7 @@ the variable, so a typo fails at start-up instead of at the first send.
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -69,3 +70,18 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
 def env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated list with blanks dropped."""
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_decimal(name: str, default: str | None, minimum: Decimal | None = None) -> Decimal | None:
+    """An exact decimal number (a price), ``default`` when unset or blank; raises when
+    malformed or below ``minimum``."""
+    value = env_str(name) or default
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(value.replace(",", "."))
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a number such as 4.5; got {value!r}") from None
+    if not number.is_finite() or (minimum is not None and number < minimum):
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {value!r}")
+    return number

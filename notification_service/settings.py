@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import re
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 from dotenv import load_dotenv
 
-from notification_service.env import env_bool, env_float, env_int, env_list, env_str
+from notification_service.env import (
+    env_bool,
+    env_decimal,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 from notification_service.queue import queue_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -96,6 +105,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The operator's language: the admin's switcher (a cookie), else the browser's, else
+    # LANGUAGE_CODE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -108,7 +120,9 @@ ROOT_URLCONF = "notification_service.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's overrides of the admin's own templates (base_site.html: the language
+        # switcher and the dashboard link).
+        "DIRS": [BASE_DIR / "notification_service" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -154,7 +168,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# The admin speaks Russian and English; DJANGO_LANGUAGE_CODE is the default (and the language
+# of templates for recipients whose contact names none). Catalogues: locale/, compiled by
+# `manage.py compile_translations` (make run and make test do it).
+LANGUAGES = [("en", _("English")), ("ru", _("Russian"))]
+LANGUAGE_CODE = env_str("DJANGO_LANGUAGE_CODE", "en").lower()
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"DJANGO_LANGUAGE_CODE must be en or ru; got {LANGUAGE_CODE!r}")
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -231,6 +252,10 @@ if NOTIFY_SMS_LIMIT_POLICY not in {"wait", "fail"}:
     raise ImproperlyConfigured(
         f"NOTIFY_SMS_LIMIT_POLICY must be wait or fail; got {NOTIFY_SMS_LIMIT_POLICY!r}"
     )
+
+# What one SMS segment costs, for the campaign preview's estimate (e.g. 4.95); blank: no estimate.
+NOTIFY_SMS_PRICE = env_decimal("NOTIFY_SMS_PRICE", None, minimum=Decimal(0))
+NOTIFY_SMS_CURRENCY = env_str("NOTIFY_SMS_CURRENCY", "RUB")
 
 SMSAERO_EMAIL = env_str("SMSAERO_EMAIL")
 SMSAERO_API_KEY = env_str("SMSAERO_API_KEY")
@@ -314,7 +339,8 @@ if len(set(NOTIFY_CHANNEL_ORDER)) != len(NOTIFY_CHANNEL_ORDER) or not NOTIFY_CHA
     )
 NOTIFY_SEND_ON_CREATE = env_bool("NOTIFY_SEND_ON_CREATE", True)
 NOTIFY_HTTP_TIMEOUT = env_float("NOTIFY_HTTP_TIMEOUT", 10.0, minimum=0.1)
-NOTIFY_EMAIL_SUBJECT = env_str("NOTIFY_EMAIL_SUBJECT", "Notification")
+# Subject of emails whose notification has none; blank: "Notification" in DJANGO_LANGUAGE_CODE.
+NOTIFY_EMAIL_SUBJECT = env_str("NOTIFY_EMAIL_SUBJECT")
 # The longest message (characters) notification_create and the admin accept.
 NOTIFY_MESSAGE_MAX_LENGTH = env_int("NOTIFY_MESSAGE_MAX_LENGTH", 10_000, minimum=1)
 # How long a notification may wait to be delivered; after that it ends "expired" (0: forever).
@@ -337,6 +363,9 @@ NOTIFY_TELEGRAM_PACE_MAX_WAIT = env_float("NOTIFY_TELEGRAM_PACE_MAX_WAIT", 10.0,
 # Threads per consumer that send paced messages when their slot comes (0: NOTIFY_WORKERS).
 NOTIFY_PACED_THREADS = env_int("NOTIFY_PACED_THREADS", 0, minimum=0)
 NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
+# Campaigns: recipients created per insert (and the largest selection created inside the
+# request; a larger one, or a whole changelist filter, is created by the consumer).
+NOTIFY_CAMPAIGN_CHUNK = env_int("NOTIFY_CAMPAIGN_CHUNK", 1000, minimum=1)
 
 LOGGING = {
     "version": 1,

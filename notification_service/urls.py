@@ -1,19 +1,50 @@
-"""URL routes: the admin is the operator's interface; `/` sends visitors there. Providers
-call the Telegram webhook and the SMS delivery callback."""
+"""URL routes: the admin is the operator's interface; `/` sends visitors there. Beside the
+model admin: the dashboard and the small JSON endpoints its pages poll (notifications.views),
+Django's set_language for the admin's language switcher, and what providers call: the
+Telegram webhook and the SMS delivery callback."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
-from notifications import views
+from notifications import provider_views, views
 
-admin.site.site_header = "Notification Service"
-admin.site.site_title = "Notification Service"
-admin.site.index_title = "Notifications and contacts"
+admin.site.site_header = _("Notification Service")
+admin.site.site_title = _("Notification Service")
+admin.site.index_title = _("Notifications and contacts")
+
+
+def operator_view(view):
+    """An admin page: login and staff required, like the model admin's own."""
+    return admin.site.admin_view(view)
+
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/dashboard/", operator_view(views.dashboard), name="notify-dashboard"),
+    path(
+        "admin/notifications/campaign/<int:pk>/progress/",
+        operator_view(views.campaign_progress),
+        name="notify-campaign-progress",
+    ),
+    path(
+        "admin/notifications/campaign/<int:pk>/cancel/",
+        operator_view(views.campaign_cancel),
+        name="notify-campaign-cancel",
+    ),
+    path(
+        "admin/notifications/notification/states/",
+        operator_view(views.notification_states),
+        name="notify-notification-states",
+    ),
+    path(
+        "admin/notifications/usercontact/<int:pk>/send-test/",
+        operator_view(views.contact_send_test),
+        name="notify-contact-send-test",
+    ),
     path("admin/", admin.site.urls),
-    path("telegram/webhook/", views.telegram_webhook, name="telegram-webhook"),
-    path("sms/callback/<str:secret>/", views.sms_callback, name="sms-callback"),
+    path("telegram/webhook/", provider_views.telegram_webhook, name="telegram-webhook"),
+    path("sms/callback/<str:secret>/", provider_views.sms_callback, name="sms-callback"),
 ]

@@ -1,6 +1,8 @@
-"""The operator's interface: contacts, notifications, their attempts, and bulk actions.
+"""The operator's interface: contacts, notifications, their attempts, bulk actions; templates,
+campaigns ("Send a notification…" on users and contacts) and their progress.
 
-Thin by design: actions call ``notifications.services`` and report counts.
+Thin by design: actions call ``notifications.services`` and report counts. The dashboard and
+the JSON endpoints the pages poll live in ``notifications.views``.
 """
 
 from __future__ import annotations
@@ -9,20 +11,40 @@ import segno
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from notifications import selectors, services, telegram_bot
-from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.channels import channel_order
+from notifications.composing import check_campaign_content
+from notifications.content import content_for
+from notifications.display import notification_cells, progress_box, status_badge
+from notifications.forms import ComposeForm, TemplateForm, add_errors
+from notifications.models import (
+    Campaign,
+    CampaignSkip,
+    Channel,
+    DeliveryAttempt,
+    Notification,
+    Template,
+    UserContact,
+)
+from notifications.rendering import sms_estimate
 from notifications.senders.base import DeliveryError
+from notifications.senders.telegram import split_text
 
 User = get_user_model()
 
@@ -44,47 +66,162 @@ class TelegramInviteActions:
         level = messages.SUCCESS if result.sent else messages.WARNING
         self.message_user(request, result.describe(), level)
 
-    @admin.action(description=_("Send Telegram invite by email"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Send Telegram invite by email"), permissions=["change"])
     def send_telegram_invite(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._invite(request, queryset, allow_sms=False)
 
     @admin.action(
-        description=_("Send Telegram invite by email, else SMS (paid)"), permissions=["change"]
+        description=gettext_lazy("Send Telegram invite by email, else SMS (paid)"),
+        permissions=["change"],
     )
     def send_telegram_invite_sms(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._invite(request, queryset, allow_sms=True)
 
 
+# --- "Send a notification…" on users and contacts ----------------------------------------
+
+
+def channel_preview(notification: Notification, audience: int) -> list[dict]:
+    """What each channel of the chain gets for the sample recipient, as its sender would
+    send it (``content_for``), with Telegram's parts and SMS's segments and cost."""
+    labels = dict(Channel.choices)
+    rows = []
+    for channel in channel_order(notification.channels):
+        content = content_for(notification, channel)
+        row = {"channel": channel, "label": labels.get(channel, channel), "content": content}
+        if channel == "telegram":
+            row["parts"] = 1 if content.parse_mode else len(split_text(content.text))
+        if channel == "sms":
+            estimate = sms_estimate(content.text)
+            row["sms"] = estimate
+            if estimate.cost is not None:
+                row["sms_total"] = estimate.cost * audience
+        rows.append(row)
+    return rows
+
+
+class SendNotificationMixin:
+    """The "Send a notification…" action: an intermediate page composing one notification for
+    every selected row's user (or everyone the list's filter matches), with a preview per
+    channel for one sample recipient; confirming creates a campaign."""
+
+    @admin.action(description=gettext_lazy("Send a notification…"), permissions=["campaign"])
+    def send_notification(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self.compose(request, queryset)
+
+    def has_campaign_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perms(
+            ["notifications.add_campaign", "notifications.add_notification"]
+        )
+
+    def users_of(self, queryset: QuerySet) -> QuerySet:
+        return queryset
+
+    def compose(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        opts = self.model._meta
+        everyone = request.POST.get("select_across") == "1"
+        size = queryset.count()
+        sample = self.users_of(queryset).order_by("pk").select_related("contact").first()
+        form = ComposeForm(request.POST if "_compose" in request.POST else None)
+        preview = None
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            content = {
+                "message": "" if data["template"] else data["message"],
+                "subject": "" if data["template"] else data["subject"],
+                "template": data["template"],
+                "context": data["context"] if data["template"] else None,
+                "channels": data["channels"],
+                "send_at": data["send_at"],
+            }
+            try:
+                if "_send" in request.POST:
+                    campaign = services.campaign_create(
+                        created_by=request.user,
+                        user_ids=None
+                        if everyone
+                        else list(self.users_of(queryset).values_list("pk", flat=True)),
+                        audience_model=opts.label_lower,
+                        audience_query=request.GET.urlencode() if everyone else None,
+                        audience_size=size,
+                        sample=sample,
+                        name=data["name"],
+                        **content,
+                    )
+                    self.message_user(
+                        request,
+                        _("Campaign “%(name)s” started for %(count)s recipients.")
+                        % {"name": campaign.name, "count": size},
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:notifications_campaign_change", campaign.pk)
+                built = check_campaign_content(sample=sample, **content)
+                if built is not None:
+                    preview = channel_preview(built, size)
+            except ValidationError as err:
+                add_errors(form, err)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send a notification"),
+            "opts": opts,
+            "form": form,
+            "preview": preview,
+            "size": size,
+            "everyone": everyone,
+            "sample": sample,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "action": request.POST.get("action", "send_notification"),
+            "action_index": request.POST.get("index", "0"),
+            "media": self.media + form.media,
+            "sms_price": settings.NOTIFY_SMS_PRICE,
+        }
+        return TemplateResponse(request, "admin/notifications/compose.html", context)
+
+
 @admin.register(UserContact)
-class UserContactAdmin(TelegramInviteActions, admin.ModelAdmin):
+class UserContactAdmin(TelegramInviteActions, SendNotificationMixin, admin.ModelAdmin):
     list_display = (
         "user",
         "telegram_chat_id",
         "email",
         "phone",
+        "language",
         "telegram_opt_out",
         "telegram_blocked",
         "email_opt_out",
         "sms_opt_out",
         "updated_at",
     )
-    list_filter = ("telegram_opt_out", "telegram_blocked", "email_opt_out", "sms_opt_out")
+    list_filter = (
+        "telegram_opt_out",
+        "telegram_blocked",
+        "email_opt_out",
+        "sms_opt_out",
+        "language",
+    )
     search_fields = ("user__username", "user__email", "email", "phone", "telegram_chat_id")
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
     readonly_fields = ("telegram_link",)
-    actions = ["send_telegram_invite", "send_telegram_invite_sms"]
+    actions = ["send_notification", "send_telegram_invite", "send_telegram_invite_sms"]
+    change_form_template = "admin/notifications/usercontact/change_form.html"
     fieldsets = (
-        (None, {"fields": ("user",)}),
-        ("How to reach this user", {"fields": ("telegram_chat_id", "email", "phone")}),
+        (None, {"fields": ("user", "language")}),
         (
-            "Opt-outs",
+            gettext_lazy("How to reach this user"),
+            {"fields": ("telegram_chat_id", "email", "phone")},
+        ),
+        (
+            gettext_lazy("Opt-outs"),
             {"fields": ("telegram_opt_out", "telegram_blocked", "email_opt_out", "sms_opt_out")},
         ),
-        (_("Link Telegram"), {"fields": ("telegram_link",)}),
+        (gettext_lazy("Link Telegram"), {"fields": ("telegram_link",)}),
     )
 
-    @admin.display(description=_("Invite link"))
+    def users_of(self, queryset: QuerySet) -> QuerySet:
+        return User.objects.filter(pk__in=queryset.values("user_id"))
+
+    @admin.display(description=gettext_lazy("Invite link"))
     def telegram_link(self, obj: UserContact | None) -> str:
         """The contact's invite link, as text and as a QR code made here (no web service)."""
         if obj is None or obj.pk is None:
@@ -125,6 +262,7 @@ class UserContactInline(admin.StackedInline):
         "telegram_chat_id",
         "email",
         "phone",
+        "language",
         "telegram_opt_out",
         "telegram_blocked",
         "email_opt_out",
@@ -137,9 +275,9 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class UserWithContactAdmin(TelegramInviteActions, UserAdmin):
+class UserWithContactAdmin(TelegramInviteActions, SendNotificationMixin, UserAdmin):
     inlines = [UserContactInline]
-    actions = ["send_telegram_invite", "send_telegram_invite_sms"]
+    actions = ["send_notification", "send_telegram_invite", "send_telegram_invite_sms"]
 
     def _contacts(self, queryset: QuerySet) -> QuerySet[UserContact]:
         for user in queryset.filter(contact__isnull=True):
@@ -151,42 +289,7 @@ class UserWithContactAdmin(TelegramInviteActions, UserAdmin):
         return super().get_inline_instances(request, obj) if obj is not None else []
 
 
-class DeliveryAttemptInline(admin.TabularInline):
-    model = DeliveryAttempt
-    fields = (
-        "round",
-        "channel",
-        "transport",
-        "outcome",
-        "error",
-        "provider_message_id",
-        "started_at",
-        "duration_ms",
-        "segments",
-        "cost",
-        "receipt",
-    )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("started_at", "id")
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    @admin.display(description=_("receipt"))
-    def receipt(self, obj: DeliveryAttempt) -> str:
-        """What the SMS delivery receipts say: status, when, and the provider's detail."""
-        if not obj.receipt_status:
-            return "-"
-        parts = [obj.get_receipt_status_display()]
-        if obj.receipt_at:
-            parts.append(timezone.localtime(obj.receipt_at).strftime("%Y-%m-%d %H:%M:%S"))
-        text = " ".join(parts)
-        return f"{text}: {obj.receipt_error}" if obj.receipt_error else text
+# --- notifications ------------------------------------------------------------------------
 
 
 class ChannelsField(forms.CharField):
@@ -204,9 +307,12 @@ class ChannelsField(forms.CharField):
 
 class NotificationForm(forms.ModelForm):
     channels = ChannelsField(
+        label=gettext_lazy("Channels"),
         required=False,
-        help_text="Channels to try for this notification only, in order, comma-separated "
-        "(telegram, email, sms). Blank: every channel, in the service's order.",
+        help_text=gettext_lazy(
+            "Channels to try for this notification only, in order, comma-separated "
+            "(telegram, email, sms). Blank: every channel, in the service's order."
+        ),
     )
 
     class Meta:
@@ -234,24 +340,26 @@ class NotificationAdmin(admin.ModelAdmin):
         "id",
         "user",
         "short_message",
-        "status",
-        "channel",
-        "sent_at",
-        "rounds",
+        "status_badge",
+        "channel_cell",
+        "sent_at_cell",
+        "rounds_cell",
         "short_error",
     )
-    list_filter = ("status", "channel", "created_at")
+    list_filter = ("status", "channel", "created_at", "campaign")
     search_fields = ("user__username", "user__email", "message")
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
     show_full_result_count = False
     list_per_page = 50
-    inlines = [DeliveryAttemptInline]
     actions = ["send_selected", "resend_selected", "cancel_selected"]
     change_list_template = "admin/notifications/notification/change_list.html"
+    change_form_template = "admin/notifications/notification/change_form.html"
     state_fields = (
         "status",
         "channel",
+        "campaign",
+        "template",
         "created_at",
         "queued_at",
         "sent_at",
@@ -263,23 +371,30 @@ class NotificationAdmin(admin.ModelAdmin):
     )
     editable_fields = ("user", "subject", "message", "channels", "send_at", "expires_at")
 
-    def get_inline_instances(self, request: HttpRequest, obj=None):
-        # A notification being added has no attempts yet.
-        return super().get_inline_instances(request, obj) if obj is not None else []
-
     def get_fieldsets(self, request: HttpRequest, obj=None):
         message = (None, {"fields": ("user", "subject", "message")})
-        timing = ("When", {"fields": ("channels", "send_at", "expires_at")})
+        timing = (_("When"), {"fields": ("channels", "send_at", "expires_at")})
         if obj is None:
             return (message, timing)
-        return (message, timing, ("Delivery", {"fields": self.state_fields}))
+        return (message, timing, (_("Delivery"), {"fields": self.state_fields}))
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         if obj is None:
             return ()
-        if obj.status == Notification.Status.PENDING:
+        if obj.status == Notification.Status.PENDING and not obj.rendered:
             return self.state_fields
         return (*self.editable_fields, *self.state_fields)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        notification = self.get_object(request, object_id)
+        extra = {}
+        if notification is not None:
+            extra = {
+                "attempt_rounds": attempt_rounds(notification),
+                "rendered_channels": rendered_channels(notification),
+                "live_cells": notification_cells(notification),
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def save_model(self, request: HttpRequest, obj: Notification, form, change: bool) -> None:
         """New: created (and queued) by the service. Changed: only the edited fields, and
@@ -301,18 +416,44 @@ class NotificationAdmin(admin.ModelAdmin):
         if not services.notification_update_pending(notification=obj, fields=edited):
             self.message_user(
                 request,
-                "Not saved: this notification is no longer pending (it was queued or sent "
-                "meanwhile).",
+                _(
+                    "Not saved: this notification is no longer pending (it was queued or sent "
+                    "meanwhile)."
+                ),
                 messages.ERROR,
             )
 
-    @admin.display(description="message")
+    @admin.display(description=gettext_lazy("message"))
     def short_message(self, obj: Notification) -> str:
         return Truncator(obj.message).chars(60)
 
-    @admin.display(description="last error")
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, obj: Notification) -> str:
+        return status_badge(obj.status, obj.pk)
+
+    def _cell(self, obj: Notification, name: str) -> str:
+        return format_html(
+            '<span data-nf-id="{}" data-nf-cell="{}">{}</span>',
+            obj.pk,
+            name,
+            notification_cells(obj)[name],
+        )
+
+    @admin.display(description=gettext_lazy("delivered via"), ordering="channel")
+    def channel_cell(self, obj: Notification) -> str:
+        return self._cell(obj, "channel")
+
+    @admin.display(description=gettext_lazy("sent at"), ordering="sent_at")
+    def sent_at_cell(self, obj: Notification) -> str:
+        return self._cell(obj, "sent_at")
+
+    @admin.display(description=gettext_lazy("rounds"), ordering="rounds")
+    def rounds_cell(self, obj: Notification) -> str:
+        return self._cell(obj, "rounds")
+
+    @admin.display(description=gettext_lazy("last error"))
     def short_error(self, obj: Notification) -> str:
-        return Truncator(obj.last_error).chars(80)
+        return self._cell(obj, "last_error")
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         extra_context = {**(extra_context or {}), "channel_status": selectors.channel_status()}
@@ -322,16 +463,214 @@ class NotificationAdmin(admin.ModelAdmin):
         level = messages.SUCCESS if result.changed else messages.WARNING
         self.message_user(request, result.describe(verb), level)
 
-    @admin.action(description="Send selected notifications", permissions=["change"])
+    @admin.action(description=gettext_lazy("Send selected notifications"), permissions=["change"])
     def send_selected(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         self._report(request, services.notifications_queue(queryset=queryset), "queued")
 
     @admin.action(
-        description="Resend selected notifications (even if sent)", permissions=["change"]
+        description=gettext_lazy("Resend selected notifications (even if sent)"),
+        permissions=["change"],
     )
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         self._report(request, services.notifications_resend(queryset=queryset), "queued again")
 
-    @admin.action(description="Cancel selected notifications", permissions=["change"])
+    @admin.action(description=gettext_lazy("Cancel selected notifications"), permissions=["change"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         self._report(request, services.notifications_cancel(queryset=queryset), "cancelled")
+
+
+# Skip reasons the chain writes into attempts, shown in the operator's language.
+KNOWN_ATTEMPT_ERRORS = {
+    "not configured": gettext_lazy("not configured"),
+    "opted out": gettext_lazy("opted out"),
+    "no Telegram chat id": gettext_lazy("no Telegram chat id"),
+    "no email address": gettext_lazy("no email address"),
+    "no phone number": gettext_lazy("no phone number"),
+    "failed permanently earlier in this run": gettext_lazy(
+        "failed permanently earlier in this run"
+    ),
+}
+
+
+def receipt_text(attempt: DeliveryAttempt) -> str:
+    """What an SMS's delivery receipts say: status, when, and the provider's detail."""
+    if not attempt.receipt_status:
+        return ""
+    parts = [str(attempt.get_receipt_status_display())]
+    if attempt.receipt_at:
+        parts.append(timezone.localtime(attempt.receipt_at).strftime("%Y-%m-%d %H:%M:%S"))
+    text = " ".join(parts)
+    return f"{text}: {attempt.receipt_error}" if attempt.receipt_error else text
+
+
+def attempt_rounds(notification: Notification) -> list[dict]:
+    """The attempts grouped by round, oldest first: the timeline on its page."""
+    rounds: dict[int, list] = {}
+    for attempt in notification.attempts.order_by("started_at", "id"):
+        attempt.shown_error = KNOWN_ATTEMPT_ERRORS.get(attempt.error, attempt.error)
+        attempt.shown_receipt = receipt_text(attempt)
+        rounds.setdefault(attempt.round, []).append(attempt)
+    return [{"round": number, "attempts": attempts} for number, attempts in rounds.items()]
+
+
+def rendered_channels(notification: Notification) -> list[dict]:
+    """What each channel was given, for a notification made from a template."""
+    if not notification.rendered:
+        return []
+    labels = dict(Channel.choices)
+    return [
+        {
+            "label": labels[channel],
+            "content": content_for(notification, channel),
+            "channel": channel,
+        }
+        for channel in ("telegram", "email", "sms")
+        if channel in notification.rendered
+    ]
+
+
+# --- templates ------------------------------------------------------------------------------
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
+    list_display = ("name", "key", "language_versions", "updated_at")
+    search_fields = ("name", "key")
+    prepopulated_fields = {"key": ("name",)}
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        def version(lang: str) -> tuple[str, list[str]]:
+            return [f"{part}_{lang}" for part in Template.PARTS]
+
+        return (
+            (None, {"fields": ("name", "key", "example_context")}),
+            (_("Russian"), {"fields": version("ru")}),
+            (_("English"), {"fields": version("en")}),
+        )
+
+    @admin.display(description=gettext_lazy("languages"))
+    def language_versions(self, obj: Template) -> str:
+        return ", ".join(obj.languages()) or "—"
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+class CampaignSkipInline(admin.TabularInline):
+    model = CampaignSkip
+    fields = ("user", "reason", "why")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    verbose_name_plural = gettext_lazy("skipped recipients (the first 50)")
+
+    def get_queryset(self, request: HttpRequest):
+        queryset = super().get_queryset(request).select_related("user")
+        ids = list(queryset.order_by("id").values_list("id", flat=True)[:50])
+        return queryset.filter(id__in=ids)
+
+    @admin.display(description=gettext_lazy("why"))
+    def why(self, obj: CampaignSkip) -> str:
+        return skip_detail(obj)
+
+
+SKIP_CHANNEL_REASONS = {
+    "opted_out": gettext_lazy("opted out"),
+    "no_address": gettext_lazy("no address"),
+}
+
+
+def skip_detail(skip: CampaignSkip) -> str:
+    if skip.detail:
+        return skip.detail
+    labels = dict(Channel.choices)
+    return "; ".join(
+        f"{labels.get(channel, channel)}: {SKIP_CHANNEL_REASONS.get(code, code)}"
+        for channel, code in skip.channels.items()
+    )
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "state",
+        "audience_size",
+        "recipients",
+        "skipped",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("state", "created_at")
+    search_fields = ("name",)
+    change_form_template = "admin/notifications/campaign/change_form.html"
+    inlines = [CampaignSkipInline]
+    fields = (
+        "name",
+        "state",
+        "created_by",
+        "created_at",
+        "template",
+        "subject",
+        "message",
+        "context",
+        "channels",
+        "send_at",
+        "audience",
+        "audience_size",
+        "recipients",
+        "skipped",
+        "created_all_at",
+        "error",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # campaigns start from "Send a notification…" on users or contacts
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description=gettext_lazy("audience"))
+    def audience(self, obj: Campaign) -> str:
+        model = Campaign._meta.apps.get_model(obj.audience_model)
+        label = model._meta.verbose_name_plural
+        if obj.audience_all:
+            return _("every one of the %(model)s matching the list's filter “%(query)s”") % {
+                "model": label,
+                "query": obj.audience_query or _("(none)"),
+            }
+        return _("%(count)s chosen users") % {"count": len(obj.audience_ids)}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        extra = {}
+        if campaign is not None:
+            extra = {
+                "progress_box": progress_box(request, campaign),
+                "notifications_url": reverse("admin:notifications_notification_changelist")
+                + f"?campaign__id__exact={campaign.pk}",
+                "skips_url": reverse("admin:notifications_campaignskip_changelist")
+                + f"?campaign__id__exact={campaign.pk}",
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+
+@admin.register(CampaignSkip)
+class CampaignSkipAdmin(admin.ModelAdmin):
+    list_display = ("user", "campaign", "reason", "why")
+    list_filter = ("reason", "campaign")
+    list_select_related = ("user", "campaign")
+    search_fields = ("user__username", "user__email")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description=gettext_lazy("why"))
+    def why(self, obj: CampaignSkip) -> str:
+        return skip_detail(obj)

@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThan
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from notifications.validators import (
     normalize_phone,
@@ -18,51 +20,76 @@ from notifications.validators import (
 
 
 class Channel(models.TextChoices):
-    TELEGRAM = "telegram", "Telegram"
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
+    TELEGRAM = "telegram", _("Telegram")
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+
+
+# The languages templates are written in (and a contact may ask for).
+LANGUAGE_CHOICES = [("ru", _("Russian")), ("en", _("English"))]
 
 
 class UserContact(models.Model):
     """How to reach one user; created automatically with every user."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="contact",
+        verbose_name=_("user"),
     )
     telegram_chat_id = models.CharField(
-        "Telegram chat id",
+        _("Telegram chat id"),
         max_length=64,
         blank=True,
         validators=[validate_telegram_chat_id],
-        help_text="Filled in by the bot when the user opens their invite link (below). Or "
-        "type a numeric chat id (negative for groups) or @channelusername; the user must "
-        "have sent /start to the bot.",
+        help_text=_(
+            "Filled in by the bot when the user opens their invite link (below). Or type a "
+            "numeric chat id (negative for groups) or @channelusername; the user must have "
+            "sent /start to the bot."
+        ),
     )
     email = models.EmailField(
-        blank=True, help_text="Leave blank to use the email address of the user account."
+        _("email"),
+        blank=True,
+        help_text=_("Leave blank to use the email address of the user account."),
     )
     phone = models.CharField(
+        _("phone"),
         max_length=20,
         blank=True,
         validators=[validate_phone],
-        help_text="Mobile number, stored in international form (+79161234567).",
+        help_text=_("Mobile number, stored in international form (+79161234567)."),
     )
-    telegram_opt_out = models.BooleanField("no Telegram", default=False)
+    telegram_opt_out = models.BooleanField(_("no Telegram"), default=False)
     telegram_blocked = models.BooleanField(
-        "bot blocked",
+        _("bot blocked"),
         default=False,
-        help_text="The user blocked the bot (or removed it from the group): Telegram is skipped "
-        "until they unblock it or link again.",
+        help_text=_(
+            "The user blocked the bot (or removed it from the group): Telegram is skipped "
+            "until they unblock it or link again."
+        ),
     )
-    email_opt_out = models.BooleanField("no email", default=False)
-    sms_opt_out = models.BooleanField("no SMS", default=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    email_opt_out = models.BooleanField(_("no email"), default=False)
+    sms_opt_out = models.BooleanField(_("no SMS"), default=False)
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        blank=True,
+        choices=LANGUAGE_CHOICES,
+        help_text=_(
+            "The language of the templates this user gets; blank: the service's language "
+            "(DJANGO_LANGUAGE_CODE)."
+        ),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "user contact"
+        verbose_name = _("user contact")
+        verbose_name_plural = _("user contacts")
 
     def __str__(self) -> str:
-        return f"Contact of {self.user}"
+        return _("Contact of %(user)s") % {"user": self.user}
 
     def save(self, *args, **kwargs) -> None:
         # Code paths that skip full_clean() still store the one normalised phone form.
@@ -84,74 +111,261 @@ class UserContact(models.Model):
         return self.email or getattr(self.user, "email", "") or ""
 
 
+class Template(models.Model):
+    """A message written once per channel and language; its variables are filled from the
+    recipient's fields and a JSON context when a notification is created."""
+
+    key = models.SlugField(
+        _("key"),
+        max_length=100,
+        unique=True,
+        help_text=_("How code and the API name this template, e.g. maintenance."),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    example_context = models.JSONField(
+        _("example context"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Sample values of the template's own variables, as a JSON object, e.g. "
+            '{"start": "02:00"}; used by the preview and the checks on save.'
+        ),
+    )
+    telegram_text_ru = models.TextField(_("Telegram text"), blank=True)
+    email_subject_ru = models.CharField(_("email subject"), max_length=200, blank=True)
+    email_text_ru = models.TextField(_("email text"), blank=True)
+    email_html_ru = models.TextField(_("email HTML"), blank=True)
+    sms_text_ru = models.TextField(_("SMS text"), blank=True)
+    telegram_text_en = models.TextField(_("Telegram text"), blank=True)
+    email_subject_en = models.CharField(_("email subject"), max_length=200, blank=True)
+    email_text_en = models.TextField(_("email text"), blank=True)
+    email_html_en = models.TextField(_("email HTML"), blank=True)
+    sms_text_en = models.TextField(_("SMS text"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    # The parts of one language version; every one but the HTML is required.
+    PARTS = ("telegram_text", "email_subject", "email_text", "email_html", "sms_text")
+    REQUIRED_PARTS = ("telegram_text", "email_subject", "email_text", "sms_text")
+
+    class Meta:
+        verbose_name = _("template")
+        verbose_name_plural = _("templates")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def part(self, name: str, language: str) -> str:
+        return getattr(self, f"{name}_{language}")
+
+    def languages(self) -> list[str]:
+        """The languages this template is written in (every required part filled)."""
+        return [
+            code
+            for code, _label in LANGUAGE_CHOICES
+            if all(self.part(name, code).strip() for name in self.REQUIRED_PARTS)
+        ]
+
+
+class Campaign(models.Model):
+    """One message (or template) sent to many users at once, and how that send is going."""
+
+    class State(models.TextChoices):
+        CREATING = "creating", _("Creating")
+        READY = "ready", _("Created")
+        FAILED = "failed", _("Not created")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    name = models.CharField(_("name"), max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    language = models.CharField(
+        _("language"), max_length=8, blank=True, help_text=_("The operator's language.")
+    )
+    template = models.ForeignKey(
+        Template,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("template"),
+    )
+    context = models.JSONField(_("context"), default=dict, blank=True)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    channels = models.JSONField(_("channels"), default=list, blank=True)
+    send_at = models.DateTimeField(_("send at"), null=True, blank=True)
+    # Who gets it: the ids ticked (users, or users of the contacts ticked), or everyone the
+    # changelist of ``audience_model`` shows for ``audience_query`` (re-evaluated when the
+    # notifications are created).
+    audience_model = models.CharField(_("audience"), max_length=100, default="auth.user")
+    audience_ids = models.JSONField(default=list, blank=True, editable=False)
+    audience_query = models.TextField(_("changelist filter"), blank=True)
+    audience_all = models.BooleanField(_("everyone matching the filter"), default=False)
+    audience_size = models.PositiveIntegerField(_("audience size"), default=0)
+    state = models.CharField(_("state"), max_length=16, choices=State, default=State.CREATING)
+    # The last recipient (user id) whose notification exists: creation resumes after it.
+    cursor = models.BigIntegerField(default=0, editable=False)
+    recipients = models.PositiveIntegerField(_("notifications created"), default=0)
+    skipped = models.PositiveIntegerField(_("recipients skipped"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    created_all_at = models.DateTimeField(_("all created at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "updated_at"], name="campaign_state_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignSkip(models.Model):
+    """A recipient of a campaign who got no notification, and why."""
+
+    class Reason(models.TextChoices):
+        OPTED_OUT = "opted_out", _("opted out of every channel")
+        NO_ADDRESS = "no_address", _("no address on any channel")
+        INVALID = "invalid", _("the message could not be made")
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="skips", verbose_name=_("campaign")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason)
+    # channel -> "opted_out" / "no_address", for the first two reasons.
+    channels = models.JSONField(_("channels"), default=dict, blank=True)
+    detail = models.TextField(_("detail"), blank=True)
+
+    class Meta:
+        verbose_name = _("skipped recipient")
+        verbose_name_plural = _("skipped recipients")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.get_reason_display()}"
+
+
 class Notification(models.Model):
     """One message to one user; its row is the source of truth for its delivery."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SCHEDULED = "scheduled", "Scheduled"
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        DELIVERED = "delivered", "Delivered"
-        UNDELIVERED = "undelivered", "Undelivered"
-        FAILED = "failed", "Failed"
-        EXPIRED = "expired", "Expired"
-        CANCELLED = "cancelled", "Cancelled"
+        PENDING = "pending", _("Pending")
+        SCHEDULED = "scheduled", _("Scheduled")
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        UNDELIVERED = "undelivered", _("Undelivered")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
+        CANCELLED = "cancelled", _("Cancelled")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("user"),
     )
     subject = models.CharField(
+        _("subject"),
         max_length=200,
         blank=True,
         validators=[validate_subject],
-        help_text="Email subject; a default is used when blank.",
+        help_text=_("Email subject; a default is used when blank."),
     )
     message = models.TextField(
+        _("message"),
         validators=[validate_message],
-        error_messages={"blank": "The message is empty; write something to send."},
+        error_messages={"blank": _("The message is empty; write something to send.")},
     )
     channels = models.JSONField(
+        _("channels"),
         default=list,
         blank=True,
-        help_text="Channels to try, in order, for this notification only; empty: all, in "
-        "the service's order.",
+        help_text=_(
+            "Channels to try, in order, for this notification only; empty: all, in "
+            "the service's order."
+        ),
     )
-    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
     channel = models.CharField(
-        "delivered via", max_length=16, choices=Channel, blank=True, default=""
+        _("delivered via"), max_length=16, choices=Channel, blank=True, default=""
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
     send_at = models.DateTimeField(
-        "send at", null=True, blank=True, help_text="Not sent before this time."
+        _("send at"), null=True, blank=True, help_text=_("Not sent before this time.")
     )
     expires_at = models.DateTimeField(
-        "expires at",
+        _("expires at"),
         null=True,
         blank=True,
-        help_text="Never delivered after this time; it ends expired instead.",
+        help_text=_("Never delivered after this time; it ends expired instead."),
     )
-    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     rounds = models.PositiveIntegerField(
-        default=0, help_text="How many times the channel chain has been tried in this run."
+        _("rounds"),
+        default=0,
+        help_text=_("How many times the channel chain has been tried in this run."),
     )
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, default="")
     # Delivery state of the current run (since the last Send/Resend): the channels that failed
     # permanently, the parts of a split message already accepted, where a deferred round goes
     # on. See notifications.delivery.Progress.
     progress = models.JSONField(default=dict, blank=True, editable=False)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=200, null=True, blank=True, unique=True
+    )
+    campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,  # the (campaign, status) index serves it
+        related_name="notifications",
+        verbose_name=_("campaign"),
+    )
+    template = models.ForeignKey(
+        Template,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("template"),
+    )
+    # What each channel sends when it was rendered from a template at creation:
+    # {"language": "ru", "telegram": {"text", "parse_mode"}, "email": {"subject", "text",
+    # "html"}, "sms": {"text"}}. Empty: every channel sends ``message`` (notifications.content).
+    rendered = models.JSONField(_("rendered"), default=dict, blank=True, editable=False)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="notif_status_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="notif_status_lease_idx"),
             models.Index(fields=["channel"], name="notif_channel_idx"),
+            models.Index(fields=["campaign", "status"], name="notif_campaign_status_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -160,7 +374,10 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Notification #{self.pk} ({self.get_status_display()})"
+        return _("Notification #%(id)s (%(status)s)") % {
+            "id": self.pk,
+            "status": self.get_status_display(),
+        }
 
 
 class ReceiptStatus(models.TextChoices):
@@ -173,35 +390,44 @@ class DeliveryAttempt(models.Model):
     """One try of one transport for one notification."""
 
     class Outcome(models.TextChoices):
-        SUCCESS = "success", "Success"
-        PARTIAL = "partial", "Partly sent"
-        TRANSIENT = "transient", "Transient error"
-        AMBIGUOUS = "ambiguous", "Unknown (may have been accepted)"
-        PERMANENT = "permanent", "Permanent error"
-        RATE_LIMITED = "rate_limited", "Rate limited"
-        DEFERRED = "deferred", "Deferred"
-        SKIPPED = "skipped", "Skipped"
+        SUCCESS = "success", _("Success")
+        PARTIAL = "partial", _("Partly sent")
+        TRANSIENT = "transient", _("Transient error")
+        AMBIGUOUS = "ambiguous", _("Unknown (may have been accepted)")
+        PERMANENT = "permanent", _("Permanent error")
+        RATE_LIMITED = "rate_limited", _("Rate limited")
+        DEFERRED = "deferred", _("Deferred")
+        SKIPPED = "skipped", _("Skipped")
 
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="attempts"
+        Notification,
+        on_delete=models.CASCADE,
+        related_name="attempts",
+        verbose_name=_("notification"),
     )
-    round = models.PositiveIntegerField(default=1)
-    channel = models.CharField(max_length=16, choices=Channel, blank=True)
-    transport = models.CharField(max_length=32)
-    outcome = models.CharField(max_length=16, choices=Outcome)
-    error = models.TextField(blank=True, default="")
-    provider_message_id = models.CharField(max_length=255, blank=True, default="")
-    started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField(default=0)
+    round = models.PositiveIntegerField(_("round"), default=1)
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel, blank=True)
+    transport = models.CharField(_("transport"), max_length=32)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
+    error = models.TextField(_("error"), blank=True, default="")
+    provider_message_id = models.CharField(
+        _("provider message id"), max_length=255, blank=True, default=""
+    )
+    started_at = models.DateTimeField(_("started at"))
+    duration_ms = models.PositiveIntegerField(_("duration, ms"), default=0)
     cost = models.DecimalField(
+        _("cost"),
         max_digits=10,
         decimal_places=4,
         null=True,
         blank=True,
-        help_text="What the provider charged.",
+        help_text=_("What the provider charged."),
     )
     segments = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="How many SMS parts the text was sent as."
+        _("segments"),
+        null=True,
+        blank=True,
+        help_text=_("How many SMS parts the text was sent as."),
     )
     # Delivery receipts (SMS only: Telegram has none for bots, email none here).
     receipt_status = models.CharField(
@@ -223,7 +449,13 @@ class DeliveryAttempt(models.Model):
     )
 
     class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
         ordering = ["started_at", "id"]
+        indexes = [
+            # The dashboard's period queries.
+            models.Index(fields=["started_at", "channel"], name="attempt_started_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel}/{self.transport}: {self.outcome}"
@@ -236,11 +468,12 @@ class SmsDailyCount(models.Model):
     send fails, so the limit holds across every worker and host.
     """
 
-    day = models.DateField(unique=True)
-    sent = models.PositiveIntegerField(default=0)
+    day = models.DateField(_("day"), unique=True)
+    sent = models.PositiveIntegerField(_("sent"), default=0)
 
     class Meta:
-        verbose_name = "SMS daily count"
+        verbose_name = _("SMS daily count")
+        verbose_name_plural = _("SMS daily counts")
 
     def __str__(self) -> str:
         return f"{self.day}: {self.sent} SMS"
@@ -253,11 +486,12 @@ class RateLimitSlot(models.Model):
     Redis. ``next_at`` is a Unix time in seconds.
     """
 
-    name = models.CharField(max_length=200, primary_key=True)
-    next_at = models.FloatField()
+    name = models.CharField(_("name"), max_length=200, primary_key=True)
+    next_at = models.FloatField(_("next at"))
 
     class Meta:
-        verbose_name = "rate limit slot"
+        verbose_name = _("rate limit slot")
+        verbose_name_plural = _("rate limit slots")
 
     def __str__(self) -> str:
         return f"{self.name}: next at {self.next_at:.3f}"

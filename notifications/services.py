@@ -1,4 +1,5 @@
-"""What operators and code do with notifications: create, queue, resend, cancel, edit.
+"""What operators and code do with notifications: create, queue, resend, cancel, edit;
+campaigns (one message to many); a contact's test notification.
 
 The admin actions, the admin's forms and the HTTP API call these; they queue through
 ``tasks.ring`` after their transaction commits. Each bulk operation is a fixed number of
@@ -20,27 +21,50 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone, translation
+from django.utils.text import Truncator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from notifications import selectors, tasks, telegram_bot
-from notifications.models import Notification, TelegramLink, UserContact
+from notifications.composing import (
+    CampaignFiller,
+    check_campaign_content,
+    due_of,
+    notification_build,
+)
+from notifications.composing import validate_options as validate_options
+from notifications.models import Campaign, Notification, TelegramLink, Template, UserContact
+from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
 
 Status = Notification.Status
 
 # Why a selected notification was left alone, by its status.
 LEFT_ALONE_REASONS = {
-    Status.PENDING: "not queued yet",
-    Status.SCHEDULED: "scheduled",
-    Status.QUEUED: "already queued",
-    Status.SENDING: "being sent",
-    Status.SENT: "already sent",
-    Status.DELIVERED: "delivered",
-    Status.UNDELIVERED: "undelivered",
-    Status.FAILED: "failed",
-    Status.EXPIRED: "expired",
-    Status.CANCELLED: "cancelled",
+    Status.PENDING: gettext_lazy("not queued yet"),
+    Status.SCHEDULED: gettext_lazy("scheduled"),
+    Status.QUEUED: gettext_lazy("already queued"),
+    Status.SENDING: gettext_lazy("being sent"),
+    Status.SENT: gettext_lazy("already sent"),
+    Status.DELIVERED: gettext_lazy("delivered"),
+    Status.UNDELIVERED: gettext_lazy("undelivered"),
+    Status.FAILED: gettext_lazy("failed"),
+    Status.EXPIRED: gettext_lazy("expired"),
+    Status.CANCELLED: gettext_lazy("cancelled"),
 }
-IDEMPOTENCY_KEY_MAX_LENGTH = Notification._meta.get_field("idempotency_key").max_length
+
+
+def _changed(verb: str, count: int) -> str:
+    """``12 queued`` in the active language, for the verbs the bulk operations use."""
+    if verb == "queued":
+        return ngettext("%(count)s queued", "%(count)s queued", count) % {"count": count}
+    if verb == "queued again":
+        return ngettext("%(count)s queued again", "%(count)s queued again", count) % {
+            "count": count
+        }
+    if verb == "cancelled":
+        return ngettext("%(count)s cancelled", "%(count)s cancelled", count) % {"count": count}
+    return f"{count} {verb}"
 
 
 @dataclass
@@ -51,32 +75,27 @@ class BulkResult:
     left_alone: Counter = field(default_factory=Counter)
 
     def describe(self, verb: str) -> str:
-        """E.g. ``12 queued, 3 skipped: 3 already sent``."""
-        text = f"{self.changed} {verb}"
+        """E.g. ``12 queued, 3 skipped: 3 already sent`` (``verb``: queued, queued again,
+        cancelled), in the active language."""
+        text = _changed(verb, self.changed)
         if self.left_alone:
             reasons = ", ".join(
-                f"{count} {LEFT_ALONE_REASONS[status]}"
+                _("%(count)s %(reason)s") % {"count": count, "reason": LEFT_ALONE_REASONS[status]}
                 for status, count in sorted(self.left_alone.items())
             )
-            text += f", {sum(self.left_alone.values())} skipped: {reasons}"
+            skipped = sum(self.left_alone.values())
+            text = ngettext(
+                "%(changed)s, %(count)s skipped: %(reasons)s",
+                "%(changed)s, %(count)s skipped: %(reasons)s",
+                skipped,
+            ) % {"changed": text, "count": skipped, "reasons": reasons}
         return text
 
 
 def _ring_after_commit(due: list[tuple[int, datetime | None]]) -> None:
     """After commit, ring now for the rows due now and at their time for scheduled ones."""
-    if not due:
-        return
-    now = timezone.now()
-    ready = [pk for pk, at in due if at is None or at <= now]
-    later = [(pk, at) for pk, at in due if at is not None and at > now]
-
-    def ring() -> None:
-        if ready:
-            tasks.ring(ready)
-        for pk, at in later:
-            tasks.ring([pk], eta=at)
-
-    transaction.on_commit(ring)
+    if due:
+        transaction.on_commit(lambda: tasks.ring_due(due))
 
 
 def _move_to_queued(
@@ -157,128 +176,34 @@ def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
     )
 
 
-def _validate_channels(channels: list[str] | None) -> list[str]:
-    if not channels:
-        return []
-    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, str) for c in channels):
-        raise ValidationError({"channels": "Give the channels as a list of names."})
-    unknown = [c for c in channels if c not in settings.CHANNELS]
-    if unknown:
-        raise ValidationError(
-            {
-                "channels": f"Unknown channel {', '.join(map(repr, unknown))}; choose from "
-                f"{', '.join(settings.CHANNELS)}."
-            }
-        )
-    if len(set(channels)) != len(channels):
-        raise ValidationError({"channels": "Name each channel at most once."})
-    return list(channels)
-
-
-def _validate_key(key: str | None) -> str | None:
-    if key is None or key == "":
-        return None
-    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise ValidationError(
-            {
-                "idempotency_key": f"The idempotency key is {len(key)} characters long; at "
-                f"most {IDEMPOTENCY_KEY_MAX_LENGTH} are allowed."
-            }
-        )
-    if "\x00" in key:
-        raise ValidationError({"idempotency_key": "The idempotency key contains a NUL character."})
-    return key
-
-
-def _validate_times(
-    now: datetime, send_at: datetime | None, expires_at: datetime | None
-) -> datetime | None:
-    """The expiry to store: ``expires_at``, else ``NOTIFY_MESSAGE_TTL`` after sending starts."""
-    for name, value in (("send_at", send_at), ("expires_at", expires_at)):
-        if value is not None and timezone.is_naive(value):
-            raise ValidationError({name: "Give a time with its time zone."})
-    start = max(send_at or now, now)
-    if expires_at is not None:
-        if expires_at <= start:
-            raise ValidationError(
-                {"expires_at": "The expiry must be after the time the notification is sent."}
-            )
-        return expires_at
-    ttl = settings.NOTIFY_MESSAGE_TTL
-    return start + timedelta(seconds=ttl) if ttl else None
-
-
-def validate_options(
-    *,
-    channels: list[str] | None = None,
-    send_at: datetime | None = None,
-    expires_at: datetime | None = None,
-    checking_expiry: bool = True,
-) -> None:
-    """The checks ``notification_create`` makes of its options, for forms; raises
-    ``ValidationError``."""
-    _validate_channels(channels)
-    if checking_expiry:
-        _validate_times(timezone.now(), send_at, expires_at)
-
-
-def notification_build(
-    *,
-    user: AbstractBaseUser,
-    message: str,
-    subject: str = "",
-    channels: list[str] | None = None,
-    send_at: datetime | None = None,
-    expires_at: datetime | None = None,
-    idempotency_key: str | None = None,
-    queue: bool | None = None,
-    now: datetime | None = None,
-) -> Notification:
-    """A validated, unsaved notification (what ``notification_create`` saves).
-
-    ``queue``: queued (or scheduled) at once; default ``NOTIFY_SEND_ON_CREATE``. Raises
-    ``ValidationError`` with a message per field.
-    """
-    now = now or timezone.now()
-    key = _validate_key(idempotency_key)
-    notification = Notification(
-        user=user,
-        message=message,
-        subject=subject or "",
-        channels=_validate_channels(channels),
-        send_at=send_at,
-        expires_at=_validate_times(now, send_at, expires_at),
-        idempotency_key=key,
-    )
-    notification.full_clean(exclude=["idempotency_key", "user"] if key else ["user"])
-    if queue if queue is not None else settings.NOTIFY_SEND_ON_CREATE:
-        later = send_at is not None and send_at > now
-        notification.status = Status.SCHEDULED if later else Status.QUEUED
-        notification.queued_at = now
-        notification.next_attempt_at = send_at if later else now
-    return notification
-
-
 def notification_create(
     *,
     user: AbstractBaseUser,
-    message: str,
+    message: str = "",
     subject: str = "",
     channels: list[str] | None = None,
     send_at: datetime | None = None,
     expires_at: datetime | None = None,
     idempotency_key: str | None = None,
     queue: bool | None = None,
+    template: Template | str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Notification:
     """Create a notification, queued when the transaction commits (``NOTIFY_SEND_ON_CREATE``,
     or ``queue``), or scheduled for ``send_at``.
 
+    ``message`` (and ``subject``), or a ``template`` (a ``Template`` or its key) rendered now
+    for the user, in their language, with ``context`` (a JSON object) besides their own fields;
+    each channel then gets its own form, kept on the notification.
     ``channels``: the chain for this notification only (a subset of telegram, email, sms, in
     the order to try). ``expires_at``: never delivered after it (default: NOTIFY_MESSAGE_TTL
     after it is due). With an ``idempotency_key`` seen before, returns that notification
     instead of a second one. Raises ``django.core.exceptions.ValidationError`` (an empty or
-    over-long message, NUL characters, a multi-line subject, an over-long key, …).
+    over-long message, NUL characters, a multi-line subject, an over-long key, an unknown
+    template, a variable the template uses missing from ``context``, …).
     """
+    if isinstance(template, str):
+        template = template_get(key=template)
     notification = notification_build(
         user=user,
         message=message,
@@ -288,6 +213,8 @@ def notification_create(
         expires_at=expires_at,
         idempotency_key=idempotency_key,
         queue=queue,
+        template=template,
+        context=context,
     )
     if notification.idempotency_key:
         existing = Notification.objects.filter(idempotency_key=notification.idempotency_key).first()
@@ -296,22 +223,24 @@ def notification_create(
         try:
             with transaction.atomic():
                 notification.save()
-                _ring_after_commit(_due_of([notification]))
+                _ring_after_commit(due_of([notification]))
         except IntegrityError:  # created by a concurrent call with the same key
             return Notification.objects.get(idempotency_key=notification.idempotency_key)
         return notification
     with transaction.atomic():
         notification.save()
-        _ring_after_commit(_due_of([notification]))
+        _ring_after_commit(due_of([notification]))
     return notification
 
 
-def _due_of(notifications: list[Notification]) -> list[tuple[int, datetime | None]]:
-    return [
-        (n.pk, n.next_attempt_at)
-        for n in notifications
-        if n.status in (Status.QUEUED, Status.SCHEDULED)
-    ]
+def template_get(*, key: str) -> Template:
+    """The template called ``key``; raises ``ValidationError`` when there is none."""
+    try:
+        return Template.objects.get(key=key)
+    except Template.DoesNotExist:
+        raise ValidationError(
+            {"template": _("There is no template with the key %(key)r.") % {"key": key}}
+        ) from None
 
 
 def notifications_save_new(notifications: list[Notification]) -> list[Notification]:
@@ -319,7 +248,7 @@ def notifications_save_new(notifications: list[Notification]) -> list[Notificati
     their doorbells after commit."""
     with transaction.atomic():
         created = Notification.objects.bulk_create(notifications)
-        _ring_after_commit(_due_of(created))
+        _ring_after_commit(due_of(created))
     return created
 
 
@@ -420,3 +349,114 @@ def telegram_invites_send(
         notifications_save_new(built)
     result.sent = len(built)
     return result
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+def campaign_create(
+    *,
+    created_by: AbstractBaseUser,
+    user_ids: list[int] | None = None,
+    audience_model: str = "auth.user",
+    audience_query: str | None = None,
+    audience_size: int | None = None,
+    sample: AbstractBaseUser | None = None,
+    name: str = "",
+    message: str = "",
+    subject: str = "",
+    template: Template | None = None,
+    context: dict[str, Any] | None = None,
+    channels: list[str] | None = None,
+    send_at: datetime | None = None,
+) -> Campaign:
+    """One notification for each user of an audience, queued (or scheduled for ``send_at``).
+
+    The audience: ``user_ids``, or (``audience_query`` given) everyone the admin's changelist
+    of ``audience_model`` (``auth.user`` or ``notifications.usercontact``) shows for that
+    query string, re-evaluated when the notifications are created. Up to
+    ``NOTIFY_CAMPAIGN_CHUNK`` ids are created here, in a fixed number of queries; more, or a
+    filter, are created by the consumer (``tasks.campaign_fill``) after commit. Users who
+    opted out of every channel, or have no address on any, get none and are listed in
+    ``campaign.skips``. Raises ``ValidationError`` (no message nor template, both, a
+    template variable missing from ``context`` for the ``sample`` recipient, bad channels or
+    time) before anything is stored.
+    """
+    if template is None and not (message or "").strip():
+        raise ValidationError({"message": _("Write a message, or choose a template.")})
+    if template is not None and (message or "").strip():
+        raise ValidationError({"message": _("Give a message or a template, not both.")})
+    everyone = audience_query is not None
+    ids = sorted({int(pk) for pk in user_ids or []})
+    if not everyone and not ids:
+        raise ValidationError(_("Choose at least one recipient."))
+    if sample is None and ids:
+        sample = next(iter(selectors.users_by_id(ids[:1])), None)
+    check_campaign_content(
+        sample=sample,
+        message=message,
+        subject=subject,
+        template=template,
+        context=context,
+        channels=channels,
+        send_at=send_at,
+    )
+    if not name.strip():
+        name = template.name if template is not None else Truncator(message.strip()).chars(60)
+    with transaction.atomic():
+        campaign = Campaign.objects.create(
+            name=name.strip()[:200],
+            created_by=created_by,
+            language=translation.get_language() or default_language(),
+            template=template,
+            context=context or {},
+            subject="" if template is not None else subject,
+            message="" if template is not None else message,
+            channels=list(channels or []),
+            send_at=send_at,
+            audience_model=audience_model,
+            audience_ids=[] if everyone else ids,
+            audience_query=audience_query or "",
+            audience_all=everyone,
+            audience_size=audience_size if audience_size is not None else len(ids),
+        )
+        if not everyone and len(ids) <= settings.NOTIFY_CAMPAIGN_CHUNK:
+            step = CampaignFiller(campaign.pk).step()
+            _ring_after_commit(step.due)
+        else:
+            transaction.on_commit(lambda: tasks.campaign_fill(campaign.pk))
+    campaign.refresh_from_db()
+    return campaign
+
+
+def campaign_cancel(*, campaign: Campaign) -> BulkResult:
+    """Stop a campaign: no more of its notifications are created, and those still waiting
+    are cancelled (those being sent or done are left alone)."""
+    with transaction.atomic():
+        Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
+            state=Campaign.State.CANCELLED, updated_at=timezone.now()
+        )
+        return notifications_cancel(queryset=Notification.objects.filter(campaign=campaign))
+
+
+# --- a contact's test -------------------------------------------------------------------------
+
+TEST_EXPIRY = timedelta(minutes=15)
+
+
+def contact_send_test(*, contact: UserContact, sent_by: AbstractBaseUser) -> Notification:
+    """A short test notification to ``contact`` through the whole chain, in the contact's
+    language; it expires unsent after 15 minutes. Raises ``ValidationError``."""
+    with translation.override(contact.language or default_language()):
+        message = _(
+            "This is a test notification from the Notification Service, sent by %(operator)s. "
+            "No reply is needed."
+        ) % {"operator": sent_by.get_username()}
+        subject = _("Test notification")
+    return notification_create(
+        user=contact.user,
+        message=message,
+        subject=subject,
+        queue=True,
+        expires_at=timezone.now() + TEST_EXPIRY,
+    )

@@ -23,16 +23,18 @@ import logging
 import math
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, task
 
-from notifications import delivery, receipts, recovery, selectors, telegram_bot
+from notifications import composing, delivery, receipts, recovery, selectors, telegram_bot
 from notifications.channels import all_senders
 from notifications.senders.base import DeliveryError
 from notifications.senders.sms_smpp import SmppSender, close_sessions, on_deliver_sm, session
@@ -76,6 +78,23 @@ def ring(ids: Iterable[int], *, eta: datetime | None = None) -> None:
             deliver(chunk)
         else:
             deliver.schedule(args=(chunk,), eta=eta)
+
+
+def ring_due(due: Iterable[tuple[int, datetime | None]]) -> None:
+    """Ring for (id, when) pairs: now for those due, at their time (one doorbell per time,
+    a few ids each) for scheduled ones."""
+    now = timezone.now()
+    ready: list[int] = []
+    later: dict[datetime, list[int]] = defaultdict(list)
+    for pk, at in due:
+        if at is None or at <= now:
+            ready.append(pk)
+        else:
+            later[at].append(pk)
+    if ready:
+        ring(ready)
+    for at, ids in later.items():
+        ring(ids, eta=at)
 
 
 def pending_in_queue() -> int:
@@ -252,6 +271,22 @@ def dispatch_due() -> int:
     return len(ids)
 
 
+@task(retries=3, retry_delay=5)
+@_with_connections
+def campaign_fill(campaign_id: int) -> int:
+    """Create a campaign's notifications chunk by chunk (``composing.CampaignFiller``),
+    ringing each chunk's doorbells once it has committed; returns how many it created. Run
+    twice, the second finds the work done (or backs off a chunk the first took)."""
+    filler = composing.CampaignFiller(campaign_id)
+    created = 0
+    while True:
+        step = filler.step()
+        ring_due(step.due)
+        created += step.created
+        if step.done:
+            return created
+
+
 @periodic_task(crontab(minute="*"))
 @_with_connections
 def sweep() -> dict[str, int]:
@@ -264,11 +299,17 @@ def sweep_now() -> dict[str, int]:
     drain first: its rows are not lost, only waiting."""
     result = recovery.sweep()
     to_ring = set(result.requeued)
+    stalled: list[int] = []
     if pending_in_queue() == 0:
         to_ring.update(recovery.stale_due_ids())
+        # A campaign whose creation stopped (its consumer died mid-way) resumes after its
+        # last committed chunk.
+        stalled = selectors.stalled_campaign_ids()
     if to_ring:
         ring(sorted(to_ring))
-    return {**result.as_dict(), "rung": len(to_ring)}
+    for campaign_id in stalled:
+        campaign_fill(campaign_id)
+    return {**result.as_dict(), "rung": len(to_ring), "campaigns_resumed": len(stalled)}
 
 
 @periodic_task(crontab(minute="*"))

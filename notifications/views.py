@@ -1,75 +1,190 @@
-"""What providers call: Telegram's webhook and SMS Aero's delivery callbacks.
-
-Both check their secret in constant time and change nothing when it is wrong.
-"""
+"""The operator's pages beside the model admin: the dashboard, and the small JSON endpoints
+the admin's pages poll (a campaign's progress, the state of the notifications on a list, a
+contact's test). Served under /admin/ through ``admin.site.admin_view`` (login and staff
+required); each checks its own permission."""
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
+from typing import Any
 
-from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
-from notifications import receipts, telegram_bot
+from notifications import charts, selectors, services
+from notifications.display import (
+    LIVE,
+    money,
+    notification_cells,
+    notification_summary,
+    percent,
+    progress_texts,
+    seconds,
+)
+from notifications.models import Campaign, Channel, Notification, UserContact
 
-logger = logging.getLogger(__name__)
+Status = Notification.Status
 
 
-def _same(given: str, expected: str) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+def _require(request: HttpRequest, *perms: str) -> None:
+    if not request.user.has_perms(perms):
+        raise PermissionDenied
 
 
-@csrf_exempt
+# --- endpoints ------------------------------------------------------------------------------
+
+
+@require_GET
+def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    """A campaign's counts, formatted, for its page's progress bar."""
+    _require(request, "notifications.view_campaign")
+    progress = selectors.campaign_progress(get_object_or_404(Campaign, pk=pk))
+    return JsonResponse(
+        {
+            "percent": progress.percent,
+            "done": progress.done,
+            "cancellable": progress.done is False or progress.by_status.get(Status.QUEUED, 0) > 0,
+            "text": progress_texts(progress),
+        }
+    )
+
+
 @require_POST
-def telegram_webhook(request: HttpRequest) -> HttpResponse:
-    """``POST /telegram/webhook/``: one update from Telegram.
+def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Cancel the rest": stop creating, cancel what still waits."""
+    _require(request, "notifications.change_notification")
+    campaign = get_object_or_404(Campaign, pk=pk)
+    result = services.campaign_cancel(campaign=campaign)
+    messages.add_message(
+        request,
+        messages.SUCCESS if result.changed else messages.WARNING,
+        result.describe("cancelled"),
+    )
+    return redirect("admin:notifications_campaign_change", pk)
 
-    403 without the ``X-Telegram-Bot-Api-Secret-Token`` header TELEGRAM_WEBHOOK_SECRET; 400
-    for a body that is not an update; else 200, also for updates ignored or seen before (so
-    Telegram does not send them again).
-    """
-    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-    if not _same(given, settings.TELEGRAM_WEBHOOK_SECRET) or not settings.TELEGRAM_BOT_TOKEN:
-        return JsonResponse({"ok": False, "error": "wrong or missing secret token"}, status=403)
+
+@require_GET
+def notification_states(request: HttpRequest) -> JsonResponse:
+    """The state of the notifications ``?ids=1,2,3`` (at most 500): the list's live rows."""
+    _require(request, "notifications.view_notification")
     try:
-        update = json.loads(request.body)
-        telegram_bot.process_update(update)
-    except ValueError as err:  # not JSON (JSONDecodeError is a ValueError), or not an update
-        return JsonResponse({"ok": False, "error": f"not a Telegram update: {err}"}, status=400)
-    return JsonResponse({"ok": True})
+        ids = [int(pk) for pk in request.GET.get("ids", "").split(",") if pk.strip()]
+    except ValueError:
+        return JsonResponse({"error": _("ids must be numbers separated by commas.")}, status=400)
+    return JsonResponse(
+        {
+            "notifications": {
+                str(n.pk): {
+                    "status": n.status,
+                    "live": n.status in LIVE,
+                    "cells": notification_cells(n),
+                    "summary": notification_summary(n),
+                }
+                for n in selectors.notification_states(ids)
+            }
+        }
+    )
 
 
-def _callback_fields(request: HttpRequest) -> dict:
-    """The callback's fields: a JSON object, else the form fields."""
-    if request.body[:1] in (b"{", b"["):
-        try:
-            data = json.loads(request.body)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            return data
-    return request.POST.dict()
-
-
-@csrf_exempt
 @require_POST
-def sms_callback(request: HttpRequest, secret: str) -> HttpResponse:
-    """``POST /sms/callback/<SMS_CALLBACK_SECRET>/``: SMS Aero reports an SMS's status.
-
-    404 for a wrong secret; 400 for a body with no message id or numeric status; else 200,
-    also for an id not known (yet: it is kept and matched when its send is recorded).
-    """
-    if not _same(secret, settings.SMS_CALLBACK_SECRET):
-        return HttpResponse(status=404)
-    fields = _callback_fields(request)
+def contact_send_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a contact a test notification; JSON for the page's script, else back to the page
+    with a message."""
+    _require(request, "notifications.add_notification")
+    contact = get_object_or_404(UserContact.objects.select_related("user"), pk=pk)
+    wants_json = "application/json" in request.headers.get("Accept", "")
     try:
-        receipt = receipts.smsaero_receipt(fields)
-    except ValueError as err:
-        logger.warning("SMS Aero callback not understood (%s); fields: %s", err, sorted(fields))
-        return JsonResponse({"ok": False, "error": str(err)}, status=400)
-    receipts.record(receipt)
-    return JsonResponse({"ok": True})
+        notification = services.contact_send_test(contact=contact, sent_by=request.user)
+    except ValidationError as err:
+        if wants_json:
+            return JsonResponse({"error": "; ".join(err.messages)}, status=400)
+        messages.error(request, "; ".join(err.messages))
+        return redirect("admin:notifications_usercontact_change", pk)
+    url = reverse("admin:notifications_notification_change", args=[notification.pk])
+    if wants_json:
+        return JsonResponse(
+            {"id": notification.pk, "url": url, "summary": notification_summary(notification)}
+        )
+    messages.success(
+        request,
+        _("Test notification #%(id)s queued; its page shows how it went.")
+        % {"id": notification.pk},
+    )
+    return redirect(url)
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+CHART_SERIES = (("reached", "#2e7d32"), ("not_reached", "#c62828"), ("other", "#9e9e9e"))
+
+
+def dashboard(request: HttpRequest) -> TemplateResponse:
+    """What the channels did today, in 7 days or 30 days."""
+    _require(request, "notifications.view_notification")
+    data = selectors.dashboard(request.GET.get("period", "today"))
+    names = {
+        "reached": _("sent or delivered"),
+        "not_reached": _("failed, undelivered or expired"),
+        "other": _("waiting or cancelled"),
+    }
+    labels = [
+        formats.time_format(timezone.localtime(bucket), "H:i")
+        if data.bucket == "hour"
+        else formats.date_format(timezone.localtime(bucket), "d.m")
+        for bucket, *_rest in data.series
+    ]
+    chart = charts.stacked_bars(
+        labels,
+        [counts for _bucket, *counts in data.series],
+        [(names[key], colour) for key, colour in CHART_SERIES],
+        title=_("Notifications created, by outcome"),
+    )
+    channel_labels = dict(Channel.choices)
+    rows: list[dict[str, Any]] = [
+        {
+            "label": channel_labels.get(stats.channel, stats.channel),
+            "sent": stats.sent,
+            "failed": stats.attempts_failed,
+            "skipped": stats.attempts_skipped,
+            "delivered": stats.delivered,
+            "undelivered": stats.undelivered,
+            "receipt_rate": percent(stats.receipt_rate),
+            "p50": seconds(stats.p50),
+            "p95": seconds(stats.p95),
+        }
+        for stats in data.channels
+    ]
+    today = data.sms_today
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Dashboard"),
+        "data": data,
+        "periods": [
+            ("today", _("Today")),
+            ("7d", _("7 days")),
+            ("30d", _("30 days")),
+        ],
+        "rows": rows,
+        "chart": chart,
+        "delivery_rate": percent(data.delivery_rate),
+        "p50": seconds(data.p50),
+        "p95": seconds(data.p95),
+        "oldest_due_age": seconds(data.oldest_due_age),
+        "sms_cost": money(data.sms_cost),
+        "sms_today_cost": money(today.cost),
+        "sms_cap_share": percent(today.sent / today.limit) if today.limit else "",
+        "failures": [
+            {**row, "label": channel_labels.get(row["channel"], row["channel"] or "—")}
+            for row in data.failures
+        ],
+        "statuses": [
+            (label, data.by_status.get(status, 0), status) for status, label in Status.choices
+        ],
+    }
+    return TemplateResponse(request, "admin/notifications/dashboard.html", context)

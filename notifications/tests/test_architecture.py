@@ -1,7 +1,7 @@
 """The import graph of the service: one-way layers, no cycles, no imports hidden in functions.
 
-models ← content ← senders ← channels, pacing ← selectors ← delivery ← recovery ← tasks ←
-services ← admin, API, views, commands. Read statically from the source, so it holds for every import path.
+models ← content ← senders ← channels, pacing ← selectors, rendering ← delivery ← recovery ←
+composing ← tasks ← services ← forms ← admin, API, views, commands. Read statically from the source, so it holds for every import path.
 """
 
 from __future__ import annotations
@@ -21,16 +21,22 @@ LAYERS = {
     "notifications.senders": 3,
     "notifications.channels": 4,
     "notifications.pacing": 4,
+    "notifications.charts": 0,
     "notifications.selectors": 5,
     "notifications.receipts": 5,
+    "notifications.rendering": 5,
     "notifications.delivery": 6,
     "notifications.recovery": 7,
     "notifications.telegram_bot": 7,
+    "notifications.composing": 7.5,
     "notifications.tasks": 8,
     "notifications.services": 9,
+    "notifications.forms": 9.5,
+    "notifications.display": 9.5,
     "notifications.signals": 10,
     "notifications.admin": 10,
     "notifications.views": 10,
+    "notifications.provider_views": 10,
     "notifications.management": 10,
     "notifications.apps": 11,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -106,3 +108,41 @@ def test_stopping_gives_waiting_jobs_back_to_the_queue(
             assert row.next_attempt_at <= timezone.now()
     given_back = [ids for ids, eta in rung if eta is not None]  # the rest: rung at creation
     assert len(given_back) == 2
+
+
+def test_ring_due_rings_scheduled_ones_once_per_time(monkeypatch):
+    rung: list = []
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append((sorted(ids), eta)))
+    later = timezone.now() + timedelta(hours=1)
+    tasks.ring_due([(1, None), (2, later), (3, later), (4, timezone.now())])
+    assert rung == [([1, 4], None), ([2, 3], later)]
+
+
+@pytest.mark.django_db
+def test_campaign_fill_creates_every_chunk_and_rings_each(settings, monkeypatch, django_user_model):
+    from notifications.models import Campaign
+
+    settings.NOTIFY_CAMPAIGN_CHUNK = 2
+    rung: list = []
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append(sorted(ids)))
+    users = [django_user_model.objects.create_user(f"u{i}", email=f"u{i}@x.org") for i in range(5)]
+    campaign = Campaign.objects.create(name="c", message="hi", audience_ids=[u.pk for u in users])
+    assert tasks.campaign_fill.call_local(campaign.pk) == 5
+    assert [len(ids) for ids in rung] == [2, 2, 1]
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.READY
+
+
+@pytest.mark.django_db
+def test_the_sweeper_resumes_a_campaign_whose_creation_stopped(monkeypatch):
+    from notifications.models import Campaign
+
+    resumed: list = []
+    monkeypatch.setattr(tasks, "campaign_fill", lambda pk: resumed.append(pk))
+    monkeypatch.setattr(tasks, "pending_in_queue", lambda: 0)
+    stopped = Campaign.objects.create(
+        name="stopped", message="hi", updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    Campaign.objects.create(name="busy", message="hi")  # its last chunk is recent
+    assert tasks.sweep_now()["campaigns_resumed"] == 1
+    assert resumed == [stopped.pk]

@@ -1,0 +1,432 @@
+"""Making notifications: one validated notification (``notification_build``), and a
+campaign's notifications, a chunk of recipients at a time (``CampaignFiller``).
+
+Below the task layer, so the consumer's campaign task and the services share it. Nothing
+here rings a doorbell: callers ring for what a step returns once it has committed.
+
+A campaign is created chunk by chunk (``NOTIFY_CAMPAIGN_CHUNK`` recipients, one transaction
+each): read the next recipients after the campaign's cursor, build their notifications (and
+the list of those skipped, with why), then one conditional UPDATE moves the cursor and the
+counts (a second filler of the same campaign finds the cursor moved and backs off), one
+INSERT saves the notifications and one the skipped. The number of queries per chunk does not
+depend on its size, and a creation stopped midway resumes after the last chunk it committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, QueryDict
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from notifications.channels import channel_order, senders_for
+from notifications.models import Campaign, CampaignSkip, Notification, Template, UserContact
+from notifications.rendering import TemplateRenderer, default_language, validate_context
+from notifications.senders.base import SkipChannel
+
+Status = Notification.Status
+IDEMPOTENCY_KEY_MAX_LENGTH = Notification._meta.get_field("idempotency_key").max_length
+
+
+# --- one notification -------------------------------------------------------------------------
+
+
+def validate_channels(channels: list[str] | None) -> list[str]:
+    """The chain asked for (a subset of the channels, in order); raises ``ValidationError``."""
+    if not channels:
+        return []
+    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, str) for c in channels):
+        raise ValidationError({"channels": _("Give the channels as a list of names.")})
+    unknown = [c for c in channels if c not in settings.CHANNELS]
+    if unknown:
+        raise ValidationError(
+            {
+                "channels": _("Unknown channel %(names)s; choose from %(known)s.")
+                % {"names": ", ".join(map(repr, unknown)), "known": ", ".join(settings.CHANNELS)}
+            }
+        )
+    if len(set(channels)) != len(channels):
+        raise ValidationError({"channels": _("Name each channel at most once.")})
+    return list(channels)
+
+
+def validate_key(key: str | None) -> str | None:
+    if key is None or key == "":
+        return None
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "idempotency_key": _(
+                    "The idempotency key is %(length)s characters long; at most %(limit)s are "
+                    "allowed."
+                )
+                % {"length": len(key), "limit": IDEMPOTENCY_KEY_MAX_LENGTH}
+            }
+        )
+    if "\x00" in key:
+        raise ValidationError(
+            {"idempotency_key": _("The idempotency key contains a NUL character.")}
+        )
+    return key
+
+
+def validate_times(
+    now: datetime, send_at: datetime | None, expires_at: datetime | None
+) -> datetime | None:
+    """The expiry to store: ``expires_at``, else ``NOTIFY_MESSAGE_TTL`` after sending starts."""
+    for name, value in (("send_at", send_at), ("expires_at", expires_at)):
+        if value is not None and timezone.is_naive(value):
+            raise ValidationError({name: _("Give a time with its time zone.")})
+    start = max(send_at or now, now)
+    if expires_at is not None:
+        if expires_at <= start:
+            raise ValidationError(
+                {"expires_at": _("The expiry must be after the time the notification is sent.")}
+            )
+        return expires_at
+    ttl = settings.NOTIFY_MESSAGE_TTL
+    return start + timedelta(seconds=ttl) if ttl else None
+
+
+def validate_options(
+    *,
+    channels: list[str] | None = None,
+    send_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    checking_expiry: bool = True,
+) -> None:
+    """The checks ``notification_create`` makes of its options, for forms; raises
+    ``ValidationError``."""
+    validate_channels(channels)
+    if checking_expiry:
+        validate_times(timezone.now(), send_at, expires_at)
+
+
+def contact_of(user: AbstractBaseUser) -> UserContact | None:
+    try:
+        return user.contact
+    except ObjectDoesNotExist:
+        return None
+
+
+def notification_build(
+    *,
+    user: AbstractBaseUser,
+    message: str = "",
+    subject: str = "",
+    channels: list[str] | None = None,
+    send_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    queue: bool | None = None,
+    now: datetime | None = None,
+    template: Template | None = None,
+    context: dict[str, Any] | None = None,
+    renderer: TemplateRenderer | None = None,
+    contact: UserContact | None = None,
+    campaign: Campaign | None = None,
+) -> Notification:
+    """A validated, unsaved notification (what ``notification_create`` saves).
+
+    With a ``template`` (or a ``renderer`` of one), its texts are rendered for ``user`` in
+    their contact's language with ``context``, checked, and kept on the notification
+    (``rendered``); its ``message`` and ``subject`` are then the email's. ``queue``: queued
+    (or scheduled) at once; default ``NOTIFY_SEND_ON_CREATE``. Runs no query. Raises
+    ``ValidationError`` with a message per field (a missing template variable included).
+    """
+    now = now or timezone.now()
+    key = validate_key(idempotency_key)
+    rendered: dict[str, Any] = {}
+    if template is not None and renderer is None:
+        renderer = TemplateRenderer(template, context)
+    if renderer is not None:
+        if message:
+            raise ValidationError({"message": _("Give a message or a template, not both.")})
+        try:
+            result = renderer.render(user, contact if contact is not None else contact_of(user))
+        except ValidationError as err:
+            raise ValidationError({"template": err.messages}) from None
+        message, subject = result.email_text, result.email_subject
+        rendered = result.as_json(renderer.template.key)
+    elif context:
+        raise ValidationError({"context": _("A context is used only with a template.")})
+    notification = Notification(
+        user=user,
+        message=message,
+        subject=subject or "",
+        channels=validate_channels(channels),
+        send_at=send_at,
+        expires_at=validate_times(now, send_at, expires_at),
+        idempotency_key=key,
+        rendered=rendered,
+        template=renderer.template if renderer is not None else None,
+        campaign=campaign,
+    )
+    # The message's own validation covers the database's check constraint, which Django
+    # would check with a query per notification.
+    notification.full_clean(
+        exclude=["idempotency_key", "user", "campaign", "template"]
+        if key
+        else ["user", "campaign", "template"],
+        validate_constraints=False,
+    )
+    if queue if queue is not None else settings.NOTIFY_SEND_ON_CREATE:
+        later = send_at is not None and send_at > now
+        notification.status = Status.SCHEDULED if later else Status.QUEUED
+        notification.queued_at = now
+        notification.next_attempt_at = send_at if later else now
+    return notification
+
+
+def due_of(notifications: list[Notification]) -> list[tuple[int, datetime | None]]:
+    """(id, when) of those queued or scheduled: the doorbells to ring."""
+    return [
+        (n.pk, n.next_attempt_at)
+        for n in notifications
+        if n.status in (Status.QUEUED, Status.SCHEDULED)
+    ]
+
+
+# --- who can be reached -----------------------------------------------------------------------
+
+
+def unreachable(
+    user: AbstractBaseUser, contact: UserContact | None, channels: list[str]
+) -> dict[str, str] | None:
+    """None when some channel of the chain has an address and no opt-out for this user;
+    else channel -> "opted_out" / "no_address". (Whether a channel is configured is
+    the consumer's business: it may be by the time the notification is sent.)"""
+    contact = contact if contact is not None else UserContact(user=user)
+    why: dict[str, str] = {}
+    for channel in channel_order(channels):
+        if getattr(contact, f"{channel}_opt_out", False):
+            why[channel] = "opted_out"
+            continue
+        senders = senders_for(channel)
+        try:
+            if senders:
+                senders[0].address(contact)
+                return None
+        except SkipChannel:
+            pass
+        why[channel] = "no_address"
+    return why
+
+
+def skip_reason(why: dict[str, str]) -> str:
+    if why and all(value == "opted_out" for value in why.values()):
+        return CampaignSkip.Reason.OPTED_OUT
+    return CampaignSkip.Reason.NO_ADDRESS
+
+
+# --- a campaign's audience ----------------------------------------------------------------------
+
+
+class CampaignError(Exception):
+    """The campaign can't be created (its filter, its operator or its template is gone)."""
+
+
+def changelist_queryset(model_label: str, query: str, user: AbstractBaseUser) -> QuerySet:
+    """The rows the admin's changelist of ``model_label`` shows ``user`` for the query string
+    ``query`` (its filters and search), evaluated now. Raises ``CampaignError``."""
+    model = apps.get_model(model_label)
+    try:
+        model_admin = admin.site.get_model_admin(model)
+    except NotRegistered:
+        raise CampaignError(
+            _("The admin has no list of %(model)s.") % {"model": model_label}
+        ) from None
+    request = HttpRequest()
+    request.method = "GET"
+    request.GET = QueryDict(query)
+    request.user = user
+    request.path = request.path_info = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+    request.META.update(SERVER_NAME="127.0.0.1", SERVER_PORT="80")
+    if not model_admin.has_view_or_change_permission(request):
+        raise CampaignError(
+            _("%(user)s may no longer see that list.") % {"user": user.get_username()}
+        )
+    try:
+        changelist = model_admin.get_changelist_instance(request)
+    except admin.options.IncorrectLookupParameters:
+        raise CampaignError(
+            _("The list's filter is no longer valid: %(query)s") % {"query": query}
+        ) from None
+    return changelist.queryset
+
+
+def audience_users(campaign: Campaign) -> QuerySet:
+    """The users a campaign goes to, as a query re-evaluated now."""
+    User = get_user_model()
+    users = User.objects.all()
+    if campaign.audience_all:
+        if campaign.created_by is None:
+            raise CampaignError(_("The operator who started it no longer exists."))
+        rows = changelist_queryset(
+            campaign.audience_model, campaign.audience_query, campaign.created_by
+        ).order_by()
+        model = apps.get_model(campaign.audience_model)
+        if model is User:
+            return users.filter(pk__in=rows.values("pk"))
+        return users.filter(pk__in=rows.values("user_id"))
+    return users.filter(pk__in=campaign.audience_ids)
+
+
+# --- a campaign's notifications, a chunk at a time ------------------------------------------
+
+
+@dataclass
+class FillStep:
+    """What one step did: its doorbells (ring them: it has committed), and whether creation
+    is over."""
+
+    due: list[tuple[int, datetime | None]] = field(default_factory=list)
+    created: int = 0
+    skipped: int = 0
+    done: bool = False
+
+
+class CampaignFiller:
+    """Creates a campaign's notifications, one chunk of recipients per ``step()``."""
+
+    def __init__(self, campaign_id: int, *, chunk: int | None = None) -> None:
+        self.campaign_id = campaign_id
+        self.chunk = chunk or settings.NOTIFY_CAMPAIGN_CHUNK
+        self._audience: QuerySet | None = None
+        self._renderer: TemplateRenderer | None = None
+
+    def step(self) -> FillStep:
+        """Create the next chunk in one transaction (a fixed number of queries); raises
+        nothing for a campaign that can't be created: it ends ``failed``, with why."""
+        campaign = Campaign.objects.select_related("template", "created_by").get(
+            pk=self.campaign_id
+        )
+        if campaign.state != Campaign.State.CREATING:
+            return FillStep(done=True)
+        with translation.override(campaign.language or default_language()):
+            try:
+                return self._step(campaign)
+            except (CampaignError, ValidationError) as err:
+                message = "; ".join(err.messages) if isinstance(err, ValidationError) else str(err)
+                Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
+                    state=Campaign.State.FAILED, error=message, updated_at=timezone.now()
+                )
+                return FillStep(done=True)
+
+    def _prepare(self, campaign: Campaign) -> None:
+        if self._audience is None:
+            self._audience = audience_users(campaign)
+        if campaign.template_id and self._renderer is None:
+            self._renderer = TemplateRenderer(campaign.template, campaign.context)
+        if not campaign.template_id and not campaign.message:
+            raise CampaignError(_("Its template was deleted."))
+
+    def _step(self, campaign: Campaign) -> FillStep:
+        self._prepare(campaign)
+        now = timezone.now()
+        with transaction.atomic():
+            users = list(
+                self._audience.filter(pk__gt=campaign.cursor)
+                .select_related("contact")
+                .order_by("pk")[: self.chunk]
+            )
+            done = len(users) < self.chunk
+            notifications: list[Notification] = []
+            skips: list[CampaignSkip] = []
+            for user in users:
+                contact = contact_of(user)
+                why = unreachable(user, contact, campaign.channels)
+                if why is not None:
+                    skips.append(
+                        CampaignSkip(
+                            campaign=campaign, user=user, reason=skip_reason(why), channels=why
+                        )
+                    )
+                    continue
+                try:
+                    notifications.append(
+                        notification_build(
+                            user=user,
+                            message="" if self._renderer else campaign.message,
+                            subject="" if self._renderer else campaign.subject,
+                            channels=campaign.channels,
+                            send_at=campaign.send_at,
+                            queue=True,
+                            now=now,
+                            renderer=self._renderer,
+                            contact=contact,
+                            campaign=campaign,
+                        )
+                    )
+                except ValidationError as err:
+                    skips.append(
+                        CampaignSkip(
+                            campaign=campaign,
+                            user=user,
+                            reason=CampaignSkip.Reason.INVALID,
+                            detail="; ".join(err.messages),
+                        )
+                    )
+            changes: dict[str, Any] = {
+                "cursor": users[-1].pk if users else campaign.cursor,
+                "updated_at": now,
+                "recipients": F("recipients") + len(notifications),
+                "skipped": F("skipped") + len(skips),
+            }
+            if done:
+                changes.update(state=Campaign.State.READY, created_all_at=now)
+            claimed = Campaign.objects.filter(
+                pk=campaign.pk, state=Campaign.State.CREATING, cursor=campaign.cursor
+            ).update(**changes)
+            if not claimed:  # another filler took this chunk, or it was cancelled meanwhile
+                return FillStep(done=False)
+            created = Notification.objects.bulk_create(notifications) if notifications else []
+            if skips:
+                CampaignSkip.objects.bulk_create(skips)
+        return FillStep(due=due_of(created), created=len(created), skipped=len(skips), done=done)
+
+
+def campaign_language() -> str:
+    """The language a new campaign's messages (skip details, errors) are written in."""
+    return translation.get_language() or default_language()
+
+
+def check_campaign_content(
+    *,
+    sample: AbstractBaseUser | None,
+    message: str,
+    subject: str,
+    template: Template | None,
+    context: dict[str, Any] | None,
+    channels: list[str] | None,
+    send_at: datetime | None,
+) -> Notification | None:
+    """The campaign's content built for one sample recipient (the preview, and the check
+    that refuses a campaign whose template lacks a variable); raises ``ValidationError``."""
+    if template is not None:
+        validate_context(context)
+    if sample is None:
+        validate_options(channels=channels, send_at=send_at)
+        return None
+    return notification_build(
+        user=sample,
+        message="" if template is not None else message,
+        subject="" if template is not None else subject,
+        channels=channels,
+        send_at=send_at,
+        template=template,
+        context=context,
+        queue=True,
+    )

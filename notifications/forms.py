@@ -1,0 +1,135 @@
+"""The operator's forms: composing a notification for many, writing a template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from notifications import services
+from notifications.channels import channel_order
+from notifications.models import Channel, Template
+from notifications.rendering import check_template
+
+
+def channel_choices() -> list[tuple[str, str]]:
+    labels = dict(Channel.choices)
+    return [(name, labels[name]) for name in channel_order() if name in labels]
+
+
+def add_errors(form: forms.BaseForm, error: ValidationError) -> None:
+    """Put a service's ``ValidationError`` next to the fields it names (else on the form)."""
+    if hasattr(error, "error_dict"):
+        for name, messages in error.message_dict.items():
+            form.add_error(name if name in form.fields else None, messages)
+    else:
+        form.add_error(None, error)
+
+
+class ComposeForm(forms.Form):
+    """One notification for every selected user: a message, or a template and its
+    variables."""
+
+    name = forms.CharField(
+        label=_("Campaign name"),
+        required=False,
+        max_length=200,
+        help_text=_(
+            "For the list of campaigns; blank: the template's name or the message's start."
+        ),
+    )
+    template = forms.ModelChoiceField(
+        label=_("Template"),
+        queryset=Template.objects.all(),
+        required=False,
+        empty_label=_("— none: write a message below —"),
+    )
+    context = forms.JSONField(
+        label=_("Template variables"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_(
+            'A JSON object of the template\'s own variables, e.g. {"start": "02:00"}. The '
+            "recipient's username, first_name, last_name, full_name and email are always there."
+        ),
+    )
+    subject = forms.CharField(
+        label=_("Subject"),
+        required=False,
+        max_length=200,
+        help_text=_("Email subject; blank: the service's default."),
+    )
+    message = forms.CharField(
+        label=_("Message"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 60}),
+    )
+    channels = forms.MultipleChoiceField(
+        label=_("Channels"),
+        required=False,
+        choices=channel_choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Tried in this order until one delivers; none ticked: every channel."),
+    )
+    send_at = forms.SplitDateTimeField(
+        label=_("Send at"),
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text=_("Blank: now."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        template, message = cleaned.get("template"), (cleaned.get("message") or "").strip()
+        if template is None and not message and "message" not in self.errors:
+            self.add_error("message", _("Write a message, or choose a template."))
+        if template is not None and message:
+            self.add_error("message", _("Give a message or a template, not both."))
+        if template is None and cleaned.get("context"):
+            self.add_error("context", _("Variables are used only with a template."))
+        if cleaned.get("context") is None:
+            cleaned["context"] = {}
+        try:
+            services.validate_options(
+                channels=cleaned.get("channels"), send_at=cleaned.get("send_at")
+            )
+        except ValidationError as err:
+            add_errors(self, err)
+        return cleaned
+
+
+class TemplateForm(forms.ModelForm):
+    """A template, checked as it is saved: every text compiles in the sandbox and renders
+    (for a sample recipient) to what its channel can carry."""
+
+    class Meta:
+        model = Template
+        fields = (
+            "key",
+            "name",
+            "example_context",
+            *(f"{part}_{lang}" for lang in ("ru", "en") for part in Template.PARTS),
+        )
+        widgets = {
+            f"{part}_{lang}": forms.Textarea(attrs={"rows": 4, "cols": 70})
+            for part in ("telegram_text", "email_text", "email_html", "sms_text")
+            for lang in ("ru", "en")
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if not isinstance(cleaned.get("example_context"), dict):
+            self.add_error("example_context", _('Give a JSON object, e.g. {"start": "02:00"}.'))
+            return cleaned
+        names = {f.name for f in Template._meta.fields}
+        candidate = Template(**{k: v for k, v in cleaned.items() if k in names})
+        try:
+            check_template(candidate)
+        except ValidationError as err:
+            add_errors(self, err)
+        return cleaned
