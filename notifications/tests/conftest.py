@@ -152,9 +152,20 @@ def consumer_env(telegram_server: FakeTelegram, smtp_server: FakeSmtp, transacti
     return env
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def start_consumer(consumer_env: dict, tmp_path: Path) -> Iterator[Callable[..., Consumer]]:
-    """Start one or more consumers: ``start_consumer(EMAIL_HOST="", workers=2)``."""
+def start_consumer(
+    request: pytest.FixtureRequest, consumer_env: dict, tmp_path: Path
+) -> Iterator[Callable[..., Consumer]]:
+    """Start one or more consumers: ``start_consumer(EMAIL_HOST="", workers=2)``. When the
+    test fails, their logs' last lines are printed with it."""
     from huey.contrib.djhuey import HUEY
 
     HUEY.flush()
@@ -170,6 +181,11 @@ def start_consumer(consumer_env: dict, tmp_path: Path) -> Iterator[Callable[...,
     for consumer in started:
         consumer.stop()
     HUEY.flush()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for n, consumer in enumerate(started, start=1):
+            tail = "\n".join(consumer.output().splitlines()[-60:])
+            print(f"\n--- consumer {n} log (last lines) ---\n{tail}")
 
 
 @pytest.fixture
