@@ -7,11 +7,13 @@ from datetime import datetime, time
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from notifications.channels import channel_order, senders_for
-from notifications.models import DeliveryAttempt, Notification
+from notifications.models import DeliveryAttempt, Notification, UserContact
 
 Status = Notification.Status
 
@@ -74,3 +76,28 @@ def channel_status() -> list[dict]:
             row["today"] = sms_today()
         rows.append(row)
     return rows
+
+
+def users_by_reference(ids: set[int], usernames: set[str]) -> dict[int | str, AbstractBaseUser]:
+    """The users with these ids or usernames, in one query: ``{id: user, username: user}``."""
+    if not ids and not usernames:
+        return {}
+    User = get_user_model()
+    field = User.USERNAME_FIELD
+    found: dict[int | str, AbstractBaseUser] = {}
+    for user in User.objects.filter(Q(pk__in=ids) | Q(**{f"{field}__in": usernames})):
+        if user.pk in ids:
+            found[user.pk] = user
+        if user.get_username() in usernames:
+            found[user.get_username()] = user
+    return found
+
+
+def contact_of(user_id: int) -> UserContact | None:
+    """The contact of user ``user_id`` (an unsaved blank one if the user has none yet), or
+    None when there is no such user."""
+    contact = UserContact.objects.select_related("user").filter(user_id=user_id).first()
+    if contact is not None:
+        return contact
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return UserContact(user=user) if user is not None else None

@@ -22,7 +22,7 @@ from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
 from notifications import selectors, tasks
-from notifications.models import Notification
+from notifications.models import Notification, UserContact
 
 Status = Notification.Status
 
@@ -249,7 +249,11 @@ def notification_build(
         expires_at=_validate_times(now, send_at, expires_at),
         idempotency_key=key,
     )
-    notification.full_clean(exclude=["idempotency_key", "user"] if key else ["user"])
+    # The table's check constraint repeats validate_message; checking it here would cost a
+    # query per notification (a batch of 1,000 would make 1,000 round trips).
+    notification.full_clean(
+        exclude=["idempotency_key", "user"] if key else ["user"], validate_constraints=False
+    )
     if queue if queue is not None else settings.NOTIFY_SEND_ON_CREATE:
         later = send_at is not None and send_at > now
         notification.status = Status.SCHEDULED if later else Status.QUEUED
@@ -343,3 +347,30 @@ def notification_update_pending(*, notification: Notification, fields: list[str]
     return bool(
         Notification.objects.filter(pk=notification.pk, status=Status.PENDING).update(**values)
     )
+
+
+CONTACT_FIELDS = (
+    "telegram_chat_id",
+    "email",
+    "phone",
+    "telegram_opt_out",
+    "email_opt_out",
+    "sms_opt_out",
+)
+
+
+def user_contact_update(*, contact: UserContact, changes: dict[str, Any]) -> UserContact:
+    """Set the given contact fields, with the admin's validation (the model's validators and
+    ``clean``: phone numbers stored as E.164), and save them. Raises ``ValidationError``
+    with a message per field."""
+    unknown = set(changes) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ValidationError({name: "This field can't be changed." for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    contact.full_clean(exclude=["user"])
+    if contact.pk is None:  # a user created before contacts existed
+        contact.pk = UserContact.objects.get_or_create(user_id=contact.user_id)[0].pk
+        contact._state.adding = False
+    contact.save(update_fields=[*CONTACT_FIELDS, "updated_at"])
+    return contact

@@ -25,15 +25,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, periodic_task, task
 
 from notifications import delivery, recovery, selectors
 from notifications.channels import all_senders
+from notifications.models import ApiIdempotencyKey
 from notifications.senders.sms_smpp import close_sessions
 
 logger = logging.getLogger(__name__)
@@ -234,3 +236,12 @@ def sweep_now() -> dict[str, int]:
     if to_ring:
         ring(sorted(to_ring))
     return {**result.as_dict(), "rung": len(to_ring)}
+
+
+@periodic_task(crontab(minute="17"))
+@_with_connections
+def prune_idempotency_keys() -> int:
+    """Hourly: forget the API's Idempotency-Keys older than NOTIFY_API_IDEMPOTENCY_HOURS."""
+    cutoff = timezone.now() - timedelta(hours=settings.NOTIFY_API_IDEMPOTENCY_HOURS)
+    deleted, _ = ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

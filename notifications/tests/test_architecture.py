@@ -26,9 +26,11 @@ LAYERS = {
     "notifications.recovery": 7,
     "notifications.tasks": 8,
     "notifications.services": 9,
+    "notifications.api_keys": 9,
     "notifications.signals": 10,
     "notifications.admin": 10,
     "notifications.management": 10,
+    "notifications.api": 10,
     "notifications.apps": 11,
 }
 
