@@ -18,6 +18,10 @@ urlpatterns = [
     path("users/<int:pk>/contact", views.ContactView.as_view(), name="contact"),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"),
+        name="redoc",
+    ),
     re_path(r"^(?P<path>.*)$", not_found),
 ]
