@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from django.views.debug import technical_500_response
 from huey import PostgresHuey, PriorityRedisHuey, SqliteHuey
 
-from notification_service.env import env_bool, env_int, env_list
+from notification_service.env import env_bool, env_int, env_list, env_rate
 from notification_service.queue import huey_from_url
 from notifications.redaction import RedactingFilter
 from notifications.tests.conftest import BASE_DIR
@@ -72,6 +72,8 @@ def test_the_documented_production_settings_pass_check_deploy(tmp_path):
         ({"SMS_SMTP_DOMAIN": "smsaero.ru"}, "replaced by SMS_SMTP_ADDRESS"),
         ({"DJANGO_CSRF_TRUSTED_ORIGINS": "notify.example.com"}, "with their scheme"),
         ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "mutually exclusive"),
+        ({"NOTIFY_API_RATE": "600/fortnight"}, "NOTIFY_API_RATE must be a rate such as 600/min"),
+        ({"NOTIFY_API_IDEMPOTENCY_HOURS": "1"}, "NOTIFY_API_IDEMPOTENCY_HOURS must be at least 24"),
     ],
 )
 def test_a_bad_setting_stops_the_service_at_start_up_naming_it(tmp_path, env, text):
@@ -176,3 +178,15 @@ def test_env_helpers_refuse_malformed_values(monkeypatch):
         env_int("NOTIFY_MAX_ROUNDS", 1, minimum=1)
     monkeypatch.setenv("NOTIFY_CHANNEL_ORDER", " telegram, ,email ")
     assert env_list("NOTIFY_CHANNEL_ORDER") == ["telegram", "email"]
+
+
+def test_api_rates_read_as_requests_per_seconds(monkeypatch):
+    for text, rate in [("600/min", (600, 60.0)), ("20/s", (20, 1.0)), ("5000/h", (5000, 3600.0))]:
+        monkeypatch.setenv("NOTIFY_API_RATE", text)
+        assert env_rate("NOTIFY_API_RATE", "1/s") == rate
+    monkeypatch.setenv("NOTIFY_API_RATE", "0")
+    assert env_rate("NOTIFY_API_RATE", "600/min") is None
+    for bad in ("600", "-1/min", "x/min", "10/week"):
+        monkeypatch.setenv("NOTIFY_API_RATE", bad)
+        with pytest.raises(ImproperlyConfigured, match="NOTIFY_API_RATE"):
+            env_rate("NOTIFY_API_RATE", "600/min")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
 from notifications import services, tasks
-from notifications.models import Notification
+from notifications.models import ApiIdempotencyKey, Notification
 from notifications.tests.conftest import wait_for
 
 Status = Notification.Status
@@ -106,3 +108,19 @@ def test_stopping_gives_waiting_jobs_back_to_the_queue(
             assert row.next_attempt_at <= timezone.now()
     given_back = [ids for ids, eta in rung if eta is not None]  # the rest: rung at creation
     assert len(given_back) == 2
+
+
+@pytest.mark.django_db
+def test_idempotency_keys_are_kept_their_hours_then_pruned(settings):
+    settings.NOTIFY_API_IDEMPOTENCY_HOURS = 24
+    old, recent = ApiIdempotencyKey.objects.bulk_create(
+        ApiIdempotencyKey(client="key:a", key=name, fingerprint="f") for name in ("old", "new")
+    )
+    ApiIdempotencyKey.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(hours=24, minutes=1)
+    )
+    ApiIdempotencyKey.objects.filter(pk=recent.pk).update(
+        created_at=timezone.now() - timedelta(hours=23, minutes=59)
+    )
+    assert tasks.prune_idempotency_keys.call_local() == 1
+    assert list(ApiIdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
