@@ -155,32 +155,38 @@ class DeliveredViaField(serializers.ReadOnlyField):
         return value or None
 
 
-class NotificationSerializer(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.get_username", read_only=True)
-    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices))
-    channel = DeliveredViaField(help_text="The channel that delivered it; null until one did.")
+class NotificationSerializer(serializers.Serializer):
+    """A notification and where its delivery stands. (Fields declared one by one: a
+    ModelSerializer would rebuild them from the model on every response.)"""
 
-    class Meta:
-        model = Notification
-        fields = (
-            "id",
-            "user",
-            "username",
-            "subject",
-            "message",
-            "channels",
-            "status",
-            "channel",
-            "created_at",
-            "queued_at",
-            "send_at",
-            "expires_at",
-            "next_attempt_at",
-            "sent_at",
-            "rounds",
-            "last_error",
-        )
-        read_only_fields = fields
+    id = serializers.IntegerField(read_only=True)
+    user = serializers.IntegerField(source="user_id", read_only=True)
+    username = serializers.CharField(source="user.get_username", read_only=True)
+    subject = serializers.CharField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=Channel.choices),
+        read_only=True,
+        help_text="This notification's own chain; empty: the service's order.",
+    )
+    status = serializers.ChoiceField(choices=Notification.Status.choices, read_only=True)
+    channel = DeliveredViaField(help_text="The channel that delivered it; null until one did.")
+    created_at = serializers.DateTimeField(read_only=True)
+    queued_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    send_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="Not sent before this time."
+    )
+    expires_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="Never delivered after this time."
+    )
+    next_attempt_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When it is due (its next round)."
+    )
+    sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    rounds = serializers.IntegerField(
+        read_only=True, help_text="How many times the channel chain was tried in this run."
+    )
+    last_error = serializers.CharField(read_only=True)
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
@@ -204,11 +210,9 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
 
 
 class NotificationDetailSerializer(NotificationSerializer):
-    attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+    """A notification with every delivery attempt, oldest first."""
 
-    class Meta(NotificationSerializer.Meta):
-        fields = (*NotificationSerializer.Meta.fields, "attempts")
-        read_only_fields = fields
+    attempts = DeliveryAttemptSerializer(many=True, read_only=True)
 
 
 class BatchResultSerializer(serializers.Serializer):

@@ -24,7 +24,7 @@ from notifications.models import Notification, UserContact
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     OpenApiParameter.HEADER,
     description="Any unique string (a UUID): a retry with the same key and body gets the first "
     "response and creates nothing new; the same key with another body gets 409. Kept 24 h.",
