@@ -101,3 +101,36 @@ def contact_of(user_id: int) -> UserContact | None:
         return contact
     user = get_user_model().objects.filter(pk=user_id).first()
     return UserContact(user=user) if user is not None else None
+
+
+def notification_get(pk: int) -> Notification | None:
+    """One notification with its user, or None."""
+    return Notification.objects.select_related("user").filter(pk=pk).first()
+
+
+def notification_list(
+    *,
+    user: int | str | None = None,
+    statuses: list[str] | None = None,
+    channel: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Notification]:
+    """Notifications with their users, filtered: ``user`` by id (int) or username (str), the
+    ``statuses`` given, delivered via ``channel``, created in [after, before). Each filter
+    that narrows to a few rows has an index that also orders them by creation time."""
+    queryset = Notification.objects.select_related("user")
+    if isinstance(user, int):
+        queryset = queryset.filter(user_id=user)
+    elif user is not None:
+        field = get_user_model().USERNAME_FIELD
+        queryset = queryset.filter(**{f"user__{field}": user})
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    if channel:
+        queryset = queryset.filter(channel=channel)
+    if created_after is not None:
+        queryset = queryset.filter(created_at__gte=created_after)
+    if created_before is not None:
+        queryset = queryset.filter(created_at__lt=created_before)
+    return queryset

@@ -1,11 +1,12 @@
 """``Idempotency-Key``: a request repeated with the same key gets the first one's response.
 
-The key's row (``ApiIdempotencyKey``) is inserted in the same transaction as the work it
-guards, and the response is stored in it before commit. A concurrent request with the same
-key waits on the row's unique index until that transaction ends (PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` serialises writers anyway), then finds the stored response and answers
-it: 20 identical requests at once make one notification and get one answer. A request that
-failed (4xx) leaves no row, so the client may correct it and try the same key again. The same
+A key seen before is answered from its row (``ApiIdempotencyKey``) without doing anything.
+A new key's row, with the response, is inserted in the same transaction as the work it
+guards, at its end. Of concurrent requests with the same key, the first to commit wins; the
+others' INSERTs wait on the unique index until it has (PostgreSQL; SQLite's ``BEGIN
+IMMEDIATE`` serialises writers anyway), fail, roll their own work back and answer the stored
+response: 20 identical requests at once make one notification and get one answer. A request
+that failed (4xx) leaves no row, so the client may correct it and try the same key again. The same
 key with a different method, path or body gets 409. Keys are scoped to the caller (its API
 key, or its staff account) and kept ``NOTIFY_API_IDEMPOTENCY_HOURS`` (at least 24 h).
 """
@@ -37,6 +38,21 @@ def fingerprint(request: Request) -> str:
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
 
 
+def _replay(seen: ApiIdempotencyKey, asked: str) -> Response:
+    if seen.fingerprint != asked:
+        raise Conflict(
+            "This Idempotency-Key was used for a different request (another method, path or "
+            "body); use a new key for a new request.",
+            code="idempotency_key_reused",
+        )
+    stored = seen.response or {}
+    response = Response(stored.get("body"), status=seen.status_code)
+    for name, value in stored.get("headers", {}).items():
+        response[name] = value
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
 def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
     """``handle()``'s response, or, for a key seen before, the response it got then."""
     key = request.headers.get(HEADER)
@@ -48,38 +64,28 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
         )
     client = client_of(request) or "anonymous"
     asked = fingerprint(request)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = ApiIdempotencyKey.objects.create(client=client, key=key, fingerprint=asked)
-        except IntegrityError:
-            record = None
-        if record is None:
-            # Seen before: its transaction has committed (we waited on the index for it).
-            seen = ApiIdempotencyKey.objects.filter(client=client, key=key).first()
-            if seen is None or seen.response is None:
-                raise Conflict(
-                    "A request with this Idempotency-Key is still being processed; "
-                    "try again in a moment."
-                )
-            if seen.fingerprint != asked:
-                raise Conflict(
-                    "This Idempotency-Key was used for a different request (another method, "
-                    "path or body); use a new key for a new request.",
-                    code="idempotency_key_reused",
-                )
-            stored = seen.response
-            response = Response(stored["body"], status=seen.status_code)
-            for name, value in stored.get("headers", {}).items():
-                response[name] = value
-            response["Idempotent-Replayed"] = "true"
-            return response
-        response = handle()
-        if response.status_code >= 400:
-            transaction.set_rollback(True)
-            return response
-        headers = {name: response[name] for name in ("Location",) if response.has_header(name)}
-        record.status_code = response.status_code
-        record.response = {"body": response.data, "headers": headers}
-        record.save(update_fields=["status_code", "response"])
+    seen = ApiIdempotencyKey.objects.filter(client=client, key=key).first()
+    if seen is not None:  # a retry: answered without doing anything
+        return _replay(seen, asked)
+    try:
+        with transaction.atomic():
+            response = handle()
+            if response.status_code >= 400:
+                transaction.set_rollback(True)
+                return response
+            headers = {name: response[name] for name in ("Location",) if response.has_header(name)}
+            ApiIdempotencyKey.objects.create(
+                client=client,
+                key=key,
+                fingerprint=asked,
+                status_code=response.status_code,
+                response={"body": response.data, "headers": headers},
+            )
+    except IntegrityError:
+        # The same key was stored first by a concurrent request (this INSERT waited on the
+        # unique index until that one committed): this one's work is rolled back.
+        seen = ApiIdempotencyKey.objects.filter(client=client, key=key).first()
+        if seen is None:
+            raise
+        return _replay(seen, asked)
     return response

@@ -215,10 +215,21 @@ class NotificationDetailSerializer(NotificationSerializer):
     attempts = DeliveryAttemptSerializer(many=True, read_only=True)
 
 
+class BatchItemSerializer(serializers.Serializer):
+    """One created notification of a batch: its id and where it stands (the rest is what was
+    sent; ``GET /api/v1/notifications/{id}`` has it all)."""
+
+    id = serializers.IntegerField(read_only=True)
+    user = serializers.IntegerField(source="user_id", read_only=True)
+    status = serializers.ChoiceField(choices=Notification.Status.choices, read_only=True)
+    send_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
 class BatchResultSerializer(serializers.Serializer):
     """The notifications created, in the order given."""
 
-    notifications = NotificationSerializer(many=True)
+    notifications = BatchItemSerializer(many=True)
 
 
 class NotificationPageSerializer(serializers.Serializer):

@@ -32,11 +32,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 
 def _get_notification(pk: int) -> Notification:
-    notification = (
-        Notification.objects.select_related("user").filter(pk=pk).first()
-        if pk <= s.MAX_ID
-        else None
-    )
+    notification = selectors.notification_get(pk) if pk <= s.MAX_ID else None
     if notification is None:
         raise exceptions.NotFound(f"No notification {pk}.")
     return notification
@@ -114,28 +110,17 @@ class NotificationsView(APIView):
     def get(self, request: Request) -> Response:
         filters = s.NotificationFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = self._filter(filters.validated_data)
+        given = filters.validated_data
+        queryset = selectors.notification_list(
+            user=given.get("user"),
+            statuses=sorted(given.get("status") or []),
+            channel=given.get("channel"),
+            created_after=given.get("created_after"),
+            created_before=given.get("created_before"),
+        )
         paginator = NotificationPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(s.NotificationSerializer(page, many=True).data)
-
-    def _filter(self, given: dict[str, Any]) -> QuerySet[Notification]:
-        queryset = Notification.objects.select_related("user")
-        user = given.get("user")
-        if isinstance(user, int):
-            queryset = queryset.filter(user_id=user)
-        elif user is not None:
-            found = selectors.users_by_reference(set(), {user})
-            queryset = queryset.filter(user_id=found[user].pk) if found else queryset.none()
-        if given.get("status"):
-            queryset = queryset.filter(status__in=sorted(given["status"]))
-        if given.get("channel"):
-            queryset = queryset.filter(channel=given["channel"])
-        if given.get("created_after"):
-            queryset = queryset.filter(created_at__gte=given["created_after"])
-        if given.get("created_before"):
-            queryset = queryset.filter(created_at__lt=given["created_before"])
-        return queryset
 
     @extend_schema(
         operation_id="notifications_create",
@@ -214,7 +199,7 @@ class NotificationBatchView(APIView):
             raise exceptions.ValidationError({"notifications": errors})
         created = services.notifications_save_new(built)
         return Response(
-            {"notifications": s.NotificationSerializer(created, many=True).data},
+            {"notifications": s.BatchItemSerializer(created, many=True).data},
             status=status.HTTP_202_ACCEPTED,
         )
 
