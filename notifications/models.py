@@ -145,9 +145,10 @@ class Notification(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="notif_status_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="notif_status_lease_idx"),
             models.Index(fields=["channel"], name="notif_channel_idx"),
-            # The API's list: newest first, by user or by status, at any depth (keyset).
+            # The API's list: newest first, by user, status or channel, at any depth (keyset).
             models.Index(fields=["user", "created_at", "id"], name="notif_user_created_idx"),
             models.Index(fields=["status", "created_at", "id"], name="notif_status_created_idx"),
+            models.Index(fields=["channel", "created_at", "id"], name="notif_channel_created_idx"),
         ]
         constraints = [
             models.CheckConstraint(

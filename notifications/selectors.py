@@ -123,8 +123,9 @@ def notification_list(
     if isinstance(user, int):
         queryset = queryset.filter(user_id=user)
     elif user is not None:
-        field = get_user_model().USERNAME_FIELD
-        queryset = queryset.filter(**{f"user__{field}": user})
+        # The id first (one indexed lookup): a join would walk the whole table by time.
+        found = users_by_reference(set(), {user})
+        queryset = queryset.filter(user_id=found[user].pk) if found else queryset.none()
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     if channel:

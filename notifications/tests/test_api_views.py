@@ -289,6 +289,7 @@ def test_the_list_uses_an_index_for_each_filter_it_pages_by():
     indexed = {tuple(index.fields) for index in Notification._meta.indexes}
     assert ("user", "created_at", "id") in indexed
     assert ("status", "created_at", "id") in indexed
+    assert ("channel", "created_at", "id") in indexed
     assert Notification._meta.get_field("created_at").db_index
 
 
