@@ -85,3 +85,27 @@ def env_decimal(name: str, default: str | None, minimum: Decimal | None = None) 
     if not number.is_finite() or (minimum is not None and number < minimum):
         raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {value!r}")
     return number
+
+
+_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+            "h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}  # fmt: skip
+
+
+def env_rate(name: str, default: str) -> tuple[int, float] | None:
+    """A rate such as ``600/min`` (periods: s, min, h, day) as (requests, seconds); ``0``
+    turns it off (None). Raises on anything else."""
+    value = env_str(name) or default
+    if value == "0":
+        return None
+    count, _, period = value.partition("/")
+    try:
+        requests = int(count)
+    except ValueError:
+        requests = 0
+    seconds = _PERIODS.get(period.strip().lower())
+    if requests < 1 or seconds is None:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 600/min (per s, min, h or day), or 0 for no "
+            f"limit; got {value!r}"
+        )
+    return requests, seconds

@@ -22,6 +22,7 @@ from notification_service.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
 )
 from notification_service.queue import queue_config
@@ -98,6 +99,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "huey.contrib.djhuey",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "notifications",
 ]
 
@@ -366,6 +370,52 @@ NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 # Campaigns: recipients created per insert (and the largest selection created inside the
 # request; a larger one, or a whole changelist filter, is created by the consumer).
 NOTIFY_CAMPAIGN_CHUNK = env_int("NOTIFY_CAMPAIGN_CHUNK", 1000, minimum=1)
+
+# --- HTTP API (notifications/api) ---------------------------------------------------------
+# Requests per API key (or staff user) and period, shared by every web process and host:
+# 600/min, 20/s, 10000/h, …; 0 turns throttling off.
+NOTIFY_API_RATE = env_rate("NOTIFY_API_RATE", "600/min")
+# How long an Idempotency-Key is remembered (hours, at least 24).
+NOTIFY_API_IDEMPOTENCY_HOURS = env_int("NOTIFY_API_IDEMPOTENCY_HOURS", 24, minimum=24)
+# The largest request body the API reads (bytes); larger ones get 413.
+NOTIFY_API_MAX_BODY_BYTES = env_int("NOTIFY_API_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "notifications.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["notifications.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["notifications.api.throttling.ClientRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["notifications.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
+    "DATETIME_FORMAT": "iso-8601",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Notification Service API",
+    "DESCRIPTION": "Create, schedule, track and cancel notifications delivered through "
+    "Telegram → Email → SMS. Authenticate with `Authorization: Bearer <API key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "NotificationStatus": "notifications.models.Notification.Status",
+        "Channel": "notifications.models.Channel",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifications.api.schema.add_error_responses_and_links",
+    ],
+}
 
 LOGGING = {
     "version": 1,

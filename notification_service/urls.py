@@ -1,14 +1,15 @@
 """URL routes: the admin is the operator's interface; `/` sends visitors there. Beside the
 model admin: the dashboard and the small JSON endpoints its pages poll (notifications.views),
-Django's set_language for the admin's language switcher, and what providers call: the
-Telegram webhook and the SMS delivery callback."""
+Django's set_language for the admin's language switcher, what providers call (the Telegram
+webhook and the SMS delivery callback), and the HTTP API for other services under `/api/v1/`."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
 from notifications import provider_views, views
+from notifications.api.errors import not_found
 
 admin.site.site_header = _("Notification Service")
 admin.site.site_title = _("Notification Service")
@@ -47,4 +48,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("telegram/webhook/", provider_views.telegram_webhook, name="telegram-webhook"),
     path("sms/callback/<str:secret>/", provider_views.sms_callback, name="sms-callback"),
+    # The browsable API's log-in and log-out links (staff sessions).
+    path("api/v1/auth/", include("rest_framework.urls")),
+    path("api/v1/", include("notifications.api.urls")),
+    re_path(r"^api/(?P<path>.*)$", not_found),
 ]

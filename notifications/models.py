@@ -366,6 +366,10 @@ class Notification(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="notif_status_lease_idx"),
             models.Index(fields=["channel"], name="notif_channel_idx"),
             models.Index(fields=["campaign", "status"], name="notif_campaign_status_idx"),
+            # The API's list: newest first, by user, status or channel, at any depth (keyset).
+            models.Index(fields=["user", "created_at", "id"], name="notif_user_created_idx"),
+            models.Index(fields=["status", "created_at", "id"], name="notif_status_created_idx"),
+            models.Index(fields=["channel", "created_at", "id"], name="notif_channel_created_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -604,3 +608,64 @@ class TelegramPollOffset(models.Model):
 
     def __str__(self) -> str:
         return f"bot {self.bot_id}: next offset {self.next_offset}"
+
+
+class ApiKey(models.Model):
+    """One client application's key to the HTTP API, stored as a salted hash.
+
+    The key itself (``nsk_`` + ``prefix`` + a secret of 256 random bits) is shown once, when
+    it is made (``notifications.api_keys``); ``prefix`` finds the row and names the key in
+    lists and logs.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        WRITE = "write", "Read and write"
+
+    name = models.CharField(max_length=100, help_text="Which application uses this key.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    salt = models.CharField(max_length=32, editable=False)
+    key_hash = models.CharField("key hash", max_length=64, editable=False)
+    scope = models.CharField(max_length=8, choices=Scope, default=Scope.WRITE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(
+        "last used", null=True, blank=True, help_text="Updated at most once a minute."
+    )
+    revoked_at = models.DateTimeField("revoked", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (nsk_{self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiIdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` an API client sent, with what it asked and what it got.
+
+    ``client`` names the caller (``key:<ApiKey prefix>`` or ``user:<user id>``): keys of
+    different clients never meet. ``fingerprint`` is a hash of the method, path and body; the
+    same key with another fingerprint is refused. Kept at least
+    ``NOTIFY_API_IDEMPOTENCY_HOURS`` (pruned hourly by ``tasks.prune_idempotency_keys``).
+    """
+
+    client = models.CharField(max_length=40)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = "API idempotency key"
+        constraints = [
+            models.UniqueConstraint(fields=["client", "key"], name="api_idempotency_client_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client}: {self.key}"

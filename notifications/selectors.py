@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import (
     Case,
@@ -26,7 +27,7 @@ from django.db.models.functions import Coalesce, Greatest, Left, TruncDay, Trunc
 from django.utils import timezone
 
 from notifications.channels import channel_order, senders_for
-from notifications.models import Campaign, DeliveryAttempt, Notification
+from notifications.models import Campaign, DeliveryAttempt, Notification, UserContact
 
 Status = Notification.Status
 
@@ -440,3 +441,62 @@ def _dashboard(period: str, since: datetime, now: datetime, bucket: str) -> Dash
         series=[(at, *counts) for at, counts in sorted(series.items())],
         bucket=bucket,
     )
+
+
+def users_by_reference(ids: set[int], usernames: set[str]) -> dict[int | str, AbstractBaseUser]:
+    """The users with these ids or usernames, in one query: ``{id: user, username: user}``."""
+    if not ids and not usernames:
+        return {}
+    User = get_user_model()
+    field = User.USERNAME_FIELD
+    found: dict[int | str, AbstractBaseUser] = {}
+    for user in User.objects.filter(Q(pk__in=ids) | Q(**{f"{field}__in": usernames})):
+        if user.pk in ids:
+            found[user.pk] = user
+        if user.get_username() in usernames:
+            found[user.get_username()] = user
+    return found
+
+
+def contact_of(user_id: int) -> UserContact | None:
+    """The contact of user ``user_id`` (an unsaved blank one if the user has none yet), or
+    None when there is no such user."""
+    contact = UserContact.objects.select_related("user").filter(user_id=user_id).first()
+    if contact is not None:
+        return contact
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return UserContact(user=user) if user is not None else None
+
+
+def notification_get(pk: int) -> Notification | None:
+    """One notification with its user, or None."""
+    return Notification.objects.select_related("user").filter(pk=pk).first()
+
+
+def notification_list(
+    *,
+    user: int | str | None = None,
+    statuses: list[str] | None = None,
+    channel: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Notification]:
+    """Notifications with their users, filtered: ``user`` by id (int) or username (str), the
+    ``statuses`` given, delivered via ``channel``, created in [after, before). Each filter
+    that narrows to a few rows has an index that also orders them by creation time."""
+    queryset = Notification.objects.select_related("user")
+    if isinstance(user, int):
+        queryset = queryset.filter(user_id=user)
+    elif user is not None:
+        # The id first (one indexed lookup): a join would walk the whole table by time.
+        found = users_by_reference(set(), {user})
+        queryset = queryset.filter(user_id=found[user].pk) if found else queryset.none()
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    if channel:
+        queryset = queryset.filter(channel=channel)
+    if created_after is not None:
+        queryset = queryset.filter(created_at__gte=created_after)
+    if created_before is not None:
+        queryset = queryset.filter(created_at__lt=created_before)
+    return queryset

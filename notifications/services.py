@@ -460,3 +460,31 @@ def contact_send_test(*, contact: UserContact, sent_by: AbstractBaseUser) -> Not
         queue=True,
         expires_at=timezone.now() + TEST_EXPIRY,
     )
+
+
+CONTACT_FIELDS = (
+    "telegram_chat_id",
+    "email",
+    "phone",
+    "telegram_opt_out",
+    "email_opt_out",
+    "sms_opt_out",
+    "language",
+)
+
+
+def user_contact_update(*, contact: UserContact, changes: dict[str, Any]) -> UserContact:
+    """Set the given contact fields, with the admin's validation (the model's validators and
+    ``clean``: phone numbers stored as E.164), and save them. Raises ``ValidationError``
+    with a message per field."""
+    unknown = set(changes) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ValidationError({name: "This field can't be changed." for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    contact.full_clean(exclude=["user"])
+    if contact.pk is None:  # a user created before contacts existed
+        contact.pk = UserContact.objects.get_or_create(user_id=contact.user_id)[0].pk
+        contact._state.adding = False
+    contact.save(update_fields=[*CONTACT_FIELDS, "updated_at"])
+    return contact

@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
@@ -36,6 +36,7 @@ from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, ta
 
 from notifications import composing, delivery, receipts, recovery, selectors, telegram_bot
 from notifications.channels import all_senders
+from notifications.models import ApiIdempotencyKey
 from notifications.senders.base import DeliveryError
 from notifications.senders.sms_smpp import SmppSender, close_sessions, on_deliver_sm, session
 
@@ -327,3 +328,12 @@ def check_sms_receipts() -> dict[str, int]:
 def prune() -> dict[str, int]:
     """Hourly: forget old Telegram update ids and dead links, and receipts never matched."""
     return {**telegram_bot.prune(), "receipts": receipts.prune()}
+
+
+@periodic_task(crontab(minute="17"))
+@_with_connections
+def prune_idempotency_keys() -> int:
+    """Hourly: forget the API's Idempotency-Keys older than NOTIFY_API_IDEMPOTENCY_HOURS."""
+    cutoff = timezone.now() - timedelta(hours=settings.NOTIFY_API_IDEMPOTENCY_HOURS)
+    deleted, _ = ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

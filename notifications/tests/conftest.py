@@ -18,6 +18,7 @@ from notifications.models import Notification, UserContact
 from notifications.senders.base import PartResult, Sender
 from notifications.senders.http import reset_http_session
 from notifications.senders.sms_smpp import close_sessions
+from notifications.tests.api_client import *  # noqa: F403 (HTTP API fixtures: keys, client)
 from notifications.tests.browser import *  # noqa: F403 (browser fixtures: Playwright)
 from notifications.tests.fakes.smpp import FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero

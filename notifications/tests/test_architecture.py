@@ -33,11 +33,13 @@ LAYERS = {
     "notifications.services": 9,
     "notifications.forms": 9.5,
     "notifications.display": 9.5,
+    "notifications.api_keys": 9,
     "notifications.signals": 10,
     "notifications.admin": 10,
     "notifications.views": 10,
     "notifications.provider_views": 10,
     "notifications.management": 10,
+    "notifications.api": 10,
     "notifications.apps": 11,
 }
 

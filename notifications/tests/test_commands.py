@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from notifications.management.commands.runservice import Command as RunService
 from notifications.models import Notification
 from notifications.tests.conftest import BASE_DIR, wait_for
 from notifications.tests.fakes.smtp import free_port
@@ -139,3 +140,13 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
     assert "stopped with errors" not in text
     time.sleep(0.5)
     assert login_page() is None  # nothing listens any more
+
+
+def test_runservice_consumers_poll_an_idle_queue_at_most_a_second_apart(settings):
+    """So a scheduled notification goes out within about 2 s of its send_at (huey's own
+    default backs off to 10 s on the SQLite and PostgreSQL queues)."""
+    settings.NOTIFY_CONSUMERS = 2
+    workers = {n: c for n, c in RunService().commands("127.0.0.1").items() if n != "web"}
+    assert len(workers) == 2
+    for command in workers.values():
+        assert command[command.index("--max-delay") + 1] == "1"

@@ -349,6 +349,7 @@ def test_a_paced_notification_is_not_lost_when_its_consumer_dies_while_it_waits(
     first = start_consumer(workers=2, **env)
     ids = make_batch(5, "wait")
     queue(ids)
+
     def sending() -> int:
         return Notification.objects.filter(pk__in=ids, status=Status.SENDING).count()
 

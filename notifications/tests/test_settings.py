@@ -18,7 +18,7 @@ from django.views.debug import technical_500_response
 from gunicorn.config import Config
 from huey import PostgresHuey, PriorityRedisHuey, SqliteHuey
 
-from notification_service.env import env_bool, env_int, env_list
+from notification_service.env import env_bool, env_int, env_list, env_rate
 from notification_service.gunicorn_logging import RedactingLogger
 from notification_service.queue import huey_from_url
 from notifications.redaction import RedactingFilter
@@ -84,6 +84,8 @@ def test_the_documented_production_settings_pass_check_deploy(tmp_path):
         ({"NOTIFY_PUBLIC_URL": "notify.example.com"}, "NOTIFY_PUBLIC_URL must be an http(s) URL"),
         ({"SMS_CALLBACK_SECRET": "a/b"}, "SMS_CALLBACK_SECRET must be 16 to 128"),
         ({"NOTIFY_RECEIPT_GIVE_UP": "10"}, "NOTIFY_RECEIPT_GIVE_UP must be at least 60"),
+        ({"NOTIFY_API_RATE": "600/fortnight"}, "NOTIFY_API_RATE must be a rate such as 600/min"),
+        ({"NOTIFY_API_IDEMPOTENCY_HOURS": "1"}, "NOTIFY_API_IDEMPOTENCY_HOURS must be at least 24"),
     ],
 )
 def test_a_bad_setting_stops_the_service_at_start_up_naming_it(tmp_path, env, text):
@@ -224,3 +226,15 @@ def test_env_example_names_every_setting_and_starts_as_is(tmp_path):
     }
     result = manage("check", tmp_path=tmp_path, **values)
     assert result.returncode == 0, result.stderr
+
+
+def test_api_rates_read_as_requests_per_seconds(monkeypatch):
+    for text, rate in [("600/min", (600, 60.0)), ("20/s", (20, 1.0)), ("5000/h", (5000, 3600.0))]:
+        monkeypatch.setenv("NOTIFY_API_RATE", text)
+        assert env_rate("NOTIFY_API_RATE", "1/s") == rate
+    monkeypatch.setenv("NOTIFY_API_RATE", "0")
+    assert env_rate("NOTIFY_API_RATE", "600/min") is None
+    for bad in ("600", "-1/min", "x/min", "10/week"):
+        monkeypatch.setenv("NOTIFY_API_RATE", bad)
+        with pytest.raises(ImproperlyConfigured, match="NOTIFY_API_RATE"):
+            env_rate("NOTIFY_API_RATE", "600/min")

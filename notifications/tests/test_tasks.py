@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import services, tasks
-from notifications.models import Notification
+from notifications.models import ApiIdempotencyKey, Notification
 from notifications.tests.conftest import wait_for
 
 Status = Notification.Status
@@ -146,3 +146,19 @@ def test_the_sweeper_resumes_a_campaign_whose_creation_stopped(monkeypatch):
     Campaign.objects.create(name="busy", message="hi")  # its last chunk is recent
     assert tasks.sweep_now()["campaigns_resumed"] == 1
     assert resumed == [stopped.pk]
+
+
+@pytest.mark.django_db
+def test_idempotency_keys_are_kept_their_hours_then_pruned(settings):
+    settings.NOTIFY_API_IDEMPOTENCY_HOURS = 24
+    old, recent = ApiIdempotencyKey.objects.bulk_create(
+        ApiIdempotencyKey(client="key:a", key=name, fingerprint="f") for name in ("old", "new")
+    )
+    ApiIdempotencyKey.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(hours=24, minutes=1)
+    )
+    ApiIdempotencyKey.objects.filter(pk=recent.pk).update(
+        created_at=timezone.now() - timedelta(hours=23, minutes=59)
+    )
+    assert tasks.prune_idempotency_keys.call_local() == 1
+    assert list(ApiIdempotencyKey.objects.values_list("key", flat=True)) == ["new"]

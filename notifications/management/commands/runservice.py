@@ -45,6 +45,9 @@ class Command(BaseCommand):
                 python, manage, "run_huey",
                 "--workers", str(settings.NOTIFY_WORKERS),
                 "--worker-type", "thread",
+                # An idle consumer polls the queue at most 1 s apart (huey's default backs
+                # off to 10 s), so a scheduled notification goes out within ~2 s of send_at.
+                "--max-delay", "1",
                 *(["--no-periodic"] if n > 1 else []),
             ]  # fmt: skip
         if settings.TELEGRAM_UPDATES == "poll" and settings.TELEGRAM_BOT_TOKEN:
