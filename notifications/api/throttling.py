@@ -40,12 +40,14 @@ class ClientRateThrottle(BaseThrottle):
         interval = seconds / requests
         horizon = interval * (requests - 1)
         try:
-            booking = pacing.schedule().book(f"api:{client}", interval, horizon)
+            booking = pacing.schedule().book_all(
+                [f"api:{client}"], [interval], horizon, tolerance=horizon
+            )
         except (OperationalError, InterfaceError, RedisError) as err:
             # The request itself needs the database; an unreachable Redis should not stop it.
             logger.warning("API throttling unavailable (%s); request let through", err)
             return True
-        if booking.granted:
+        if not booking.refused:
             return True
         self._wait = max(booking.at - horizon - time.time(), 0.0)
         return False

@@ -384,9 +384,10 @@ def test_smpp_keeps_one_bound_transceiver_session(sms_settings, smpp, contact):
         send(SmppSender(), contact, f"code {i}")
     assert [m[1] for m in smpp.messages()] == [f"code {i}" for i in range(5)]
     assert smpp.binds == [("smppuser", True)]
-    assert smpp.connections == 1 and smpp.unbinds == 0
+    assert smpp.connections == 1
+    unbinds = smpp.unbinds  # an earlier test's session may still be saying goodbye
     session().close()
-    assert smpp.unbinds == 1 or wait_for(lambda: smpp.unbinds == 1, timeout=5, what="unbind")
+    wait_for(lambda: smpp.unbinds == unbinds + 1, timeout=5, what="the unbind")
 
 
 @pytest.mark.django_db
