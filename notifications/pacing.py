@@ -21,11 +21,13 @@ one short transaction that reads the clock after taking the row's lock).
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
+import redis
 from django.db import InterfaceError, OperationalError, connection, transaction
 from huey.contrib.djhuey import HUEY
 from huey.storage import RedisStorage
@@ -84,16 +86,26 @@ return {tostring(held), string.format('%.6f', latest - now), '0'}
 
 
 class RedisSchedule:
-    """The schedule in Redis: one atomic script per booking, on Redis's clock."""
+    """The schedule in Redis: one atomic script per booking, on Redis's clock.
 
-    def __init__(self, client) -> None:
-        self.client = client
-        self.script = client.register_script(_BOOK_LUA)
+    Each thread books over a connection of its own (``connect()`` makes one): many workers
+    sharing one pool would mostly wait on the pool's lock.
+    """
+
+    def __init__(self, connect) -> None:
+        self.connect = connect
+        self.local = threading.local()
+
+    def _script(self):
+        script = getattr(self.local, "script", None)
+        if script is None:
+            script = self.local.script = self.connect().register_script(_BOOK_LUA)
+        return script
 
     def book_all(
         self, names: list[str], intervals: list[float], horizon: float, tolerance: float
     ) -> Booking:
-        held, ahead, refused = self.script(
+        held, ahead, refused = self._script()(
             keys=[f"{KEY_PREFIX}{name}" for name in names], args=[horizon, tolerance, *intervals]
         )
         return Booking(
@@ -160,7 +172,16 @@ class DatabaseSchedule:
 def schedule() -> Schedule:
     """Redis's when the queue is Redis (shared by every host), else the database's."""
     if isinstance(HUEY.storage, RedisStorage):
-        return RedisSchedule(HUEY.storage.conn)
+        pool = HUEY.storage.pool
+        return RedisSchedule(
+            lambda: redis.Redis(
+                connection_pool=pool.__class__(
+                    connection_class=pool.connection_class,
+                    max_connections=1,
+                    **pool.connection_kwargs,
+                )
+            )
+        )
     return DatabaseSchedule()
 
 

@@ -190,13 +190,31 @@ _lane: Lane | None = None
 _lane_lock = threading.Lock()
 
 
+_workers_started = 0
+
+
+def lane_threads() -> int:
+    """``NOTIFY_PACED_THREADS``, else as many as the consumer has workers (``run_huey -w``
+    may differ from NOTIFY_WORKERS): paced sends go out from the lane, so it needs the
+    workers' concurrency to keep up when the pace allows that much."""
+    return settings.NOTIFY_PACED_THREADS or max(_workers_started, settings.NOTIFY_WORKERS)
+
+
 def lane() -> Lane:
     """This process's lane (started on first use)."""
     global _lane
     with _lane_lock:
         if _lane is None:
-            _lane = Lane(settings.NOTIFY_PACED_THREADS or settings.NOTIFY_WORKERS)
+            _lane = Lane(lane_threads())
         return _lane
+
+
+@on_startup()
+def count_workers() -> None:
+    """Called by huey in each worker thread as it starts: counted for ``lane_threads``."""
+    global _workers_started
+    with _lane_lock:
+        _workers_started += 1
 
 
 def smpp_in_use() -> bool:

@@ -33,7 +33,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
-from django.core.mail.message import BadHeaderError, sanitize_address
+from django.core.mail.message import BadHeaderError, forbid_multi_line_headers, sanitize_address
 from django.core.validators import validate_email
 from django.utils.module_loading import import_string
 
@@ -253,23 +253,33 @@ class Mailer:
             pass
 
 
-def validated_address(address: str, what: str) -> str:
-    """``address`` if it is one valid email address; else a permanent ``DeliveryError``."""
+@functools.lru_cache(maxsize=4096)
+def _address_problem(address: str) -> str:
+    """Why ``address`` can't be mailed ("" when it can): what the mail backend's own
+    address handling would refuse, found here, before any server is called."""
     try:
         validate_email(address)
         sanitize_address(address, settings.DEFAULT_CHARSET)
     except (ValidationError, ValueError) as err:
-        raise DeliveryError(
-            f"{what} {address!r} is not a valid email address", permanent=True
-        ) from err
+        return str(err)
+    return ""
+
+
+def validated_address(address: str, what: str) -> str:
+    """``address`` if it is one valid email address; else a permanent ``DeliveryError``."""
+    if _address_problem(address):
+        raise DeliveryError(f"{what} {address!r} is not a valid email address", permanent=True)
     return address
 
 
 def checked_message(message: EmailMessage) -> EmailMessage:
-    """``message`` after building its MIME form once, so a bad header fails here, before any
-    server is called; raises a permanent ``DeliveryError``."""
+    """``message`` with every header checked as the mail backend will build it (no line
+    breaks: header injection), so a bad one fails here, before any server is called;
+    raises a permanent ``DeliveryError``."""
+    headers = {"Subject": message.subject, **message.extra_headers}
     try:
-        message.message()
+        for name, value in headers.items():
+            forbid_multi_line_headers(name, value, message.encoding)
     except (BadHeaderError, ValueError) as err:
         raise DeliveryError(f"the message can't be mailed: {err}", permanent=True) from err
     return message

@@ -106,19 +106,34 @@ def connect_phase(err: BaseException) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
+def _target(url: str) -> tuple[str, str, int | None, str]:
+    """``url`` as (scheme, host, port, path with query), parsed once."""
+    parts = urllib3.util.parse_url(url)
+    return parts.scheme or "http", parts.host or "", parts.port, parts.request_uri
+
+
 def send_request(
     url: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> urllib3.BaseHTTPResponse:
     """POST ``body`` to ``url`` once (no retries, no redirects): the one network call, which
     unit tests of error mapping may patch."""
-    return pool_for(url).request(
+    manager = pool_for(url)
+    limits = urllib3.Timeout(connect=timeout, read=timeout)
+    if isinstance(manager, urllib3.ProxyManager):
+        return manager.urlopen(
+            "POST", url, body=body, headers=headers, timeout=limits, retries=False, redirect=False
+        )
+    scheme, host, port, path = _target(url)
+    return manager.connection_from_host(host, port, scheme).urlopen(
         "POST",
-        url,
+        path,
         body=body,
         headers=headers,
-        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        timeout=limits,
         retries=False,
         redirect=False,
+        assert_same_host=False,
     )
 
 

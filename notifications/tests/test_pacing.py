@@ -26,7 +26,7 @@ def schedule(request, transactional_db):
         return DatabaseSchedule()
     if not settings.QUEUE_URL.startswith("redis"):
         pytest.skip("the Redis schedule is used (and tested) when QUEUE_URL is redis://")
-    return RedisSchedule(redis.Redis.from_url(settings.QUEUE_URL))
+    return RedisSchedule(lambda: redis.Redis.from_url(settings.QUEUE_URL))
 
 
 @pytest.fixture
