@@ -94,6 +94,9 @@ def classify_mail_error(err: Exception, server: str, *, opening: bool = False) -
 
     ``opening``: it happened while connecting and logging in (nothing was sent).
     """
+    anymail = _anymail_error(err, server)  # (requests' errors are OSErrors: first)
+    if anymail is not None:
+        return anymail
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         replies = list(err.recipients.values())
         permanent = bool(replies) and all(code >= 500 for code, _ in replies)
@@ -125,9 +128,6 @@ def classify_mail_error(err: Exception, server: str, *, opening: bool = False) -
         return DeliveryError(
             f"{server} unreachable: {type(err).__name__}: {err}", ambiguous=not opening
         )
-    anymail = _anymail_error(err, server)
-    if anymail is not None:
-        return anymail
     if isinstance(err, ImproperlyConfigured):
         return ConfigurationError(f"{server}: {err}")
     raise err

@@ -184,3 +184,59 @@ def test_starttls_protects_the_login(settings, monkeypatch):
         assert [m.body.strip() for m in server.received] == ["over TLS"]
     finally:
         server.stop()
+
+
+# --- any Django email backend: django-anymail (Postmark) -------------------------------------
+
+
+@pytest.fixture
+def postmark(settings):
+    from notifications.tests.fakes.postmark import FakePostmark
+
+    fake = FakePostmark().start()
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": fake.token, "POSTMARK_API_URL": fake.url}
+    settings.DEFAULT_FROM_EMAIL = "service@example.com"
+    yield fake
+    fake.stop()
+
+
+def test_email_goes_through_the_configured_backend(postmark, smtp):
+    """EMAIL_BACKEND picks the provider: here django-anymail's Postmark backend, over its
+    HTTP API, with the provider's message id kept."""
+    sender = EmailSender()
+    assert sender.is_configured()
+    (result,) = send(sender, "ann@example.com", "Body text", "Subject line")
+    (mail,) = postmark.sent
+    assert (mail["To"], mail["Subject"], mail["TextBody"]) == (
+        "ann@example.com",
+        "Subject line",
+        "Body text",
+    )
+    assert result.provider_message_id == mail["MessageID"]
+    assert smtp.received == []
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind"),
+    [("inactive", "permanent"), ("500", "transient"), ("429", "rate limited")],
+)
+def test_the_providers_errors_map_like_smtps(postmark, behaviour, kind):
+    """A recipient the provider refuses is permanent (next channel, like SMTP 5xx); its 5xx
+    is transient (like SMTP 4xx); its 429 is rate limiting."""
+    postmark.mode = behaviour
+    with pytest.raises(DeliveryError) as caught:
+        send(EmailSender(), "bounced@example.com")
+    error = caught.value
+    assert {
+        "permanent": error.permanent,
+        "transient": not error.permanent and not error.rate_limited,
+        "rate limited": error.rate_limited,
+    }[kind]
+
+
+def test_a_wrong_provider_token_is_a_configuration_error(postmark, settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "not-the-token"}
+    with pytest.raises(ConfigurationError):
+        send(EmailSender(), "ann@example.com")
+    assert postmark.sent == []
