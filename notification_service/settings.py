@@ -6,6 +6,7 @@ first and real environment variables win over it. ``.env.example`` lists every v
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from decimal import Decimal
@@ -226,6 +227,13 @@ NOTIFY_TELEGRAM_INVITE_TTL = env_float("NOTIFY_TELEGRAM_INVITE_TTL", 7 * 86_400.
 
 # Any Django email backend: SMTP by default, or e.g. django-anymail's for SES, Mailgun, …
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+# A django-anymail backend's settings, from ANYMAIL_<NAME> variables: ANYMAIL_POSTMARK_SERVER_TOKEN
+# becomes ANYMAIL["POSTMARK_SERVER_TOKEN"].
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value.strip()
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and value.strip()
+}
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")

@@ -35,6 +35,12 @@ def _url_password(url: str) -> str:
 def secret_values() -> list[str]:
     """The configured secret values, longest first so overlapping ones mask fully."""
     values = {str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS}
+    anymail = getattr(settings, "ANYMAIL", None) or {}
+    values.update(
+        str(value)
+        for name, value in anymail.items()
+        if any(word in name for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))
+    )
     for name in SECRET_URL_SETTINGS:
         password = _url_password(str(getattr(settings, name, "") or ""))
         if password:
@@ -71,7 +77,7 @@ class SettingsRedactingFilter(SafeExceptionReporterFilter):
     wherever they appear in a setting's value)."""
 
     hidden_settings = re.compile(
-        "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|DATABASE_URL|QUEUE_URL|HUEY",
+        "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|DATABASE_URL|QUEUE_URL|HUEY|ANYMAIL",
         flags=re.IGNORECASE,
     )
 
