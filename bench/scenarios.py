@@ -59,7 +59,8 @@ BULK_SIZES = (10, 100, 1000, 10_000)
 MEMORY_N = 500 if QUICK else 10_000
 MIXED_N = 100 if QUICK else 400  # per half
 BURST_N, BURST_EMAIL_N = (10, 100) if QUICK else (40, 400)
-SMTP_N = 200 if QUICK else 1000
+# smtp_sessions: SMTP_N emails over SMTP_SECONDS, a page a second (a minute and more of load).
+SMTP_N, SMTP_SECONDS = (400, 20) if QUICK else (3000, 75)
 CLICKS_N, CLICKS_PAGES = (500, 10) if QUICK else (2000, 20)
 CLICK_GAP = 0.25  # seconds between two clicks when paging (a quick operator, or a script)
 CPU_N = 300 if QUICK else 2000
@@ -390,28 +391,40 @@ def burst(bench: Bench) -> Result:
 
 @scenario("sqlite")
 def smtp_sessions(bench: Bench) -> Result:
-    """SMTP sessions each worker opens per minute while sending 1,000 emails."""
-    ids = bench.fresh(bench.email_users[:SMTP_N])
+    """SMTP sessions each worker opens per minute under a sustained load: a page of emails
+    every second for SMTP_SECONDS (over a minute in a full run)."""
+    per_second = SMTP_N // SMTP_SECONDS
+    ids = bench.fresh(bench.email_users[: per_second * SMTP_SECONDS])
     bench.telegram.reset()
     bench.smtp.reset(**SMTP_COSTS)
-    run = bench.click_and_wait(ids, [bench.consumer(DEFAULT_WORKERS)], 600)
+    consumer = bench.consumer(DEFAULT_WORKERS)
+    try:
+        cpu = CpuMeter([consumer.pid])
+        started = bench.click(ids[:per_second])
+        for first in range(per_second, len(ids), per_second):
+            time.sleep(1.0)
+            bench.click(ids[first : first + per_second])
+        bench.wait_sent(ids, 900, consumer)
+        cpu.stop()
+    finally:
+        bench.stop([consumer])
     stats = bench.smtp.stats()
-    seconds = bench.finished(ids, run.started)
+    seconds = bench.finished(ids, started)
     per_session = stats["session_messages"] or [0]
     row = {
-        "n": SMTP_N,
+        "n": len(ids),
         "workers": DEFAULT_WORKERS,
         "seconds": seconds,
-        "rate": round(SMTP_N / seconds, 1),
+        "rate": round(len(ids) / seconds, 1),
         "sessions": stats["sessions"],
         "messages": stats["messages"],
         "sessions_per_worker_minute": round(
-            stats["sessions"] / DEFAULT_WORKERS / (seconds / 60), 1
+            stats["sessions"] / DEFAULT_WORKERS / (seconds / 60), 2
         ),
         "messages_per_session": round(statistics.mean(per_session), 2),
         "max_messages_per_session": max(per_session),
         "max_open_sessions": stats["max_open"],
-        **run.cpu.per_item_ms(SMTP_N),
+        **cpu.per_item_ms(len(ids)),
     }
     _say(bench, "smtp_sessions", row)
     return row

@@ -30,7 +30,7 @@ from bench.harness import (
 from notifications.tests.harness import Consumer
 
 TELEGRAM_USERS = 10_000  # users with a Telegram chat (and no email address)
-EMAIL_USERS = 2_000  # users with only an email address
+EMAIL_USERS = 3_000  # users with only an email address
 
 
 @dataclass

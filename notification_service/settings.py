@@ -246,9 +246,10 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifications@localhost")
 # Each worker keeps its mail connection open between messages: it is checked (SMTP NOOP)
-# before use when idle this many seconds, and renewed after this many messages.
+# before use when idle this many seconds, and renewed after this many messages (0: only when
+# the server closes it; a 421 before a message is sent reconnects and sends it again).
 NOTIFY_SMTP_CHECK_IDLE_SECONDS = env_float("NOTIFY_SMTP_CHECK_IDLE_SECONDS", 5.0, minimum=0)
-NOTIFY_SMTP_MESSAGES_PER_CONNECTION = env_int("NOTIFY_SMTP_MESSAGES_PER_CONNECTION", 100, minimum=1)
+NOTIFY_SMTP_MESSAGES_PER_CONNECTION = env_int("NOTIFY_SMTP_MESSAGES_PER_CONNECTION", 0, minimum=0)
 
 # --- SMS ------------------------------------------------------------------------------------
 NOTIFY_SMS_TRANSPORTS = env_list("NOTIFY_SMS_TRANSPORTS", "api,smtp,smpp")

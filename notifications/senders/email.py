@@ -5,7 +5,8 @@ django-anymail's), over a connection each thread keeps open between messages.
 
 - each thread keeps one open connection; before use, one idle longer than
   ``NOTIFY_SMTP_CHECK_IDLE_SECONDS`` is checked with SMTP ``NOOP`` and reopened if dead;
-  after ``NOTIFY_SMTP_MESSAGES_PER_CONNECTION`` messages it is renewed;
+  after ``NOTIFY_SMTP_MESSAGES_PER_CONNECTION`` messages (0, the default: never) it is
+  renewed;
 - when the server closed the connection before the message's ``DATA`` began (nothing was
   sent), it reconnects once and sends again; a break during ``DATA`` is ambiguous.
 
@@ -202,7 +203,7 @@ class Mailer:
             idle = time.monotonic() - current.used_at
             stale = (
                 current.key != options_key
-                or current.sent >= settings.NOTIFY_SMTP_MESSAGES_PER_CONNECTION
+                or 0 < settings.NOTIFY_SMTP_MESSAGES_PER_CONNECTION <= current.sent
                 or (idle > settings.NOTIFY_SMTP_CHECK_IDLE_SECONDS and not self._alive(current))
             )
             if not stale:
@@ -230,13 +231,19 @@ class Mailer:
                 connection.backend.send_messages([message])
             except Exception as err:
                 self.close()
+                # The connection died, or the server is closing it (421: too many messages
+                # on one connection, shutting down), before the message's DATA: nothing was
+                # sent, so a new connection may send it.
+                closing = isinstance(err, smtplib.SMTPServerDisconnected) or (
+                    isinstance(err, smtplib.SMTPResponseException) and err.smtp_code == 421
+                )
                 nothing_sent = (
-                    isinstance(err, smtplib.SMTPServerDisconnected)
+                    closing
                     and not connection.data_started
                     and isinstance(connection.backend, SmtpBackend)
                 )
                 if nothing_sent and attempt == 1:
-                    continue  # a dead connection: reconnect once and send again
+                    continue  # reconnect once and send again
                 if nothing_sent:
                     raise DeliveryError(f"{self.server()} closed the connection twice") from err
                 raise classify_mail_error(err, self.server()) from err

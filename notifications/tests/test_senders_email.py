@@ -152,6 +152,17 @@ def test_a_connection_the_server_closed_is_replaced_once(email_settings, smtp, c
     assert smtp.sessions == 2
 
 
+def test_a_server_capping_messages_per_connection_costs_no_message(email_settings, smtp):
+    """Past its cap the server answers MAIL FROM with 421 and closes: nothing was sent, so
+    the message goes out on a new connection, once."""
+    smtp.handler.max_messages_per_session = 3
+    sender = EmailSender()
+    for i in range(7):
+        send(sender, f"u{i}@example.com", f"message {i}")
+    assert [m.body.strip() for m in smtp.received] == [f"message {i}" for i in range(7)]
+    assert smtp.session_messages == [3, 3, 1]
+
+
 def test_a_connection_is_renewed_after_the_configured_number_of_messages(email_settings, smtp):
     email_settings.NOTIFY_SMTP_MESSAGES_PER_CONNECTION = 3
     sender = EmailSender()

@@ -75,6 +75,9 @@ class RecordingHandler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     session_delay: float = 0.0
     message_delay: float = 0.0
+    # Like servers that cap messages per connection: past this many, MAIL FROM is answered
+    # "421 … closing" (0: no cap).
+    max_messages_per_session: int = 0
     # Per connection, in the order opened: how many messages it carried.
     session_messages: dict[int, int] = field(default_factory=dict)
     open_sessions: set[int] = field(default_factory=set)
@@ -110,6 +113,16 @@ class RecordingHandler:
         await self._pay_session_delay(server)
         session.host_name = hostname
         return f"250 {server.hostname}"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        cap = self.max_messages_per_session
+        with self.lock:
+            carried = self.session_messages.get(getattr(server, "fake_session", None), 0)
+        if cap and carried >= cap:
+            return "421 4.7.0 Too many messages on one connection, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse_permanently:
@@ -254,6 +267,7 @@ class FakeSmtp:
             self.handler.max_open = 0
             self.handler.session_delay = self.session_delay
             self.handler.message_delay = self.message_delay
+            self.handler.max_messages_per_session = 0
         self.handler.refuse_permanently.clear()
         self.handler.refuse_temporarily.clear()
 
