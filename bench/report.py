@@ -169,8 +169,8 @@ def smtp_table(results: Results) -> list[str]:
     if not ran:
         return []
     lines = [
-        f"**smtp_sessions**: email-only notifications, {DEFAULT_WORKERS} workers, the SMTP "
-        f"fake costing {SMTP_COST}.",
+        f"**smtp_sessions**: email-only notifications queued a page every second for over a "
+        f"minute (sustained load), {DEFAULT_WORKERS} workers, the SMTP fake costing {SMTP_COST}.",
         "",
         "| tier | emails | seconds | emails/s | SMTP sessions | sessions / worker / minute "
         "| messages / session | most open at once |",
