@@ -112,6 +112,8 @@ MIDDLEWARE = [
     # The operator's language: the admin's switcher (a cookie), else the browser's, else
     # LANGUAGE_CODE.
     "django.middleware.locale.LocaleMiddleware",
+    # ... except the HTTP API, which answers developers in English.
+    "notifications.api.language.ApiInEnglishMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
