@@ -113,6 +113,8 @@ MIDDLEWARE = [
     # The operator's language: the admin's switcher (a cookie), else the browser's, else
     # LANGUAGE_CODE.
     "django.middleware.locale.LocaleMiddleware",
+    # ... except the HTTP API, which answers developers in English.
+    "notifications.api.language.ApiInEnglishMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -352,7 +354,8 @@ if len(set(NOTIFY_CHANNEL_ORDER)) != len(NOTIFY_CHANNEL_ORDER) or not NOTIFY_CHA
     )
 NOTIFY_SEND_ON_CREATE = env_bool("NOTIFY_SEND_ON_CREATE", True)
 NOTIFY_HTTP_TIMEOUT = env_float("NOTIFY_HTTP_TIMEOUT", 10.0, minimum=0.1)
-# Subject of emails whose notification has none; blank: "Notification" in DJANGO_LANGUAGE_CODE.
+# Subject of emails whose notification has none; blank: "Notification" in the recipient's
+# language (their contact's, else DJANGO_LANGUAGE_CODE).
 NOTIFY_EMAIL_SUBJECT = env_str("NOTIFY_EMAIL_SUBJECT")
 # The longest message (characters) notification_create and the admin accept.
 NOTIFY_MESSAGE_MAX_LENGTH = env_int("NOTIFY_MESSAGE_MAX_LENGTH", 10_000, minimum=1)

@@ -25,13 +25,13 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from notifications import api_keys, selectors, services, telegram_bot
 from notifications.channels import channel_order
 from notifications.composing import check_campaign_content
 from notifications.content import content_for
-from notifications.display import notification_cells, progress_box, status_badge
+from notifications.display import error_text, notification_cells, progress_box, status_badge
 from notifications.forms import ComposeForm, TemplateForm, add_errors
 from notifications.models import (
     ApiKey,
@@ -232,17 +232,16 @@ class UserContactAdmin(TelegramInviteActions, SendNotificationMixin, admin.Model
         try:
             invite = telegram_bot.page_link(obj)
         except DeliveryError as err:
-            return format_html(
-                "{} {}",
-                _("No link: the bot's username is not known"),
-                f"({err.message}); set TELEGRAM_BOT_USERNAME.",
-            )
+            return _(
+                "No link: the bot's username is not known (%(error)s); set TELEGRAM_BOT_USERNAME."
+            ) % {"error": err.message}
         qr = segno.make(invite.url, error="m").svg_inline(scale=4, title=str(_("Invite link")))
         expires = timezone.localtime(invite.expires_at).strftime("%Y-%m-%d %H:%M")
         state = _("Not linked to Telegram yet.")
         if obj.telegram_chat_id:
-            state = _("Linked to Telegram chat {chat}; a new link moves it to another chat.")
-            state = state.format(chat=obj.telegram_chat_id)
+            state = _("Linked to Telegram chat %(chat)s; a new link moves it to another chat.") % {
+                "chat": obj.telegram_chat_id
+            }
         return format_html(
             '<div class="telegram-link"><p>{state}</p><a href="{url}" id="telegram-link">{url}</a>'
             "<p>{how}</p><div>{qr}</div></div>",
@@ -250,8 +249,10 @@ class UserContactAdmin(TelegramInviteActions, SendNotificationMixin, admin.Model
             url=invite.url,
             how=_(
                 "The user opens this link (or scans the code with a phone) and presses Start "
-                "in Telegram; the bot then links their chat here. It works once, until {expires}."
-            ).format(expires=expires),
+                "in Telegram; the bot then links their chat here. It works once, until "
+                "%(expires)s."
+            )
+            % {"expires": expires},
             qr=mark_safe(qr),  # segno's own SVG of our URL: no user input in it
         )
 
@@ -367,7 +368,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "rounds",
         "next_attempt_at",
         "lease_expires_at",
-        "last_error",
+        "last_error_text",
         "idempotency_key",
     )
     editable_fields = ("user", "subject", "message", "channels", "send_at", "expires_at")
@@ -415,6 +416,7 @@ class NotificationAdmin(admin.ModelAdmin):
             return
         edited = [name for name in form.changed_data if name in self.editable_fields]
         if not services.notification_update_pending(notification=obj, fields=edited):
+            request._notification_not_saved = True  # no "changed successfully" after this
             self.message_user(
                 request,
                 _(
@@ -423,6 +425,12 @@ class NotificationAdmin(admin.ModelAdmin):
                 ),
                 messages.ERROR,
             )
+
+    def response_change(self, request: HttpRequest, obj: Notification) -> HttpResponse:
+        """Back to its page, as it is now, when the edit was not saved."""
+        if getattr(request, "_notification_not_saved", False):
+            return redirect(request.path)
+        return super().response_change(request, obj)
 
     @admin.display(description=gettext_lazy("message"))
     def short_message(self, obj: Notification) -> str:
@@ -434,9 +442,10 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def _cell(self, obj: Notification, name: str) -> str:
         return format_html(
-            '<span data-nf-id="{}" data-nf-cell="{}">{}</span>',
+            '<span data-nf-id="{}" data-nf-cell="{}"{}>{}</span>',
             obj.pk,
             name,
+            mark_safe(" data-nf-data") if name == "last_error" else "",
             notification_cells(obj)[name],
         )
 
@@ -455,6 +464,13 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("last error"))
     def short_error(self, obj: Notification) -> str:
         return self._cell(obj, "last_error")
+
+    @admin.display(description=gettext_lazy("last error"))
+    def last_error_text(self, obj: Notification) -> str:
+        """What the consumer wrote, a known reason in the operator's language (data: marked
+        so that it is not taken for the interface's own text)."""
+        text = error_text(obj.last_error)
+        return format_html("<span data-nf-data>{}</span>", text) if text else ""
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         extra_context = {**(extra_context or {}), "channel_status": selectors.channel_status()}
@@ -480,19 +496,6 @@ class NotificationAdmin(admin.ModelAdmin):
         self._report(request, services.notifications_cancel(queryset=queryset), "cancelled")
 
 
-# Skip reasons the chain writes into attempts, shown in the operator's language.
-KNOWN_ATTEMPT_ERRORS = {
-    "not configured": gettext_lazy("not configured"),
-    "opted out": gettext_lazy("opted out"),
-    "no Telegram chat id": gettext_lazy("no Telegram chat id"),
-    "no email address": gettext_lazy("no email address"),
-    "no phone number": gettext_lazy("no phone number"),
-    "failed permanently earlier in this run": gettext_lazy(
-        "failed permanently earlier in this run"
-    ),
-}
-
-
 def receipt_text(attempt: DeliveryAttempt) -> str:
     """What an SMS's delivery receipts say: status, when, and the provider's detail."""
     if not attempt.receipt_status:
@@ -508,7 +511,7 @@ def attempt_rounds(notification: Notification) -> list[dict]:
     """The attempts grouped by round, oldest first: the timeline on its page."""
     rounds: dict[int, list] = {}
     for attempt in notification.attempts.order_by("started_at", "id"):
-        attempt.shown_error = KNOWN_ATTEMPT_ERRORS.get(attempt.error, attempt.error)
+        attempt.shown_error = error_text(attempt.error)
         attempt.shown_receipt = receipt_text(attempt)
         rounds.setdefault(attempt.round, []).append(attempt)
     return [{"round": number, "attempts": attempts} for number, attempts in rounds.items()]
@@ -678,11 +681,11 @@ class CampaignSkipAdmin(admin.ModelAdmin):
 
 
 class ApiKeyStatusFilter(admin.SimpleListFilter):
-    title = "status"
+    title = gettext_lazy("status")
     parameter_name = "status"
 
     def lookups(self, request: HttpRequest, model_admin):
-        return (("active", "Active"), ("revoked", "Revoked"))
+        return (("active", _("Active")), ("revoked", _("Revoked")))
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]):
         if self.value() == "active":
@@ -708,7 +711,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return ("name", "scope")
         return ("name", "scope", "key_start", "created_at", "last_used_at", "revoked_at")
 
-    @admin.display(description="key")
+    @admin.display(description=gettext_lazy("key"))
     def key_start(self, obj: ApiKey) -> str:
         return f"{api_keys.KEY_START}{obj.prefix}…" if obj.prefix else ""
 
@@ -738,11 +741,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    @admin.action(description=gettext_lazy("Revoke selected API keys"), permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = api_keys.api_keys_revoke(queryset=queryset)
         self.message_user(
             request,
-            f"{revoked} revoked; clients using {'it' if revoked == 1 else 'them'} now get 401.",
+            ngettext(
+                "%(count)s revoked; clients using it now get 401.",
+                "%(count)s revoked; clients using them now get 401.",
+                revoked,
+            )
+            % {"count": revoked},
             messages.SUCCESS if revoked else messages.WARNING,
         )

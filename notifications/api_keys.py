@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from notifications.models import ApiKey
 
@@ -42,7 +43,7 @@ def api_key_create(*, name: str, scope: str = ApiKey.Scope.WRITE) -> tuple[ApiKe
     which is not stored and can't be shown again. Raises ``ValidationError``."""
     key = ApiKey(name=(name or "").strip(), scope=scope)
     key.full_clean(exclude=["prefix", "salt", "key_hash"])
-    for _ in range(5):  # a prefix collision (48 random bits) is very unlikely, but possible
+    for _attempt in range(5):  # a prefix collision (48 random bits) is very unlikely, but possible
         prefix = secrets.token_hex(PREFIX_LENGTH // 2)
         raw = f"{KEY_START}{prefix}{secrets.token_urlsafe(32)}"
         key.prefix = prefix
@@ -55,7 +56,7 @@ def api_key_create(*, name: str, scope: str = ApiKey.Scope.WRITE) -> tuple[ApiKe
             key.pk = None
             continue
         return key, raw
-    raise ValidationError("Could not make a unique key prefix; try again.")
+    raise ValidationError(_("Could not make a unique key prefix; try again."))
 
 
 def api_keys_revoke(*, queryset: QuerySet[ApiKey]) -> int:

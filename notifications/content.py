@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils import translation
 from django.utils.translation import gettext
 
 if TYPE_CHECKING:
@@ -26,10 +28,27 @@ class Content:
     parse_mode: str = ""  # Telegram: "HTML" when the text uses Telegram's HTML subset
 
 
-def default_subject() -> str:
-    """``NOTIFY_EMAIL_SUBJECT``, else “Notification” in the active language (the consumer's
-    is ``DJANGO_LANGUAGE_CODE``)."""
-    return settings.NOTIFY_EMAIL_SUBJECT or gettext("Notification")
+def default_subject(language: str = "") -> str:
+    """``NOTIFY_EMAIL_SUBJECT``, else “Notification” in ``language`` (the recipient's), else in
+    the service's (``DJANGO_LANGUAGE_CODE``), never in the operator's: the admin's preview
+    shows what the consumer sends."""
+    if settings.NOTIFY_EMAIL_SUBJECT:
+        return settings.NOTIFY_EMAIL_SUBJECT
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return gettext("Notification")
+
+
+def recipient_language(notification: Notification) -> str:
+    """The language a notification is for: the one its template was rendered in, else its
+    user's contact's ("" when neither says). No query when the contact is loaded, as the
+    consumer's claim and the admin's preview load it."""
+    language = (notification.rendered or {}).get("language")
+    if language:
+        return str(language)
+    try:
+        return notification.user.contact.language or ""
+    except ObjectDoesNotExist:
+        return ""
 
 
 def content_for(notification: Notification, channel: str) -> Content:
@@ -39,13 +58,15 @@ def content_for(notification: Notification, channel: str) -> Content:
         if channel == "email":
             return Content(
                 text=rendered["text"],
-                subject=rendered.get("subject") or notification.subject or default_subject(),
+                subject=rendered.get("subject")
+                or notification.subject
+                or default_subject(recipient_language(notification)),
                 html=rendered.get("html") or "",
             )
         return Content(text=rendered["text"], parse_mode=rendered.get("parse_mode") or "")
     if channel == "email":
         return Content(
             text=notification.message,
-            subject=notification.subject or default_subject(),
+            subject=notification.subject or default_subject(recipient_language(notification)),
         )
     return Content(text=notification.message)

@@ -3,6 +3,7 @@ Shared by the admin and the views beside it."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,12 +16,97 @@ from django.utils import formats
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from notifications import selectors
 from notifications.models import Campaign, Channel, Notification
 
 Status = Notification.Status
 LIVE = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING)
+
+# The fixed reasons the chain, the senders and the sweeper write into attempts and last_error
+# (in English: they are data, read by logs, the API and tests), shown in the operator's
+# language. Anything else, a provider's answer above all, is shown as it was written.
+KNOWN_ERRORS = {
+    "not configured": gettext_lazy("not configured"),
+    "opted out": gettext_lazy("opted out"),
+    "no Telegram chat id": gettext_lazy("no Telegram chat id"),
+    "no email address": gettext_lazy("no email address"),
+    "no phone number": gettext_lazy("no phone number"),
+    "the user blocked the bot": gettext_lazy("the user blocked the bot"),
+    "the message is blank for Telegram": gettext_lazy("the message is blank for Telegram"),
+    "failed permanently earlier in this run": gettext_lazy(
+        "failed permanently earlier in this run"
+    ),
+    "an earlier send in this run may have been accepted (outcome unknown); not sent again so "
+    "as not to pay twice": gettext_lazy(
+        "an earlier send in this run may have been accepted (outcome unknown); not sent again "
+        "so as not to pay twice"
+    ),
+    "waiting for a pacing slot": gettext_lazy("waiting for a pacing slot"),
+    "expired before it could be delivered (its expires_at passed)": gettext_lazy(
+        "expired before it could be delivered (its expires_at passed)"
+    ),
+    # notifications.recovery: LEASE_EXPIRED, LEASE_EXPIRED_LAST
+    "lease expired: the worker stopped mid-send without recording the outcome; sent again (if "
+    "the provider had accepted the first send, the recipient got it twice)": gettext_lazy(
+        "lease expired: the worker stopped mid-send without recording the outcome; sent again "
+        "(if the provider had accepted the first send, the recipient got it twice)"
+    ),
+    "lease expired in the last round (NOTIFY_MAX_ROUNDS): the worker stopped mid-send without "
+    "recording the outcome; not sent again": gettext_lazy(
+        "lease expired in the last round (NOTIFY_MAX_ROUNDS): the worker stopped mid-send "
+        "without recording the outcome; not sent again"
+    ),
+}
+# The same for reasons with a figure or a channel in them: (the whole text, its translation).
+KNOWN_ERROR_PATTERNS = [
+    (
+        re.compile(
+            r"the message is partly delivered via (?P<channel>\w+); it is completed there, "
+            r"not sent again here"
+        ),
+        gettext_lazy(
+            "the message is partly delivered via %(channel)s; it is completed there, not sent "
+            "again here"
+        ),
+    ),
+    (
+        re.compile(
+            r"daily SMS limit reached: (?P<sent>\d+) of (?P<limit>\d+) sent today "
+            r"\(NOTIFY_SMS_DAILY_LIMIT\)"
+        ),
+        gettext_lazy(
+            "daily SMS limit reached: %(sent)s of %(limit)s sent today (NOTIFY_SMS_DAILY_LIMIT)"
+        ),
+    ),
+    (
+        re.compile(
+            r"daily SMS limit reached: (?P<limit>\d+) sent today \(NOTIFY_SMS_DAILY_LIMIT\)"
+        ),
+        gettext_lazy("daily SMS limit reached: %(limit)s sent today (NOTIFY_SMS_DAILY_LIMIT)"),
+    ),
+    (
+        re.compile(r"no rounds left: (?P<rounds>\d+) used \(NOTIFY_MAX_ROUNDS\)"),
+        gettext_lazy("no rounds left: %(rounds)s used (NOTIFY_MAX_ROUNDS)"),
+    ),
+]
+
+
+def error_text(error: str) -> str:
+    """An attempt's error (or a notification's last error) for the operator: a known reason
+    in their language, anything else as it was written."""
+    known = KNOWN_ERRORS.get(error)
+    if known is not None:
+        return str(known)
+    for pattern, translated in KNOWN_ERROR_PATTERNS:
+        match = pattern.fullmatch(error)
+        if match is not None:
+            values = match.groupdict()
+            if "channel" in values:
+                values["channel"] = dict(Channel.choices).get(values["channel"], values["channel"])
+            return str(translated) % values
+    return error
 
 
 def percent(value: float | None) -> str:
@@ -67,7 +153,7 @@ def notification_cells(notification: Notification) -> dict[str, str]:
         "channel": notification.get_channel_display() or empty,
         "sent_at": str(display_for_value(notification.sent_at, empty)),
         "rounds": str(notification.rounds),
-        "last_error": Truncator(notification.last_error).chars(80) or "",
+        "last_error": Truncator(error_text(notification.last_error)).chars(80) or "",
     }
 
 
@@ -82,7 +168,7 @@ def notification_summary(notification: Notification) -> str:
         return _("%(status)s…") % {"status": notification.get_status_display()}
     return _("%(status)s: %(error)s") % {
         "status": notification.get_status_display(),
-        "error": Truncator(notification.last_error).chars(300),
+        "error": Truncator(error_text(notification.last_error)).chars(300),
     }
 
 

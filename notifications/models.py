@@ -385,9 +385,9 @@ class Notification(models.Model):
 
 
 class ReceiptStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    UNDELIVERED = "undelivered", "Undelivered"
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    UNDELIVERED = "undelivered", _("Undelivered")
 
 
 class DeliveryAttempt(models.Model):
@@ -435,21 +435,23 @@ class DeliveryAttempt(models.Model):
     )
     # Delivery receipts (SMS only: Telegram has none for bots, email none here).
     receipt_status = models.CharField(
-        "receipt",
+        _("receipt"),
         max_length=16,
         choices=ReceiptStatus,
         blank=True,
         default="",
-        help_text="What the provider's delivery receipts say (blank: none yet).",
+        help_text=_("What the provider's delivery receipts say (blank: none yet)."),
     )
-    receipt_at = models.DateTimeField("receipt time", null=True, blank=True)
+    receipt_at = models.DateTimeField(_("receipt time"), null=True, blank=True)
     receipt_error = models.CharField(
-        "receipt detail",
+        _("receipt detail"),
         max_length=100,
         blank=True,
         default="",
-        help_text="The provider's status and error code from the receipt (e.g. SMPP "
-        '"UNDELIV err:001", SMS Aero "status 2").',
+        help_text=_(
+            "The provider's status and error code from the receipt (e.g. SMPP "
+            '"UNDELIV err:001", SMS Aero "status 2").'
+        ),
     )
 
     class Meta:
@@ -462,7 +464,7 @@ class DeliveryAttempt(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel}/{self.transport}: {self.outcome}"
+        return f"{self.get_channel_display() or '—'}/{self.transport}: {self.get_outcome_display()}"
 
 
 class SmsDailyCount(models.Model):
@@ -509,39 +511,51 @@ class SmsPart(models.Model):
     that attempt is written (``notifications.receipts``).
     """
 
-    transport = models.CharField(max_length=32)
-    message_id = models.CharField("provider message id", max_length=255)
+    transport = models.CharField(_("transport"), max_length=32)
+    message_id = models.CharField(_("provider message id"), max_length=255)
     attempt = models.ForeignKey(
         DeliveryAttempt,
         on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="sms_parts",
+        verbose_name=_("delivery attempt"),
     )
     part = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="1, 2, … of a split SMS"
+        _("part"), null=True, blank=True, help_text=_("1, 2, … of a split SMS")
     )
-    state = models.CharField(max_length=16, choices=ReceiptStatus, default=ReceiptStatus.PENDING)
-    provider_status = models.CharField(max_length=64, blank=True, default="")
-    error_code = models.CharField(max_length=32, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(
+        _("state"), max_length=16, choices=ReceiptStatus, default=ReceiptStatus.PENDING
+    )
+    provider_status = models.CharField(_("provider status"), max_length=64, blank=True, default="")
+    error_code = models.CharField(_("error code"), max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     received_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the first receipt for it came."
+        _("first receipt at"),
+        null=True,
+        blank=True,
+        help_text=_("When the first receipt for it came."),
     )
-    done_at = models.DateTimeField(null=True, blank=True, help_text="When it ended, final.")
+    done_at = models.DateTimeField(
+        _("final at"), null=True, blank=True, help_text=_("When it ended, final.")
+    )
     checked_at = models.DateTimeField(
-        null=True, blank=True, help_text="When its status was last asked of the provider."
+        _("checked at"),
+        null=True,
+        blank=True,
+        help_text=_("When its status was last asked of the provider."),
     )
 
     class Meta:
-        verbose_name = "SMS part"
+        verbose_name = _("SMS part")
+        verbose_name_plural = _("SMS parts")
         constraints = [
             models.UniqueConstraint(fields=["transport", "message_id"], name="sms_part_unique_id"),
         ]
         indexes = [models.Index(fields=["transport", "state"], name="sms_part_state_idx")]
 
     def __str__(self) -> str:
-        return f"{self.transport} {self.message_id}: {self.state}"
+        return f"{self.transport} {self.message_id}: {self.get_state_display()}"
 
 
 class TelegramLink(models.Model):
@@ -553,41 +567,49 @@ class TelegramLink(models.Model):
     """
 
     class Kind(models.TextChoices):
-        PAGE = "page", "Shown on the contact's page"
-        INVITE = "invite", "Sent as an invite"
+        PAGE = "page", _("Shown on the contact's page")
+        INVITE = "invite", _("Sent as an invite")
 
     contact = models.ForeignKey(
-        UserContact, on_delete=models.CASCADE, related_name="telegram_links"
+        UserContact,
+        on_delete=models.CASCADE,
+        related_name="telegram_links",
+        verbose_name=_("user contact"),
     )
-    kind = models.CharField(max_length=16, choices=Kind)
-    token_hash = models.CharField(max_length=64, unique=True)
-    nonce = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
-    used_by_chat = models.CharField(max_length=64, blank=True, default="")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
+    nonce = models.CharField(_("nonce"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    used_by_chat = models.CharField(_("used by chat"), max_length=64, blank=True, default="")
 
     class Meta:
-        verbose_name = "Telegram link"
+        verbose_name = _("Telegram link")
+        verbose_name_plural = _("Telegram links")
         indexes = [
             models.Index(fields=["contact", "kind", "created_at"], name="tg_link_contact_idx")
         ]
 
     def __str__(self) -> str:
-        return f"Telegram link for {self.contact_id} ({self.kind})"
+        return _("Telegram link #%(id)s (%(kind)s)") % {
+            "id": self.pk,
+            "kind": self.get_kind_display(),
+        }
 
 
 class TelegramUpdate(models.Model):
     """A Bot API update already handled: a replayed update (same bot, same id) changes
     nothing. Pruned after a while (Telegram keeps undelivered updates for 24 hours)."""
 
-    bot_id = models.BigIntegerField()
-    update_id = models.BigIntegerField()
-    kind = models.CharField(max_length=32, blank=True, default="")
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    bot_id = models.BigIntegerField(_("bot id"))
+    update_id = models.BigIntegerField(_("update id"))
+    kind = models.CharField(_("kind"), max_length=32, blank=True, default="")
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = "Telegram update"
+        verbose_name = _("Telegram update")
+        verbose_name_plural = _("Telegram updates")
         constraints = [
             models.UniqueConstraint(fields=["bot_id", "update_id"], name="tg_update_unique_id"),
         ]
@@ -599,12 +621,13 @@ class TelegramUpdate(models.Model):
 class TelegramPollOffset(models.Model):
     """Where ``manage.py telegram_poll`` goes on from: the next getUpdates offset per bot."""
 
-    bot_id = models.BigIntegerField(primary_key=True)
-    next_offset = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    bot_id = models.BigIntegerField(_("bot id"), primary_key=True)
+    next_offset = models.BigIntegerField(_("next offset"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "Telegram poll offset"
+        verbose_name = _("Telegram poll offset")
+        verbose_name_plural = _("Telegram poll offsets")
 
     def __str__(self) -> str:
         return f"bot {self.bot_id}: next offset {self.next_offset}"
@@ -619,22 +642,25 @@ class ApiKey(models.Model):
     """
 
     class Scope(models.TextChoices):
-        READ = "read", "Read only"
-        WRITE = "write", "Read and write"
+        READ = "read", _("Read only")
+        WRITE = "write", _("Read and write")
 
-    name = models.CharField(max_length=100, help_text="Which application uses this key.")
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    salt = models.CharField(max_length=32, editable=False)
-    key_hash = models.CharField("key hash", max_length=64, editable=False)
-    scope = models.CharField(max_length=8, choices=Scope, default=Scope.WRITE)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(
-        "last used", null=True, blank=True, help_text="Updated at most once a minute."
+    name = models.CharField(
+        _("name"), max_length=100, help_text=_("Which application uses this key.")
     )
-    revoked_at = models.DateTimeField("revoked", null=True, blank=True)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    salt = models.CharField(_("salt"), max_length=32, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, editable=False)
+    scope = models.CharField(_("scope"), max_length=8, choices=Scope, default=Scope.WRITE)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(
+        _("last used"), null=True, blank=True, help_text=_("Updated at most once a minute.")
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "API key"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -654,15 +680,16 @@ class ApiIdempotencyKey(models.Model):
     ``NOTIFY_API_IDEMPOTENCY_HOURS`` (pruned hourly by ``tasks.prune_idempotency_keys``).
     """
 
-    client = models.CharField(max_length=40)
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField(null=True)
-    response = models.JSONField(null=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    client = models.CharField(_("client"), max_length=40)
+    key = models.CharField(_("key"), max_length=255)
+    fingerprint = models.CharField(_("fingerprint"), max_length=64)
+    status_code = models.PositiveSmallIntegerField(_("status code"), null=True)
+    response = models.JSONField(_("response"), null=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = "API idempotency key"
+        verbose_name = _("API idempotency key")
+        verbose_name_plural = _("API idempotency keys")
         constraints = [
             models.UniqueConstraint(fields=["client", "key"], name="api_idempotency_client_key"),
         ]

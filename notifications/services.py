@@ -275,30 +275,51 @@ def notification_update_pending(*, notification: Notification, fields: list[str]
     )
 
 
+# Why a contact got no Telegram invite, by code.
+INVITE_SKIP_REASONS = {
+    "linked": gettext_lazy("already linked to Telegram"),
+    "no_email": gettext_lazy("no email address"),
+    "no_email_or_phone": gettext_lazy("no email address or phone"),
+}
+
+
 @dataclass
 class InviteResult:
-    """How many Telegram invites were queued, and why the others were not."""
+    """How many Telegram invites were queued, and why the others were not (by a code of
+    ``INVITE_SKIP_REASONS``)."""
 
     sent: int = 0
     skipped: Counter = field(default_factory=Counter)
 
     def describe(self) -> str:
-        """E.g. ``3 Telegram invites queued, 2 skipped: 1 already linked, 1 no email address``."""
-        text = f"{self.sent} Telegram invite{'' if self.sent == 1 else 's'} queued"
+        """E.g. ``3 Telegram invites queued, 2 skipped: 1 already linked to Telegram, 1 no
+        email address``, in the active language."""
+        text = ngettext(
+            "%(count)s Telegram invite queued", "%(count)s Telegram invites queued", self.sent
+        ) % {"count": self.sent}
         if self.skipped:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
-            text += f", {sum(self.skipped.values())} skipped: {reasons}"
+            reasons = ", ".join(
+                _("%(count)s %(reason)s") % {"count": count, "reason": INVITE_SKIP_REASONS[code]}
+                for code, count in sorted(self.skipped.items())
+            )
+            skipped = sum(self.skipped.values())
+            text = ngettext(
+                "%(changed)s, %(count)s skipped: %(reasons)s",
+                "%(changed)s, %(count)s skipped: %(reasons)s",
+                skipped,
+            ) % {"changed": text, "count": skipped, "reasons": reasons}
         return text
 
 
 def _invite_skip_reason(contact: UserContact, channels: list[str]) -> str:
+    """The code of why ``contact`` gets no invite, "" when it gets one."""
     if contact.telegram_chat_id and not contact.telegram_blocked:
-        return "already linked to Telegram"
+        return "linked"
     if "email" in channels and contact.effective_email and not contact.email_opt_out:
         return ""
     if "sms" in channels and contact.phone and not contact.sms_opt_out:
         return ""
-    return "no email address or phone" if "sms" in channels else "no email address"
+    return "no_email_or_phone" if "sms" in channels else "no_email"
 
 
 def telegram_invites_send(
@@ -309,20 +330,27 @@ def telegram_invites_send(
 ) -> InviteResult:
     """Send each contact's user a Telegram invite link as a notification: by email, or by
     email then SMS with ``allow_sms``; never by Telegram. Contacts already linked, or with
-    nowhere to send it, are skipped. ``language``: ru or en (default: the active one).
+    nowhere to send it, are skipped. ``language``: ru or en for every invite (default: each
+    recipient's, that is the contact's language, else the service's; never the operator's).
 
     Raises ``ValidationError`` when Telegram is not configured or the bot's username can't
     be found.
     """
     channels = ["email", "sms"] if allow_sms else ["email"]
+    if not settings.TELEGRAM_BOT_TOKEN:
+        raise ValidationError(
+            _("No invite sent: Telegram is not configured (set TELEGRAM_BOT_TOKEN).")
+        )
     try:
         username = telegram_bot.bot_username()
     except DeliveryError as err:
         raise ValidationError(
-            f"No invite sent: {err.message}. Set TELEGRAM_BOT_TOKEN (and TELEGRAM_BOT_USERNAME "
-            "if Telegram can't be asked)."
+            _(
+                "No invite sent: the bot's username could not be found (%(error)s). Set "
+                "TELEGRAM_BOT_USERNAME, or check TELEGRAM_BOT_TOKEN."
+            )
+            % {"error": err.message}
         ) from None
-    lang = language or translation.get_language()
     result = InviteResult()
     now = timezone.now()
     links, built = [], []
@@ -333,7 +361,9 @@ def telegram_invites_send(
             continue
         link, invite = telegram_bot.make_link(contact, TelegramLink.Kind.INVITE, username, now)
         links.append(link)
-        subject, message = telegram_bot.invite_message(invite, lang)
+        subject, message = telegram_bot.invite_message(
+            invite, language or contact.language or default_language()
+        )
         built.append(
             notification_build(
                 user=contact.user,
@@ -479,7 +509,7 @@ def user_contact_update(*, contact: UserContact, changes: dict[str, Any]) -> Use
     with a message per field."""
     unknown = set(changes) - set(CONTACT_FIELDS)
     if unknown:
-        raise ValidationError({name: "This field can't be changed." for name in sorted(unknown)})
+        raise ValidationError({name: _("This field can't be changed.") for name in sorted(unknown)})
     for name, value in changes.items():
         setattr(contact, name, value)
     contact.full_clean(exclude=["user"])

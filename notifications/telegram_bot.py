@@ -22,8 +22,10 @@ handled once per ``update_id`` (a replay changes nothing and gets no second repl
   the mark.
 
 Replies go out with ``sendMessage`` through the Telegram sender's HTTP path once the update's
-changes are committed, in Russian or English by the user's ``language_code``. The invite
-texts (email or SMS) are here too, in both languages.
+changes are committed, in the user's language, never the operator's: Russian or English by
+their Telegram ``language_code``, else the linked contact's language, else the service's
+(DJANGO_LANGUAGE_CODE). The invite texts (email or SMS) are here too. Every text is written in
+English and translated by the catalogue (locale/ru).
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from notifications.models import TelegramLink, TelegramPollOffset, TelegramUpdate, UserContact
+from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
 from notifications.senders.telegram import TelegramSender
 
@@ -59,46 +64,36 @@ UPDATES_KEPT = timedelta(days=7)
 LINKS_KEPT = timedelta(days=30)
 LANGUAGES = ("en", "ru")
 
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "linked": "Done: this chat is linked. Notifications will come here. "
-        "Send /stop to stop them.",
-        "already_linked": "This chat is already linked; notifications come here. "
-        "Send /stop to stop them.",
-        "resumed": "Notifications will come here again. Send /stop to stop them.",
-        "expired": "This link has expired. Ask for a new one, then open it again.",
-        "used": "This link has been used already; each link works once. "
-        "Ask for a new one if you need to link another chat.",
-        "unknown": "This link is not valid. Open the link exactly as you received it, "
-        "or ask for a new one.",
-        "how_to_link": "Hello! This bot sends notifications. To get yours here, open the "
-        "personal link you received (by email or SMS, or as a QR code) and press Start.",
-        "stopped": "Notifications will no longer come here. Send /start to get them again.",
-        "not_linked": "This chat is not linked, so there is nothing to stop.",
-        "invite_subject": "Get your notifications in Telegram",
-        # One SMS (160 GSM characters) with a bot name of up to 15 characters.
-        "invite": "Telegram notifications: open {url} and press Start. One-time link, until {date}.",
-    },
-    "ru": {
-        "linked": "Готово: этот чат подключён, уведомления будут приходить сюда. "
-        "Чтобы отключить их, отправьте /stop.",
-        "already_linked": "Этот чат уже подключён, уведомления приходят сюда. "
-        "Чтобы отключить их, отправьте /stop.",
-        "resumed": "Уведомления снова будут приходить сюда. Чтобы отключить их, отправьте /stop.",
-        "expired": "Срок действия ссылки истёк. Попросите новую и откройте её.",
-        "used": "Эта ссылка уже использована: каждая ссылка работает один раз. "
-        "Попросите новую, если нужно подключить другой чат.",
-        "unknown": "Ссылка недействительна. Откройте её точно в том виде, в каком получили, "
-        "или попросите новую.",
-        "how_to_link": "Здравствуйте! Этот бот присылает уведомления. Чтобы получать их здесь, "
-        "откройте персональную ссылку (из письма, SMS или QR-кода) и нажмите «Запустить».",
-        "stopped": "Уведомления больше не будут приходить сюда. "
-        "Чтобы снова получать их, отправьте /start.",
-        "not_linked": "Этот чат не подключён, отключать нечего.",
-        "invite_subject": "Уведомления в Telegram",
-        "invite": "Уведомления в Telegram: откройте {url} и нажмите «Запустить». "
-        "Ссылка одноразовая, до {date}.",
-    },
+# What the bot says, and the invite it sends, written in English; the Russian is in the
+# catalogue (locale/ru). ``text()`` gives one in the recipient's language, never the
+# operator's.
+TEXTS: dict[str, Promise] = {
+    "linked": _(
+        "Done: this chat is linked. Notifications will come here. Send /stop to stop them."
+    ),
+    "already_linked": _(
+        "This chat is already linked; notifications come here. Send /stop to stop them."
+    ),
+    "resumed": _("Notifications will come here again. Send /stop to stop them."),
+    "expired": _("This link has expired. Ask for a new one, then open it again."),
+    "used": _(
+        "This link has been used already; each link works once. Ask for a new one if you need "
+        "to link another chat."
+    ),
+    "unknown": _(
+        "This link is not valid. Open the link exactly as you received it, or ask for a new one."
+    ),
+    "how_to_link": _(
+        "Hello! This bot sends notifications. To get yours here, open the personal link you "
+        "received (by email or SMS, or as a QR code) and press Start."
+    ),
+    "stopped": _("Notifications will no longer come here. Send /start to get them again."),
+    "not_linked": _("This chat is not linked, so there is nothing to stop."),
+    "invite_subject": _("Get your notifications in Telegram"),
+    # One SMS (160 GSM characters) with a bot name of up to 15 characters.
+    "invite": _(
+        "Telegram notifications: open %(url)s and press Start. One-time link, until %(date)s."
+    ),
 }
 
 
@@ -108,8 +103,11 @@ def language(code: str | None) -> str:
 
 
 def text(key: str, lang: str | None, **values: Any) -> str:
-    """The bot's text ``key`` in ``lang`` (a ``language_code`` or ru/en)."""
-    return TEXTS[language(lang)][key].format(**values)
+    """The bot's text ``key`` in ``lang`` (a ``language_code`` or ru/en), whatever language
+    is active; raises ``KeyError`` for an unknown key."""
+    with translation.override(language(lang)):
+        message = str(TEXTS[key])
+    return message % values if values else message
 
 
 # --- the bot ------------------------------------------------------------------------------------
@@ -292,7 +290,7 @@ def _command(message_text: str) -> tuple[str, str]:
     """``/start@my_bot abc`` → (``/start``, ``abc``); ("", text) for a non-command."""
     if not message_text.startswith("/"):
         return "", message_text
-    head, _, rest = message_text.partition(" ")
+    head, _space, rest = message_text.partition(" ")
     return head.split("@", 1)[0].lower(), rest.strip()
 
 
@@ -300,7 +298,7 @@ def _on_message(message: dict[str, Any], now: datetime) -> Reply | None:
     chat = message["chat"]
     chat_id = str(int(chat["id"]))
     private = chat.get("type", "private") == "private"
-    lang = (message.get("from") or {}).get("language_code")
+    lang = (message.get("from") or {}).get("language_code") or _chat_language(chat_id)
     command, argument = _command(str(message.get("text") or ""))
     if command == "/start":
         answer = _link(argument, chat_id, now) if argument else _start(chat_id, now)
@@ -312,6 +310,18 @@ def _on_message(message: dict[str, Any], now: datetime) -> Reply | None:
     else:
         return None  # chatter in a group the bot is in
     return Reply(chat_id, text(answer, lang))
+
+
+def _chat_language(chat_id: str) -> str:
+    """For a message without a ``language_code``: the language of the contact linked to the
+    chat, else the service's."""
+    linked = (
+        UserContact.objects.filter(telegram_chat_id=chat_id)
+        .exclude(language="")
+        .values_list("language", flat=True)
+        .first()
+    )
+    return linked or default_language()
 
 
 def _link(token: str, chat_id: str, now: datetime) -> str:
@@ -430,9 +440,9 @@ def poll_once(timeout: float) -> int:
 def prune(now: datetime | None = None) -> dict[str, int]:
     """Forget handled update ids older than a week, and links dead for a month."""
     now = now or timezone.now()
-    updates, _ = TelegramUpdate.objects.filter(received_at__lt=now - UPDATES_KEPT).delete()
+    updates, _by_model = TelegramUpdate.objects.filter(received_at__lt=now - UPDATES_KEPT).delete()
     dead = now - LINKS_KEPT
-    links, _ = (
+    links, _by_model = (
         TelegramLink.objects.filter(expires_at__lt=dead)
         | TelegramLink.objects.filter(used_at__lt=dead)
     ).delete()

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from notifications import charts, selectors, services
 from notifications.display import (
     LIVE,
+    error_text,
     money,
     notification_cells,
     notification_summary,
@@ -180,7 +181,11 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
         "sms_today_cost": money(today.cost),
         "sms_cap_share": percent(today.sent / today.limit) if today.limit else "",
         "failures": [
-            {**row, "label": channel_labels.get(row["channel"], row["channel"] or "—")}
+            {
+                **row,
+                "label": channel_labels.get(row["channel"], row["channel"] or "—"),
+                "reason": error_text(row["reason"]),
+            }
             for row in data.failures
         ],
         "statuses": [

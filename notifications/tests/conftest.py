@@ -11,7 +11,9 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
+from django.utils import translation
 
 from notifications.channels import all_senders
 from notifications.models import Notification, UserContact
@@ -38,6 +40,14 @@ def _remove_test_queue_file() -> Iterator[None]:
         path = path if path.is_absolute() else BASE_DIR / path
         for leftover in path.parent.glob(path.name + "*"):
             leftover.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_catalogue() -> None:
+    """The Russian catalogue compiled, as ``make test`` does, so that a plain ``pytest`` sees
+    the same translations (the bot's replies, the admin in Russian)."""
+    call_command("compile_translations")
+    translation.trans_real._translations.clear()  # read the freshly compiled catalogue
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from notifications import telegram_bot
 from notifications.delivery import deliver_now
-from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.models import ApiKey, DeliveryAttempt, Notification, UserContact
 from notifications.senders.sms import segment_count
 from notifications.services import telegram_invites_send
 from notifications.tests.conftest import wait_for_status
@@ -502,3 +502,132 @@ def test_notification_page_shows_the_sms_receipt_and_the_list_filters_by_it(
     assert re.search(r"Undelivered [\d-]+ [\d:]+: part 2 of 3: UNDELIV err:001", page)
     listing = admin_client.get(reverse(CHANGELIST) + "?status__exact=undelivered")
     assert f"/{notification.pk}/change/" in listing.content.decode()
+
+
+# --- in Russian ---------------------------------------------------------------------------------
+
+RU = {"HTTP_ACCEPT_LANGUAGE": "ru"}
+
+
+@pytest.mark.django_db
+def test_an_action_reports_in_russian_with_counts_that_read_right(
+    admin_client, admin_user, settings_no_autosend
+):
+    selected = make_notifications(admin_user, [Status.PENDING] * 2 + [Status.SENT] * 3)
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "send_selected", "_selected_action": [n.pk for n in selected]},
+        follow=True,
+        **RU,
+    )
+    assert messages_of(response) == ["поставлено в очередь: 2, пропущено 3: уже отправлено: 3"]
+
+
+@pytest.mark.django_db
+def test_a_validation_error_and_the_not_saved_message_in_russian(
+    admin_client, admin_user, settings_no_autosend
+):
+    form = {"user": admin_user.pk, "subject": "", "message": "привет", "channels": "telegram,fax"}
+    refused = admin_client.post(reverse("admin:notifications_notification_add"), form, **RU)
+    assert "Неизвестный канал &#x27;fax&#x27;; выберите из: telegram, email, sms." in (
+        refused.content.decode()
+    )
+    (notification,) = make_notifications(admin_user, [Status.PENDING])
+    Notification.objects.filter(pk=notification.pk).update(status=Status.SENT)
+    response = admin_client.post(
+        reverse("admin:notifications_notification_change", args=[notification.pk]),
+        {"user": admin_user.pk, "subject": "", "message": "edited", "channels": "", **INLINE},
+        follow=True,
+        **RU,
+    )
+    assert messages_of(response) == [
+        "Не сохранено: уведомление уже не ожидает (его тем временем поставили в очередь или "
+        "отправили)."
+    ]
+
+
+@pytest.mark.django_db
+def test_the_invite_action_reports_in_russian(admin_client, telegram_bot_settings):
+    users = get_user_model()
+    linked = users.objects.create_user("ben", email="ben@example.com")
+    UserContact.objects.filter(user=linked).update(telegram_chat_id="42")
+    nobody = users.objects.create_user("cy")
+    response = admin_client.post(
+        reverse("admin:notifications_usercontact_changelist"),
+        {"action": "send_telegram_invite", "_selected_action": [linked.contact.pk, nobody.pk]},
+        follow=True,
+        **RU,
+    )
+    assert messages_of(response) == [
+        "Приглашений в Telegram поставлено в очередь: 0, пропущено 2: "
+        "Telegram уже подключён: 1, нет адреса эл. почты: 1"
+    ]
+
+
+@pytest.mark.django_db
+def test_the_invite_goes_out_in_the_recipients_language_not_the_operators(
+    admin_client, telegram_bot_settings, settings_no_autosend
+):
+    russian = get_user_model().objects.create_user("dasha", email="dasha@example.com")
+    UserContact.objects.filter(user=russian).update(language="ru")
+    english = get_user_model().objects.create_user("eric", email="eric@example.com")
+    admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "send_telegram_invite", "_selected_action": [russian.pk, english.pk]},
+        follow=True,
+        **RU,
+    )
+    assert Notification.objects.get(user=russian).subject == "Уведомления в Telegram"
+    assert Notification.objects.get(user=english).subject == "Get your notifications in Telegram"
+
+
+@pytest.mark.django_db
+def test_the_chains_own_reasons_read_in_russian_and_providers_answers_as_they_came(
+    admin_client, admin_user, settings_no_autosend
+):
+    [notification] = make_notifications(admin_user, [Status.FAILED])
+    Notification.objects.filter(pk=notification.pk).update(
+        last_error="no rounds left: 3 used (NOTIFY_MAX_ROUNDS)"
+    )
+    for channel, outcome, error in (
+        ("telegram", "skipped", "the user blocked the bot"),
+        ("email", "skipped", "opted out"),
+        (
+            "sms",
+            "deferred",
+            "daily SMS limit reached: 50 of 50 sent today (NOTIFY_SMS_DAILY_LIMIT)",
+        ),
+        ("sms", "permanent", "SMS Aero 400: invalid number"),
+    ):
+        DeliveryAttempt.objects.create(
+            notification=notification,
+            channel=channel,
+            transport=channel,
+            outcome=outcome,
+            error=error,
+            started_at=timezone.now(),
+        )
+    url = reverse("admin:notifications_notification_change", args=[notification.pk])
+    page = admin_client.get(url, **RU).content.decode()
+    assert "пользователь заблокировал бота" in page
+    assert "достигнут дневной лимит SMS: сегодня отправлено 50 из 50" in page
+    assert "раунды закончились: использовано 3 (NOTIFY_MAX_ROUNDS)" in page
+    assert "SMS Aero 400: invalid number" in page  # a provider's answer is data
+    assert "the user blocked the bot" in admin_client.get(url).content.decode()  # English
+
+
+@pytest.mark.django_db
+def test_the_api_key_pages_in_russian(admin_client):
+    response = admin_client.post(
+        reverse("admin:notifications_apikey_add"), {"name": "Магазин", "scope": "write"}, **RU
+    )
+    page = response.content.decode()
+    assert "API-ключ «Магазин» создан" in page
+    assert "Скопируйте ключ сейчас: он показывается только один раз." in page
+    listing = admin_client.post(
+        reverse("admin:notifications_apikey_changelist"),
+        {"action": "revoke_selected", "_selected_action": [ApiKey.objects.get().pk]},
+        follow=True,
+        **RU,
+    )
+    assert messages_of(listing) == ["1 ключ отозван: запросы с ним теперь получают ответ 401."]

@@ -218,6 +218,16 @@ def test_switching_to_russian_leaves_no_english_on_the_pages_visited(admin_page,
     visit("/admin/notifications/template/")
     visit("/admin/notifications/template/add/")
     visit(f"/admin/notifications/usercontact/{chosen[0].contact.pk}/change/")
+    visit("/admin/notifications/usercontact/")
+    visit(USERS)  # (a user's own page is left out: Django stores permission names in English)
+    visit("/admin/notifications/notification/add/")
+
+    page.goto("/admin/notifications/apikey/add/")
+    page.get_by_label("Название:").fill("Магазин")
+    page.get_by_role("button", name="Сохранить", exact=True).click()
+    expect(page.locator("#api-key")).to_be_visible()
+    visited["API key created"] = english_on(page, vocabulary)
+    visit("/admin/notifications/apikey/")
 
     page.goto(USERS + "?is_staff__exact=0")
     page.locator("#action-toggle").check()
@@ -225,6 +235,7 @@ def test_switching_to_russian_leaves_no_english_on_the_pages_visited(admin_page,
     page.get_by_role("button", name="Выполнить").click()
     page.get_by_label("Сообщение:").fill("Плановые работы сегодня ночью.")
     page.get_by_role("button", name="Предпросмотр").click()
+    expect(page.locator("#nf-preview")).to_be_visible()  # the page after the click, loaded
     visited["compose"] = english_on(page, vocabulary)
     page.get_by_role("button", name=re.compile("Отправить 2 получателям")).click()
     expect(page.locator("#campaign-progress")).to_be_visible()

@@ -13,9 +13,15 @@ from pathlib import Path
 import polib
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import translation
+
+from notifications.content import content_for, default_subject
+from notifications.models import Notification, UserContact
+
+User = get_user_model()
 
 BASE_DIR = Path(settings.BASE_DIR)
 CATALOGUE = BASE_DIR / "locale" / "ru" / "LC_MESSAGES" / "django.po"
@@ -94,3 +100,17 @@ def test_the_admin_speaks_the_browsers_language_and_the_switchers(admin_client):
     assert "Порядок доставки:" in admin_client.get(changelist).text
     admin_client.post(reverse("set_language"), {"language": "en", "next": changelist})
     assert "Delivery order:" in admin_client.get(changelist).text
+
+
+@pytest.mark.django_db
+def test_the_default_email_subject_is_in_the_recipients_language(make_user, settings):
+    settings.NOTIFY_EMAIL_SUBJECT = ""
+    russian, english = make_user(email="ru@example.com"), make_user(email="en@example.com")
+    UserContact.objects.filter(user=russian).update(language="ru")
+    for user, subject in ((russian, "Уведомление"), (english, "Notification")):
+        notification = Notification(user=User.objects.select_related("contact").get(pk=user.pk))
+        for operator in ("ru", "en"):  # the admin's preview shows what the consumer sends
+            with translation.override(operator):
+                assert content_for(notification, "email").subject == subject
+    settings.LANGUAGE_CODE = "ru"  # a contact with no language: the service's
+    assert default_subject() == "Уведомление"

@@ -6,11 +6,12 @@ used or unknown token links nothing."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from notifications import telegram_bot
 from notifications.delivery import deliver_now
@@ -109,7 +110,10 @@ def test_a_contact_gets_linked_by_polling(bot, telegram, contact):
     assert "1 update(s) handled" in poll()
 
     assert refreshed(contact).telegram_chat_id == str(CHAT)
-    assert telegram.delivered_to(CHAT) == [telegram_bot.TEXTS["ru"]["linked"]]
+    assert telegram.delivered_to(CHAT) == [
+        "Готово: этот чат подключён, уведомления будут приходить сюда. "
+        "Чтобы отключить их, отправьте /stop."
+    ]
     offset = TelegramPollOffset.objects.get(bot_id=123456)
     assert offset.next_offset == TelegramUpdate.objects.get().update_id + 1
     getupdates = [r for r in telegram.requests if r["method"] == "getUpdates"]
@@ -219,7 +223,9 @@ def test_stop_opts_out_and_later_notifications_skip_telegram(bot, telegram, cont
     reply = telegram_bot.process_update(
         {"update_id": 2, **telegram.message_update(CHAT, "/stop", language_code="ru")}
     )
-    assert reply.text == telegram_bot.TEXTS["ru"]["stopped"]
+    assert reply.text == (
+        "Уведомления больше не будут приходить сюда. Чтобы снова получать их, отправьте /start."
+    )
     assert refreshed(contact).telegram_opt_out is True
 
     notification = notification_create(user=contact.user, message="Via email, please")
@@ -292,7 +298,7 @@ def test_start_alone_explains_and_discloses_no_one(bot, telegram, contact):
     reply = telegram_bot.process_update(
         {"update_id": 1, **telegram.message_update(999, "/start", language_code="ru")}
     )
-    assert reply.text == telegram_bot.TEXTS["ru"]["how_to_link"]
+    assert reply.text.startswith("Здравствуйте! Этот бот присылает уведомления.")
     assert "ann" not in reply.text and str(CHAT) not in reply.text
 
 
@@ -363,8 +369,29 @@ def test_make_run_starts_the_poller_only_when_polling(bot):
     assert "telegram" not in RunService().commands("127.0.0.1")
 
 
-def test_texts_exist_in_both_languages():
-    assert set(telegram_bot.TEXTS["en"]) == set(telegram_bot.TEXTS["ru"])
+def test_every_text_has_its_russian_whatever_the_operators_language():
+    for key in telegram_bot.TEXTS:
+        with translation.override("ru"):
+            english = telegram_bot.text(key, "en", url="https://t.me/b?start=x", date="2030-01-01")
+        russian = telegram_bot.text(key, "ru", url="https://t.me/b?start=x", date="2030-01-01")
+        assert english != russian and re.search("[а-яё]", russian), key
+        assert not re.search("[а-яё]", english), key
     assert telegram_bot.language("ru-RU") == "ru"
     assert telegram_bot.language("uk") == "en"
     assert telegram_bot.language(None) == "en"
+
+
+def test_a_message_without_a_language_code_is_answered_in_the_contacts_language(
+    bot, telegram, contact, settings
+):
+    UserContact.objects.filter(pk=contact.pk).update(telegram_chat_id=str(CHAT), language="ru")
+    update = {"update_id": 1, **telegram.message_update(CHAT, "hello")}
+    del update["message"]["from"]["language_code"]
+    with translation.override("en"):  # the operator's, or the webhook request's, is not it
+        reply = telegram_bot.process_update(update)
+    assert reply.text.startswith("Этот чат уже подключён")
+    # A chat nobody linked: the service's language (DJANGO_LANGUAGE_CODE).
+    settings.LANGUAGE_CODE = "ru"
+    stranger = {"update_id": 2, **telegram.message_update(777, "hello")}
+    del stranger["message"]["from"]["language_code"]
+    assert telegram_bot.process_update(stranger).text.startswith("Здравствуйте!")
