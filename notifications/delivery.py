@@ -66,10 +66,11 @@ Outcome = DeliveryAttempt.Outcome
 # reconnecting to record what it did, before leaving the row to the sweeper.
 DB_RETRY_SECONDS = 30.0
 # A pacing slot closer than this is taken at once rather than waited for.
-SLOT_TOLERANCE = 0.005
+SLOT_TOLERANCE = 0.002
 # A send that comes later than this after its slot (a busy machine) books a new one instead:
 # late sends bunch up, and a provider counting over a sliding second would see more than the
-# rate (at 25/s, 100 ms late at most keeps any second under 28 sends).
+# rate. The bound is half an interval of the pace (at 25/s: 20 ms, so any second holds at
+# most about 26 sends), at most 100 ms.
 LATE_SLOT_TOLERANCE = 0.1
 LATE_SLOT_REBOOKS = 5
 CLAIMABLE = (Status.QUEUED, Status.SCHEDULED)
@@ -564,9 +565,10 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
                 if not _renew_lease(job, until=booking.at):
                     return "stop"
                 return Wait(at=booking.at, job=job)
+        late_after = min(LATE_SLOT_TOLERANCE, 0.5 / paces[-1].rate) if paces else 0.0
         if (
             job.slot_at is not None
-            and time.time() - job.slot_at > LATE_SLOT_TOLERANCE
+            and time.time() - job.slot_at > late_after
             and job.rebooks < LATE_SLOT_REBOOKS
         ):
             job.paces_held, job.slot_at = 0, None

@@ -298,7 +298,7 @@ def test_pacing_keeps_under_telegram_limit_across_consumers(
     telegram.latency = 0.05
     start_consumer(workers=8)  # the default NOTIFY_TELEGRAM_RATE: 25/s over both consumers
     start_consumer(workers=8)
-    ids = make_batch(600, "paced", with_email=lambda i: True)
+    ids = make_batch(300, "paced", with_email=lambda i: True)
     queue(ids)
 
     counts = wait_until_final(ids, 150)
@@ -309,7 +309,7 @@ def test_pacing_keeps_under_telegram_limit_across_consumers(
         f"paced: {len(telegram.messages)} sent, {telegram.too_many} answered 429, "
         f"{limited.count()} waited past the pacing bound",
     )
-    assert counts == Counter({Status.SENT: 600})
+    assert counts == Counter({Status.SENT: 300})
     assert telegram.too_many == 0
     assert not limited.filter(error__contains="429").exists()
     assert set(Notification.objects.values_list("channel", flat=True)) == {"telegram"}
@@ -342,7 +342,7 @@ def test_a_paced_notification_is_not_lost_when_its_consumer_dies_while_it_waits(
     """Notifications waiting in a consumer for their pacing slot hold no worker, only a
     lease. The consumer is killed while they wait; the sweeper gives them to the next."""
     env = {
-        "NOTIFY_TELEGRAM_RATE": "0.5",  # one slot every two seconds
+        "NOTIFY_TELEGRAM_RATE": "1",  # one slot a second
         "NOTIFY_TELEGRAM_PACE_MAX_WAIT": "30",
         "NOTIFY_LEASE_SECONDS": "5",
     }
