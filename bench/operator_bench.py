@@ -150,7 +150,7 @@ FROM generate_series(1, %(rows)s) AS n
 ATTEMPTS_SQL = """
 INSERT INTO notifications_deliveryattempt
   (notification_id, round, channel, transport, outcome, error, provider_message_id, started_at,
-   duration_ms, cost, segments)
+   duration_ms, cost, segments, receipt_status, receipt_error)
 SELECT id, 1, CASE WHEN channel = '' THEN 'telegram' ELSE channel END,
   CASE WHEN channel = 'sms' THEN 'smsaero' WHEN channel = '' THEN 'telegram' ELSE channel END,
   CASE WHEN status IN ('sent', 'delivered', 'undelivered') THEN 'success'
@@ -161,13 +161,17 @@ SELECT id, 1, CASE WHEN channel = '' THEN 'telegram' ELSE channel END,
            'SMTP 550: mailbox unavailable'])[1 + id %% 3] ELSE '' END,
   '', created_at, 120,
   CASE WHEN channel = 'sms' THEN 4.95 * (1 + id %% 2) END,
-  CASE WHEN channel = 'sms' THEN 1 + id %% 2 END
+  CASE WHEN channel = 'sms' THEN 1 + id %% 2 END,
+  CASE WHEN status = 'delivered' THEN 'delivered' WHEN status = 'undelivered' THEN 'undelivered'
+       ELSE '' END,
+  CASE WHEN status = 'undelivered' THEN 'status 2' ELSE '' END
 FROM notifications_notification;
 INSERT INTO notifications_deliveryattempt
   (notification_id, round, channel, transport, outcome, error, provider_message_id, started_at,
-   duration_ms)
+   duration_ms, receipt_status, receipt_error)
 SELECT id, 1, 'telegram', 'telegram', 'permanent',
-  'Telegram 403: Forbidden: bot was blocked by the user', '', created_at, 80
+  'Telegram 403: Forbidden: bot was blocked by the user', '', created_at, 80, '', ''
+
 FROM notifications_notification WHERE channel IN ('email', 'sms') AND id %% 4 = 0;
 """
 

@@ -55,10 +55,39 @@ from bench.harness import (  # noqa: E402
 )
 from bench.scenarios import SCENARIOS  # noqa: E402
 
+# Benches of their own, run as scripts after the tiers: the HTTP API's create throughput, and
+# the operator's campaign creation and dashboard (each prints a markdown table).
+SCRIPTS = {
+    "api": ("bench/api_create.py", ["--no-list"] if QUICK else []),
+    "operator": (
+        "bench/operator_bench.py",
+        ["--recipients", "5000", "--rows", "100000"] if QUICK else [],
+    ),
+}
+
+
+def run_scripts() -> list[str]:
+    """The tables of the scripts BENCH_ONLY asks for (all of them without BENCH_ONLY)."""
+    tables = []
+    for name, (script, args) in SCRIPTS.items():
+        if PROFILE_THREADS or (ONLY and name not in ONLY):
+            continue
+        print(f"{name}: {script} {' '.join(args)}", flush=True)
+        done = subprocess.run(
+            [sys.executable, script, *args], cwd=BASE_DIR, capture_output=True, text=True
+        )
+        if done.returncode:
+            tables.append(f"**{name}**: {script} failed ({done.returncode}): {done.stderr[-500:]}")
+        else:
+            tables.append(done.stdout.strip())
+        (RESULTS / f"{name}.md").write_text(tables[-1] + "\n")
+    return tables
+
 
 def selected() -> list[str]:
     """The scenarios to run, in the order they are defined."""
     wanted = ["throughput", "two_consumers"] if PROFILE_THREADS else ONLY or list(SCENARIOS)
+    wanted = [name for name in wanted if name not in SCRIPTS]
     unknown = sorted(set(wanted) - set(SCENARIOS))
     if unknown:
         sys.exit(f"BENCH_ONLY: no scenario {', '.join(unknown)}; there are {', '.join(SCENARIOS)}")
@@ -119,6 +148,7 @@ def orchestrate() -> int:
     finally:
         telegram.stop()
         smtp.stop()
+    extra_tables = run_scripts()
     reference.append(cpu_reference_ms())
     if PROFILE_THREADS:
         for tier, res in results.items():
@@ -138,6 +168,9 @@ def orchestrate() -> int:
     complete = not (QUICK or ONLY or failed) and set(results) == {"sqlite", "pg"}
     minutes = (time.monotonic() - began) / 60
     text = report.write(results, skipped, minutes, settings, complete, reference=reference)
+    if extra_tables:
+        text += "\n\n" + "\n\n".join(extra_tables) + "\n"
+        (RESULTS / "results.md").write_text(text)
     print("\n" + text)
     return 1 if failed else 0
 
