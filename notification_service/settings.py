@@ -369,7 +369,7 @@ NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minim
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)
 NOTIFY_CONSUMERS = env_int("NOTIFY_CONSUMERS", 1, minimum=1)
 # How many notifications one queue message carries (claimed with one statement).
-NOTIFY_BATCH_SIZE = env_int("NOTIFY_BATCH_SIZE", 10, minimum=1)
+NOTIFY_BATCH_SIZE = env_int("NOTIFY_BATCH_SIZE", 50, minimum=1)
 # Telegram pacing, shared by every consumer (notifications.pacing); 0 turns a limit off.
 NOTIFY_TELEGRAM_RATE = env_float("NOTIFY_TELEGRAM_RATE", 25.0, minimum=0)
 NOTIFY_TELEGRAM_CHAT_RATE = env_float("NOTIFY_TELEGRAM_CHAT_RATE", 1.0, minimum=0)

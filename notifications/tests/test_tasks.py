@@ -22,9 +22,12 @@ def test_ring_spreads_few_ids_over_the_workers_and_batches_many(settings, monkey
     tasks.ring(range(3))
     assert messages == [[0], [1], [2]]
     messages.clear()
-    tasks.ring(range(100))
-    assert [len(m) for m in messages] == [10] * 10
-    assert sorted(i for m in messages for i in m) == list(range(100))
+    tasks.ring(range(100))  # about four messages per worker
+    assert [len(m) for m in messages] == [7] * 14 + [2]
+    messages.clear()
+    tasks.ring(range(1000))  # many: at most NOTIFY_BATCH_SIZE each
+    assert [len(m) for m in messages] == [10] * 100
+    assert sorted(i for m in messages for i in m) == list(range(1000))
 
 
 @pytest.fixture
