@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -27,7 +27,14 @@ from django.db.models.functions import Coalesce, Greatest, Left, TruncDay, Trunc
 from django.utils import timezone
 
 from notifications.channels import channel_order, senders_for
-from notifications.models import Campaign, DeliveryAttempt, Notification, UserContact
+from notifications.models import (
+    Campaign,
+    DashboardCount,
+    DashboardDay,
+    DeliveryAttempt,
+    Notification,
+    UserContact,
+)
 
 Status = Notification.Status
 
@@ -210,13 +217,40 @@ def notification_states(ids: list[int]) -> list[Notification]:
 
 
 # --- the dashboard ----------------------------------------------------------------------------
+#
+# Today is read live. 7 and 30 days are calendar days, today included: each past day before
+# yesterday is read from its rollup (``notifications.rollup``, refreshed hourly) when it has
+# one, and the rest (yesterday, today, any day not rolled up yet) live, with the same
+# queries. So the page costs about two days of rows whatever the period.
 
 PERIODS = ("today", "7d", "30d")
+PERIOD_DAYS = {"today": 1, "7d": 7, "30d": 30}
 FAILED_OUTCOMES = (
     DeliveryAttempt.Outcome.PERMANENT,
     DeliveryAttempt.Outcome.TRANSIENT,
     DeliveryAttempt.Outcome.AMBIGUOUS,
 )
+# Time to send over several days: a histogram, 10 buckets a decade from 10 ms up to 10^6 s
+# (11.6 days): p50 and p95 read off it are within one bucket (26 %) of the exact value.
+# Bucket 0 is under SEND_TIME_EDGES[1], bucket i from SEND_TIME_EDGES[i], the last one
+# from 10^6 s on.
+SEND_TIME_EDGES = tuple(0.01 * 10 ** (i / 10) for i in range(81))
+Kind = DashboardCount.Kind
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One grouped count, from a live scan or a rolled-up day (``DashboardCount``)."""
+
+    day: datetime  # the hour or day it counts in
+    kind: str
+    channel: str
+    status: str = ""  # status, or an attempt's outcome
+    reason: str = ""
+    bucket: int | None = None
+    n: int = 0
+    segments: int = 0
+    cost: Decimal | None = None
 
 
 @dataclass
@@ -257,6 +291,7 @@ class Dashboard:
     oldest_due: datetime | None
     series: list[tuple[datetime, int, int, int]]  # (bucket, reached, not reached, other)
     bucket: str  # "hour" or "day"
+    rolled_until: datetime | None = None  # days before it were read from the rollup
 
     @property
     def total(self) -> int:
@@ -271,18 +306,109 @@ class Dashboard:
         return self.now - self.oldest_due if self.oldest_due else None
 
 
-def period_start(period: str, now: datetime) -> datetime:
-    if period == "7d":
-        return now - timedelta(days=7)
-    if period == "30d":
-        return now - timedelta(days=30)
-    return today_start()
+def day_start(day: date) -> datetime:
+    """The local midnight that starts ``day``."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def period_start(period: str, now: datetime | None = None) -> datetime:
+    """Local midnight of the period's first day: today, or 6 or 29 days before it."""
+    today = timezone.localdate(now)
+    return day_start(today - timedelta(days=PERIOD_DAYS.get(period, 1) - 1))
+
+
+def settled_until(now: datetime | None = None) -> datetime:
+    """Days before this (yesterday's local midnight) are rolled up; later ones read live."""
+    return day_start(timezone.localdate(now) - timedelta(days=1))
 
 
 def _time_to_send() -> ExpressionWrapper:
     """From when a notification was due (queued, or its send_at) to when it was sent."""
     due = Greatest("queued_at", Coalesce("send_at", "queued_at"))
     return ExpressionWrapper(F("sent_at") - due, output_field=DurationField())
+
+
+def _send_time_bucket() -> Case:
+    return Case(
+        *(
+            When(took__lt=timedelta(seconds=edge), then=Value(i))
+            for i, edge in enumerate(SEND_TIME_EDGES[1:])
+        ),
+        default=Value(len(SEND_TIME_EDGES) - 1),
+    )
+
+
+def scan(
+    since: datetime, until: datetime | None = None, *, hourly: bool = False, send_times: bool = True
+) -> list[Tally]:
+    """The dashboard's counts of ``[since, until)``, grouped by day (or by hour: the chart
+    of today): notifications created by channel and status (one scan); attempts started by
+    channel, outcome and failure reason (one scan); sent notifications by channel and
+    time-to-send bucket (one scan)."""
+    created = Notification.objects.filter(created_at__gte=since).order_by()
+    attempts = DeliveryAttempt.objects.filter(started_at__gte=since).order_by()
+    if until is not None:
+        created = created.filter(created_at__lt=until)
+        attempts = attempts.filter(started_at__lt=until)
+    trunc = TruncHour if hourly else TruncDay
+    tallies = [
+        Tally(row["day"], Kind.NOTIFICATIONS, row["channel"], row["status"], n=row["n"])
+        for row in created.annotate(day=trunc("created_at"))
+        .values("day", "channel", "status")
+        .annotate(n=Count("pk"))
+    ]
+    failed = When(outcome__in=FAILED_OUTCOMES, then=Left("error", 200))
+    tallies += [
+        Tally(
+            row["day"],
+            Kind.ATTEMPTS,
+            row["channel"],
+            row["outcome"],
+            reason=row["reason"],
+            n=row["n"],
+            segments=row["segments"] or 0,
+            cost=row["cost"],
+        )
+        for row in attempts.annotate(
+            day=TruncDay("started_at"), reason=Case(failed, default=Value(""))
+        )
+        .values("day", "channel", "outcome", "reason")
+        .annotate(n=Count("pk"), segments=Sum("segments"), cost=Sum("cost"))
+    ]
+    if send_times:
+        sent = created.filter(sent_at__isnull=False, queued_at__isnull=False)
+        tallies += [
+            Tally(row["day"], Kind.SEND_TIME, row["channel"], bucket=row["b"], n=row["n"])
+            for row in sent.annotate(day=TruncDay("created_at"), took=_time_to_send())
+            .annotate(b=_send_time_bucket())
+            .values("day", "channel", "b")
+            .annotate(n=Count("pk"))
+        ]
+    return tallies
+
+
+def rolled_up(since: datetime, until: datetime) -> tuple[datetime, list[Tally]]:
+    """The rolled-up days from ``since`` on, up to the first one that has no rollup (or
+    ``until``): where they end, and their counts."""
+    days = set(
+        DashboardDay.objects.filter(day__gte=since, day__lt=until).values_list("day", flat=True)
+    )
+    end = timezone.localdate(since)
+    while day_start(end) < until and day_start(end) in days:
+        end += timedelta(days=1)
+    rolled_until = min(day_start(end), until)
+    if rolled_until <= since:
+        return since, []
+    rows = DashboardCount.objects.filter(day__day__gte=since, day__day__lt=rolled_until).values(
+        "day__day", "kind", "channel", "status", "reason", "bucket", "n", "segments", "cost"
+    )
+    return rolled_until, [
+        Tally(
+            row.pop("day__day"),
+            **{**row, "n": row["n"] or 0, "segments": row["segments"] or 0},
+        )
+        for row in rows
+    ]
 
 
 PERCENTILES_SQL = """
@@ -295,9 +421,9 @@ GROUP BY GROUPING SETS ((channel), ())
 """
 
 
-def _percentiles(since: datetime, sent: QuerySet) -> dict[str, tuple]:
-    """(p50, p95) of the time to send, per channel and overall (""), as percentile_cont
-    computes them."""
+def _percentiles(since: datetime) -> dict[str, tuple]:
+    """(p50, p95) of the time to send, per channel and overall (""), exactly as
+    percentile_cont computes them: for today, whose rows are few."""
     if connection.vendor == "postgresql":
         # One scan, one sort per grouping set (in memory: see dashboard()).
         with connection.cursor() as cursor:
@@ -310,6 +436,9 @@ def _percentiles(since: datetime, sent: QuerySet) -> dict[str, tuple]:
             }
     # Elsewhere: the value at each rank, read with ORDER BY … LIMIT 2 OFFSET rank (no row is
     # loaded but those two), interpolated as percentile_cont does.
+    sent = Notification.objects.filter(
+        created_at__gte=since, sent_at__isnull=False, queued_at__isnull=False
+    ).order_by()
     counts = {row["channel"]: row["n"] for row in sent.values("channel").annotate(n=Count("pk"))}
     result = {}
     for channel, count in [*counts.items(), ("", sum(counts.values()))]:
@@ -334,80 +463,110 @@ def _percentiles(since: datetime, sent: QuerySet) -> dict[str, tuple]:
     return result
 
 
+def histogram_percentile(counts: dict[int, int], fraction: float) -> timedelta | None:
+    """The ``fraction`` percentile of a time-to-send histogram (bucket → count), the way
+    percentile_cont computes it (between the values at the two ranks around
+    ``fraction × (n − 1)``), each value estimated from its place in its bucket: within one
+    bucket of the exact result."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    position = fraction * (total - 1)
+    low = int(position)
+    below, above = _histogram_value(counts, low), _histogram_value(counts, min(low + 1, total - 1))
+    return timedelta(seconds=below + (above - below) * (position - low))
+
+
+def _histogram_value(counts: dict[int, int], rank: int) -> float:
+    """The value at ``rank`` (from 0, in order), as the ``n`` values of its bucket spread
+    evenly across it (geometrically: the buckets are)."""
+    seen, last = 0, len(SEND_TIME_EDGES) - 1
+    for bucket in sorted(counts):
+        n = counts[bucket]
+        if rank < seen + n:
+            within = (rank - seen + 0.5) / n
+            if bucket >= last:
+                return SEND_TIME_EDGES[last]
+            if bucket == 0:
+                return SEND_TIME_EDGES[1] * within
+            low, high = SEND_TIME_EDGES[bucket], SEND_TIME_EDGES[bucket + 1]
+            return low * (high / low) ** within
+        seen += n
+    raise ValueError(f"rank {rank} is past the histogram's {seen} values")
+
+
 def dashboard(period: str = "today", now: datetime | None = None) -> Dashboard:
-    """What the channels did in ``period`` (today, 7d, 30d), from a handful of aggregate
-    queries: notifications by status, channel and hour or day (one scan); attempts by channel,
-    outcome and failure reason (one scan); p50/p95 time to send; the queue (by index)."""
+    """What the channels did in ``period`` (today, 7d, 30d): the counts of ``scan`` (past
+    days from their rollup), p50/p95 time to send, the queue (by index)."""
     now = now or timezone.now()
     period = period if period in PERIODS else "today"
-    since = period_start(period, now)
-    bucket = "hour" if period == "today" else "day"
     if connection.vendor != "postgresql":
         # (No transaction on SQLite: its BEGIN IMMEDIATE would hold the write lock.)
-        return _dashboard(period, since, now, bucket)
+        return _dashboard(period, now)
     with transaction.atomic():
-        # The percentiles sort every sent row of the period: in memory, not on disk.
+        # Today's percentiles sort its sent rows: in memory, not on disk.
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '64MB'")
-        return _dashboard(period, since, now, bucket)
+        return _dashboard(period, now)
 
 
-def _dashboard(period: str, since: datetime, now: datetime, bucket: str) -> Dashboard:
-    created = Notification.objects.filter(created_at__gte=since).order_by()
-    trunc = TruncHour if bucket == "hour" else TruncDay
+def _dashboard(period: str, now: datetime) -> Dashboard:
+    since = period_start(period, now)
+    hourly = period == "today"
+    rolled_until: datetime | None = None
+    if hourly:
+        tallies = scan(since, hourly=True, send_times=False)
+        percentiles = _percentiles(since)
+    else:
+        rolled_until, tallies = rolled_up(since, settled_until(now))
+        tallies += scan(rolled_until)
+        times: dict[str, dict[int, int]] = {"": {}}
+        for tally in tallies:
+            if tally.kind == Kind.SEND_TIME:
+                for key in (tally.channel, ""):
+                    histogram = times.setdefault(key, {})
+                    histogram[tally.bucket] = histogram.get(tally.bucket, 0) + tally.n
+        percentiles = {
+            key: (histogram_percentile(counts, 0.5), histogram_percentile(counts, 0.95))
+            for key, counts in times.items()
+        }
 
     by_status: dict[str, int] = {}
     channels = {name: ChannelStats(name) for name in settings.CHANNELS}
     series: dict[datetime, list[int]] = {}
-    for row in (
-        created.annotate(bucket=trunc("created_at"))
-        .values("status", "channel", "bucket")
-        .annotate(n=Count("pk"))
-    ):
-        status, n = row["status"], row["n"]
-        by_status[status] = by_status.get(status, 0) + n
-        counts = series.setdefault(row["bucket"], [0, 0, 0])
-        counts[0 if status in REACHED else 1 if status in NOT_REACHED else 2] += n
-        stats = channels.get(row["channel"])
-        if stats is not None:
-            if status in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED):
-                stats.sent += n
-            if status == Status.DELIVERED:
-                stats.delivered += n
-            if status == Status.UNDELIVERED:
-                stats.undelivered += n
-
     sms_sent, sms_segments, sms_cost = 0, 0, None
     failures: dict[tuple[str, str], int] = {}
-    attempts = DeliveryAttempt.objects.filter(started_at__gte=since).order_by()
-    for row in (
-        attempts.annotate(
-            reason=Case(
-                When(outcome__in=FAILED_OUTCOMES, then=Left("error", 200)), default=Value("")
-            )
-        )
-        .values("channel", "outcome", "reason")
-        .annotate(n=Count("pk"), segments=Sum("segments"), cost=Sum("cost"))
-    ):
-        if row["outcome"] in FAILED_OUTCOMES:
-            key = (row["channel"], row["reason"])
-            failures[key] = failures.get(key, 0) + row["n"]
-        stats = channels.get(row["channel"])
-        if stats is None:
-            continue
-        if row["outcome"] in FAILED_OUTCOMES:
-            stats.attempts_failed += row["n"]
-        elif row["outcome"] == DeliveryAttempt.Outcome.SKIPPED:
-            stats.attempts_skipped += row["n"]
-        elif row["outcome"] == DeliveryAttempt.Outcome.SUCCESS and row["channel"] == "sms":
-            sms_sent += row["n"]
-            sms_segments += row["segments"] or 0
-            if row["cost"] is not None:
-                sms_cost = (sms_cost or Decimal(0)) + row["cost"]
+    for tally in tallies:
+        n, stats = tally.n, channels.get(tally.channel)
+        if tally.kind == Kind.NOTIFICATIONS:
+            status = tally.status
+            by_status[status] = by_status.get(status, 0) + n
+            counts = series.setdefault(tally.day, [0, 0, 0])
+            counts[0 if status in REACHED else 1 if status in NOT_REACHED else 2] += n
+            if stats is not None:
+                if status in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED):
+                    stats.sent += n
+                if status == Status.DELIVERED:
+                    stats.delivered += n
+                if status == Status.UNDELIVERED:
+                    stats.undelivered += n
+        elif tally.kind == Kind.ATTEMPTS:
+            outcome = tally.status
+            if outcome in FAILED_OUTCOMES:
+                key = (tally.channel, tally.reason)
+                failures[key] = failures.get(key, 0) + n
+            if stats is None:
+                continue
+            if outcome in FAILED_OUTCOMES:
+                stats.attempts_failed += n
+            elif outcome == DeliveryAttempt.Outcome.SKIPPED:
+                stats.attempts_skipped += n
+            elif outcome == DeliveryAttempt.Outcome.SUCCESS and tally.channel == "sms":
+                sms_sent += n
+                sms_segments += tally.segments
+                if tally.cost is not None:
+                    sms_cost = (sms_cost or Decimal(0)) + tally.cost
     top = sorted(failures.items(), key=lambda item: (-item[1], item[0][1]))[:8]
-
-    sent = created.filter(sent_at__isnull=False, queued_at__isnull=False)
-    percentiles = _percentiles(since, sent)
     for name, stats in channels.items():
         stats.p50, stats.p95 = percentiles.get(name, (None, None))
 
@@ -439,7 +598,8 @@ def _dashboard(period: str, since: datetime, now: datetime, bucket: str) -> Dash
         sending=queue["sending"],
         oldest_due=queue["oldest"],
         series=[(at, *counts) for at, counts in sorted(series.items())],
-        bucket=bucket,
+        bucket="hour" if hourly else "day",
+        rolled_until=rolled_until,
     )
 
 

@@ -34,7 +34,15 @@ from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, task
 
-from notifications import composing, delivery, receipts, recovery, selectors, telegram_bot
+from notifications import (
+    composing,
+    delivery,
+    receipts,
+    recovery,
+    rollup,
+    selectors,
+    telegram_bot,
+)
 from notifications.channels import all_senders
 from notifications.models import ApiIdempotencyKey
 from notifications.senders.base import DeliveryError
@@ -358,3 +366,10 @@ def prune_idempotency_keys() -> int:
     cutoff = timezone.now() - timedelta(hours=settings.NOTIFY_API_IDEMPOTENCY_HOURS)
     deleted, _ = ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+@periodic_task(crontab(minute="27"))
+@_with_connections
+def rollup_dashboard() -> dict[str, int]:
+    """Hourly: roll up the dashboard's past days (``notifications.rollup``)."""
+    return rollup.refresh()

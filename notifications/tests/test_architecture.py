@@ -1,6 +1,6 @@
 """The import graph of the service: one-way layers, no cycles, no imports hidden in functions.
 
-models ← content ← senders ← channels, pacing ← selectors, rendering ← delivery ← recovery ←
+models ← content ← senders ← channels, pacing ← selectors, rendering ← rollup, delivery ← recovery ←
 composing ← tasks ← services ← forms ← admin, API, views, commands. Read statically from the source, so it holds for every import path.
 """
 
@@ -25,6 +25,7 @@ LAYERS = {
     "notifications.selectors": 5,
     "notifications.receipts": 5,
     "notifications.rendering": 5,
+    "notifications.rollup": 5.5,
     "notifications.delivery": 6,
     "notifications.recovery": 7,
     "notifications.telegram_bot": 7,
