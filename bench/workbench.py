@@ -78,6 +78,7 @@ class Bench:
         self.telegram_users: list[Any] = users
         self.email_users: list[Any] = mail_users
         self.consumers_started = 0
+        self.running: list[Consumer] = []  # consumers started and not stopped
 
     # --- settings -----------------------------------------------------------------------------
     def service_env(self, **extra: str) -> dict[str, str]:
@@ -125,13 +126,20 @@ class Bench:
 
     def click(self, ids: Sequence[int]) -> datetime:
         """Click "Send selected" on ``ids``, as the admin's bulk action does; returns when."""
+        from django.conf import settings
+        from django.test.utils import override_settings
         from django.utils import timezone
 
         from notifications.models import Notification
         from notifications.services import notifications_queue
 
-        started = timezone.now()
-        notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
+        # Configured as a deployment is: NOTIFY_WORKERS is the consumers' thread count, which
+        # sizes the doorbells (about four per worker).
+        threads = sum(consumer.workers for consumer in self.running) or None
+        with override_settings(NOTIFY_WORKERS=threads or settings.NOTIFY_WORKERS):
+            with override_settings(NOTIFY_CONSUMERS=1 if threads else settings.NOTIFY_CONSUMERS):
+                started = timezone.now()
+                notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
         return started
 
     # --- consumers ------------------------------------------------------------------------------
@@ -141,12 +149,14 @@ class Bench:
         self.consumers_started += 1
         log = WORK / f"consumer-{self.tier.name}-{self.consumers_started}-{threads}t.log"
         consumer = Consumer(self.service_env(**env), log, workers=threads, args=())
+        self.running.append(consumer)
         return consumer.start().wait_started()
 
-    @staticmethod
-    def stop(consumers: Sequence[Consumer]) -> None:
+    def stop(self, consumers: Sequence[Consumer]) -> None:
         for consumer in consumers:
             consumer.stop(signal.SIGINT, timeout=20)
+            if consumer in self.running:
+                self.running.remove(consumer)
 
     # --- waiting and timing ------------------------------------------------------------------
     def sent_count(self, ids: Sequence[int]) -> int:

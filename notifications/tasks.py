@@ -25,7 +25,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -131,17 +130,27 @@ def drive(job: delivery.Job) -> None:
 
 
 class Lane:
-    """Jobs waiting for their pacing slot: a timer thread and a small pool that sends them
-    when their slot comes. Holds no huey worker."""
+    """Jobs waiting for their pacing slot, and a few threads of its own that send each when
+    its slot comes. Holds no huey worker.
+
+    When every lane thread is busy and slots have come, the workers help: between their own
+    jobs each runs one paced job that is due (``take_due``), never one that is not. So when
+    the pace is not the limit, the sends go out from every thread, and the schedule can't run
+    ahead of what is actually sent (each booking a worker makes is matched by a send).
+    """
 
     def __init__(self, threads: int) -> None:
         self._heap: list[tuple[float, int, delivery.Job]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="paced")
+        self._idle = 0  # lane threads waiting for a slot to come
         self._stopping = False
-        self._timer = threading.Thread(target=self._run, name="pace-timer", daemon=True)
-        self._timer.start()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"paced-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def call_at(self, at: float, job: delivery.Job) -> None:
         with self._cond:
@@ -155,16 +164,30 @@ class Lane:
         with self._cond:
             return len(self._heap)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
+    def take_due(self) -> delivery.Job | None:
+        """A job whose slot has come, when no lane thread is free to send it; else None."""
+        with self._cond:
+            if self._heap and not self._idle and self._heap[0][0] <= time.time():
+                return heapq.heappop(self._heap)[2]
+        return None
+
+    def _next(self) -> delivery.Job | None:
+        """The next job whose slot has come (waiting for it), or None when stopping."""
+        with self._cond:
+            self._idle += 1
+            try:
                 while not self._stopping and (not self._heap or self._heap[0][0] > time.time()):
                     timeout = self._heap[0][0] - time.time() if self._heap else None
                     self._cond.wait(timeout)
                 if self._stopping:
-                    return
-                _, _, job = heapq.heappop(self._heap)
-            self._pool.submit(_run_paced, job)
+                    return None
+                return heapq.heappop(self._heap)[2]
+            finally:
+                self._idle -= 1
+
+    def _serve(self) -> None:
+        while (job := self._next()) is not None:
+            _run_paced(job)
 
     def stop(self) -> None:
         """Give every waiting job back to the queue; let the ones sending finish."""
@@ -178,7 +201,21 @@ class Lane:
                 carry_out(delivery.release(job))
             except Exception:
                 logger.exception("could not give notification %s back", job.notification.pk)
-        self._pool.shutdown(wait=True)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+
+def help_lane(limit: int = 1) -> int:
+    """Send up to ``limit`` paced jobs whose slots have come while the lane's threads are all
+    busy (see ``Lane``); returns how many."""
+    if _lane is None:
+        return 0
+    done = 0
+    while done < limit and (job := _lane.take_due()) is not None:
+        _run_paced(job)
+        done += 1
+    return done
 
 
 def _run_paced(job: delivery.Job) -> None:
@@ -194,6 +231,20 @@ def _run_paced(job: delivery.Job) -> None:
             "error sending notification %s; the sweeper recovers it", job.notification.pk
         )
     finally:
+        _tidy_connections()
+
+
+_tidied = threading.local()
+
+
+def _tidy_connections() -> None:
+    """What ``close_old_connections`` does between requests (drop a connection past its age
+    or broken), at most once a second per lane thread: each call makes the next query check
+    the connection with a round trip of its own, which per paced send cost more than the
+    send's own writes."""
+    now = time.monotonic()
+    if now - getattr(_tidied, "at", 0.0) >= 1.0:
+        _tidied.at = now
         close_old_connections()
 
 
@@ -289,6 +340,8 @@ def deliver(notification_ids: list[int]) -> int:
     jobs = delivery.claim(notification_ids)
     for job in jobs:
         drive(job)
+        help_lane()
+    help_lane(limit=len(jobs))
     return len(jobs)
 
 

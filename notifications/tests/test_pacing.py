@@ -120,3 +120,20 @@ def test_the_database_schedule_reads_the_clock_after_taking_its_lock(transaction
     assert booking.held == 1
     assert booking.at >= released_at[0] - 0.01
     connection.close()
+
+
+def test_the_redis_schedule_survives_a_flushed_script_cache_and_a_dropped_connection(name):
+    if not settings.QUEUE_URL.startswith("redis"):
+        pytest.skip("the Redis schedule is used (and tested) when QUEUE_URL is redis://")
+    admin = redis.Redis.from_url(settings.QUEUE_URL)
+    schedule = RedisSchedule(lambda: redis.Redis.from_url(settings.QUEUE_URL))
+    first = book(schedule, name, 0.5)
+    admin.script_flush()  # as after a Redis restart: the script must be sent again
+    second = book(schedule, name, 0.5)
+    kept = schedule._connection()
+    kept.send_command("CLIENT", "ID")
+    admin.client_kill_filter(_id=kept.read_response())  # the kept connection dropped
+    third = book(schedule, name, 0.5)
+    assert [b.held for b in (first, second, third)] == [1, 1, 1]
+    assert second.at - first.at == pytest.approx(0.5, abs=0.05)
+    assert third.at - second.at == pytest.approx(0.5, abs=0.05)

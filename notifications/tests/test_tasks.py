@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -118,6 +119,20 @@ def test_stopping_gives_waiting_jobs_back_to_the_queue(
             assert row.next_attempt_at <= timezone.now()
     given_back = [ids for ids, eta in rung if eta is not None]  # the rest: rung at creation
     assert len(given_back) == 2
+
+
+def test_a_worker_takes_only_paced_jobs_whose_slot_has_come_and_only_from_a_busy_lane():
+    """With no lane thread free, a worker may send a job whose slot has come; one whose slot
+    is later is never handed to a worker (that would be waiting in it)."""
+    busy = tasks.Lane(threads=0)  # every lane thread busy: none free
+    due, later, also_due = object(), object(), object()  # jobs are opaque to the lane
+    busy.call_at(time.time() + 60, later)
+    busy.call_at(time.time() - 1, due)
+    busy.call_at(time.time() - 0.5, also_due)
+    assert busy.take_due() is due  # the earliest slot first
+    assert busy.take_due() is also_due
+    assert busy.take_due() is None
+    assert busy.waiting() == 1
 
 
 def test_ring_due_rings_scheduled_ones_once_per_time(monkeypatch):
