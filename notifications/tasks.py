@@ -300,6 +300,48 @@ _receiving = threading.Lock()
 _receiving_started = False
 
 
+_budget_checked = False
+
+
+@on_startup()
+def check_connection_budget() -> None:
+    """At consumer start-up (once per process): on PostgreSQL, warn when the consumers'
+    threads could open more connections than the server allows. Each worker and each lane
+    thread holds one; when they run out, a send whose result can't be written is sent again
+    once its lease expires."""
+    global _budget_checked
+    with _receiving:
+        if _budget_checked:
+            return
+        _budget_checked = True
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+            )
+            allowed = cursor.fetchone()[0]
+    except (OperationalError, InterfaceError):
+        return  # the database's own trouble shows soon enough
+    per_process = settings.NOTIFY_WORKERS + lane_threads() + 2
+    needed = settings.NOTIFY_CONSUMERS * per_process
+    if needed > allowed:
+        logger.warning(
+            "%s consumer process(es) × (%s workers + %s paced threads + 2) may open %s "
+            "PostgreSQL connections, and the server allows %s (max_connections): when they "
+            "run out, a notification sent but not recorded is sent again after its lease. "
+            "Lower NOTIFY_WORKERS or NOTIFY_PACED_THREADS, raise max_connections, or put "
+            "PgBouncer in front.",
+            settings.NOTIFY_CONSUMERS,
+            settings.NOTIFY_WORKERS,
+            lane_threads(),
+            needed,
+            allowed,
+        )
+
+
 @on_startup()
 def receive_sms_receipts() -> None:
     """At consumer start-up (once per process; huey calls it in every worker thread):

@@ -187,3 +187,21 @@ def test_idempotency_keys_are_kept_their_hours_then_pruned(settings):
     )
     assert tasks.prune_idempotency_keys.call_local() == 1
     assert list(ApiIdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db
+def test_a_consumer_warns_when_its_threads_could_exhaust_postgresql(settings, monkeypatch, caplog):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the connection budget is PostgreSQL's")
+    monkeypatch.setattr(tasks, "_budget_checked", False)
+    settings.NOTIFY_WORKERS, settings.NOTIFY_PACED_THREADS, settings.NOTIFY_CONSUMERS = 8, 8, 1
+    tasks.check_connection_budget()
+    assert "max_connections" not in caplog.text  # 18 fit
+
+    monkeypatch.setattr(tasks, "_budget_checked", False)
+    settings.NOTIFY_WORKERS, settings.NOTIFY_PACED_THREADS, settings.NOTIFY_CONSUMERS = 64, 64, 4
+    tasks.check_connection_budget()
+    assert "may open 520 PostgreSQL connections" in caplog.text
+    assert "Lower NOTIFY_WORKERS" in caplog.text
