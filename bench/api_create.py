@@ -211,13 +211,14 @@ def create_rows(server: Server, headers: dict[str, str]) -> list[dict]:
 FILL_SQL = """
 INSERT INTO notifications_notification
     (user_id, subject, message, channels, status, channel, created_at, queued_at, sent_at,
-     rounds, last_error, progress)
+     rounds, last_error, progress, rendered)
 SELECT 1 + (g %% %(users)s),
        '', 'message ' || g, '[]'::jsonb,
        CASE WHEN g %% 100 = 0 THEN 'failed' ELSE 'sent' END,
        CASE WHEN g %% 100 = 0 THEN '' WHEN g %% 5 = 0 THEN 'email' ELSE 'telegram' END,
        now() - make_interval(secs => (%(rows)s - g) * 2.5),
-       now() - make_interval(secs => (%(rows)s - g) * 2.5), NULL, 1, '', '{}'::jsonb
+       now() - make_interval(secs => (%(rows)s - g) * 2.5), NULL, 1, '', '{}'::jsonb,
+       '{}'::jsonb
 FROM generate_series(1, %(rows)s) AS g
 """
 
