@@ -66,9 +66,10 @@ SCRIPTS = {
 }
 
 
-def run_scripts() -> list[str]:
-    """The tables of the scripts BENCH_ONLY asks for (all of them without BENCH_ONLY)."""
-    tables = []
+def run_scripts() -> tuple[list[str], bool]:
+    """The tables of the scripts BENCH_ONLY asks for (all of them without BENCH_ONLY), and
+    whether one failed."""
+    tables, failed = [], False
     for name, (script, args) in SCRIPTS.items():
         if PROFILE_THREADS or (ONLY and name not in ONLY):
             continue
@@ -78,10 +79,11 @@ def run_scripts() -> list[str]:
         )
         if done.returncode:
             tables.append(f"**{name}**: {script} failed ({done.returncode}): {done.stderr[-500:]}")
+            failed = True
         else:
             tables.append(done.stdout.strip())
         (RESULTS / f"{name}.md").write_text(tables[-1] + "\n")
-    return tables
+    return tables, failed
 
 
 def selected() -> list[str]:
@@ -148,7 +150,7 @@ def orchestrate() -> int:
     finally:
         telegram.stop()
         smtp.stop()
-    extra_tables = run_scripts()
+    extra_tables, scripts_failed = run_scripts()
     reference.append(cpu_reference_ms())
     if PROFILE_THREADS:
         for tier, res in results.items():
@@ -172,7 +174,7 @@ def orchestrate() -> int:
         text += "\n\n" + "\n\n".join(extra_tables) + "\n"
         (RESULTS / "results.md").write_text(text)
     print("\n" + text)
-    return 1 if failed else 0
+    return 1 if failed or scripts_failed else 0
 
 
 def main() -> None:
