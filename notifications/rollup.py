@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications import selectors
 from notifications.models import DashboardCount, DashboardDay
 
+LOCK_KEY = 0x6E6F7469  # pg_advisory lock id of the rollup ("noti")
 KEPT_DAYS = 30  # the days before yesterday kept: more than the longest period needs
 
 
@@ -30,6 +31,8 @@ def refresh(now: datetime | None = None) -> dict[str, int]:
     computed_at = timezone.now()
     days = _days(since, until)
     with transaction.atomic():
+        if not _lock():
+            return {"days": 0, "counts": 0}  # another consumer is writing the same rollup
         DashboardDay.objects.filter(day__lt=since).delete()
         DashboardDay.objects.filter(day__gte=since, day__lt=until).delete()
         kept = DashboardDay.objects.bulk_create(
@@ -54,6 +57,17 @@ def refresh(now: datetime | None = None) -> dict[str, int]:
             batch_size=1000,
         )
     return {"days": len(days), "counts": len(tallies)}
+
+
+def _lock() -> bool:
+    """On PostgreSQL, this transaction's lock on the rollup: consumers on several hosts each
+    run the hourly task, and two writing it at once would collide on the days' unique index.
+    (SQLite's write lock already puts them one after the other.)"""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+        return bool(cursor.fetchone()[0])
 
 
 def _days(since: datetime, until: datetime) -> list[datetime]:

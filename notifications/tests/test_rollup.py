@@ -234,3 +234,30 @@ def test_the_page_says_which_days_came_from_the_rollup(month, admin_client):
     page = admin_client.get(reverse("notify-dashboard") + "?period=30d")
     assert page.status_code == 200
     assert "from the hourly rollup" in page.text and "within 26 %" in page.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_consumers_rolling_up_at_once_do_not_collide(month):
+    """On PostgreSQL the second writer skips while the first holds the rollup's lock."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's write lock orders them already")
+    import psycopg
+
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict["USER"],
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"] or 5432,
+        autocommit=False,
+    )
+    try:
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [rollup.LOCK_KEY])
+        assert rollup.refresh() == {"days": 0, "counts": 0}
+        assert DashboardDay.objects.count() == 0
+    finally:
+        other.rollback()
+        other.close()
+    assert rollup.refresh()["days"] == 30
