@@ -126,7 +126,6 @@ class Bench:
 
     def click(self, ids: Sequence[int]) -> datetime:
         """Click "Send selected" on ``ids``, as the admin's bulk action does; returns when."""
-        from django.conf import settings
         from django.test.utils import override_settings
         from django.utils import timezone
 
@@ -135,11 +134,11 @@ class Bench:
 
         # Configured as a deployment is: NOTIFY_WORKERS is the consumers' thread count, which
         # sizes the doorbells (about four per worker).
-        threads = sum(consumer.workers for consumer in self.running) or None
-        with override_settings(NOTIFY_WORKERS=threads or settings.NOTIFY_WORKERS):
-            with override_settings(NOTIFY_CONSUMERS=1 if threads else settings.NOTIFY_CONSUMERS):
-                started = timezone.now()
-                notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
+        threads = sum(consumer.workers for consumer in self.running)
+        configured = {"NOTIFY_WORKERS": threads, "NOTIFY_CONSUMERS": 1} if threads else {}
+        with override_settings(**configured):
+            started = timezone.now()
+            notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
         return started
 
     # --- consumers ------------------------------------------------------------------------------

@@ -314,7 +314,8 @@ def claim(ids: list[int]) -> list[Job]:
     lease = now + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
     claimed = _claim_ids(list(ids), lease, now)
     if len(claimed) < len(ids):
-        retrying_db(lambda: end_unclaimable([pk for pk in ids if pk not in set(claimed)], now))
+        won = set(claimed)
+        retrying_db(lambda: end_unclaimable([pk for pk in ids if pk not in won], now))
     if not claimed:
         return []
     # Ours now: ride out a database restart rather than leave them to the sweeper. One

@@ -90,9 +90,9 @@ _BOOK_SHA = hashlib.sha1(_BOOK_LUA.encode()).hexdigest()
 class RedisSchedule:
     """The schedule in Redis: one atomic script per booking, on Redis's clock.
 
-    Each thread books over a connection of its own, taken from ``connect()``'s pool once and
-    kept: a command through the pool checks the connection and takes the pool's lock every
-    time, which cost a worker more than the booking itself.
+    Each thread books over a connection of its own (``connect()`` makes a redis-py
+    ``Connection``), kept: a command through a pool checks the connection and takes the
+    pool's lock every time, which cost a worker more than the booking itself.
     """
 
     def __init__(self, connect) -> None:
@@ -102,7 +102,7 @@ class RedisSchedule:
     def _connection(self):
         conn = getattr(self.local, "connection", None)
         if conn is None:
-            conn = self.local.connection = self.connect().connection_pool.make_connection()
+            conn = self.local.connection = self.connect()
         return conn
 
     def _call(self, *args):
@@ -194,15 +194,7 @@ def schedule() -> Schedule:
     """Redis's when the queue is Redis (shared by every host), else the database's."""
     if isinstance(HUEY.storage, RedisStorage):
         pool = HUEY.storage.pool
-        return RedisSchedule(
-            lambda: redis.Redis(
-                connection_pool=pool.__class__(
-                    connection_class=pool.connection_class,
-                    max_connections=1,
-                    **pool.connection_kwargs,
-                )
-            )
-        )
+        return RedisSchedule(lambda: pool.connection_class(**pool.connection_kwargs))
     return DatabaseSchedule()
 
 

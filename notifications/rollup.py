@@ -33,8 +33,8 @@ def refresh(now: datetime | None = None) -> dict[str, int]:
     with transaction.atomic():
         if not _lock():
             return {"days": 0, "counts": 0}  # another consumer is writing the same rollup
-        DashboardDay.objects.filter(day__lt=since).delete()
-        DashboardDay.objects.filter(day__gte=since, day__lt=until).delete()
+        # Every settled day goes: those past the kept window, and those recomputed below.
+        DashboardDay.objects.filter(day__lt=until).delete()
         kept = DashboardDay.objects.bulk_create(
             DashboardDay(day=day, computed_at=computed_at) for day in days
         )

@@ -535,6 +535,9 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
     channels = {name: ChannelStats(name) for name in settings.CHANNELS}
     series: dict[datetime, list[int]] = {}
     sms_sent, sms_segments, sms_cost = 0, 0, None
+    # Today's SMS against the daily cap, from the same attempts scan (it always reads today).
+    today = period_start("today", now)
+    today_sms = SmsToday(sent=0, segments=0, cost=None, limit=settings.NOTIFY_SMS_DAILY_LIMIT)
     failures: dict[tuple[str, str], int] = {}
     for tally in tallies:
         n, stats = tally.n, channels.get(tally.channel)
@@ -566,6 +569,11 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
                 sms_segments += tally.segments
                 if tally.cost is not None:
                     sms_cost = (sms_cost or Decimal(0)) + tally.cost
+                if tally.day == today:  # attempts are counted by day: today's is read live
+                    today_sms.sent += n
+                    today_sms.segments += tally.segments
+                    if tally.cost is not None:
+                        today_sms.cost = (today_sms.cost or Decimal(0)) + tally.cost
     top = sorted(failures.items(), key=lambda item: (-item[1], item[0][1]))[:8]
     for name, stats in channels.items():
         stats.p50, stats.p95 = percentiles.get(name, (None, None))
@@ -591,7 +599,7 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
         sms_sent=sms_sent,
         sms_segments=sms_segments,
         sms_cost=sms_cost,
-        sms_today=sms_today(),
+        sms_today=today_sms,
         failures=[{"channel": c, "reason": r, "n": n} for (c, r), n in top],
         queue_due=queue["due"],
         queue_later=queue["later"],

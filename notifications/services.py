@@ -54,6 +54,23 @@ LEFT_ALONE_REASONS = {
 }
 
 
+def with_skipped(text: str, skipped: Counter, reasons: dict) -> str:
+    """``text`` followed by what was skipped and why: ``12 queued, 3 skipped: 3 already
+    sent`` (``skipped`` counts by reason code, ``reasons`` gives each code's words)."""
+    if not skipped:
+        return text
+    why = ", ".join(
+        _("%(count)s %(reason)s") % {"count": count, "reason": reasons[code]}
+        for code, count in sorted(skipped.items())
+    )
+    total = sum(skipped.values())
+    return ngettext(
+        "%(changed)s, %(count)s skipped: %(reasons)s",
+        "%(changed)s, %(count)s skipped: %(reasons)s",
+        total,
+    ) % {"changed": text, "count": total, "reasons": why}
+
+
 def _changed(verb: str, count: int) -> str:
     """``12 queued`` in the active language, for the verbs the bulk operations use."""
     if verb == "queued":
@@ -77,19 +94,7 @@ class BulkResult:
     def describe(self, verb: str) -> str:
         """E.g. ``12 queued, 3 skipped: 3 already sent`` (``verb``: queued, queued again,
         cancelled), in the active language."""
-        text = _changed(verb, self.changed)
-        if self.left_alone:
-            reasons = ", ".join(
-                _("%(count)s %(reason)s") % {"count": count, "reason": LEFT_ALONE_REASONS[status]}
-                for status, count in sorted(self.left_alone.items())
-            )
-            skipped = sum(self.left_alone.values())
-            text = ngettext(
-                "%(changed)s, %(count)s skipped: %(reasons)s",
-                "%(changed)s, %(count)s skipped: %(reasons)s",
-                skipped,
-            ) % {"changed": text, "count": skipped, "reasons": reasons}
-        return text
+        return with_skipped(_changed(verb, self.changed), self.left_alone, LEFT_ALONE_REASONS)
 
 
 def _ring_after_commit(due: list[tuple[int, datetime | None]]) -> None:
@@ -145,15 +150,7 @@ def notifications_queue(*, queryset: QuerySet[Notification]) -> BulkResult:
     return _move_to_queued(queryset, {Status.PENDING, Status.FAILED}, reset=True)
 
 
-RESENDABLE = {
-    Status.SENT,
-    Status.DELIVERED,
-    Status.UNDELIVERED,
-    Status.FAILED,
-    Status.EXPIRED,
-    Status.CANCELLED,
-    Status.PENDING,
-}
+RESENDABLE = {*selectors.FINAL, Status.PENDING}  # what is done, or not yet queued
 
 
 def notifications_resend(*, queryset: QuerySet[Notification]) -> BulkResult:
@@ -297,18 +294,7 @@ class InviteResult:
         text = ngettext(
             "%(count)s Telegram invite queued", "%(count)s Telegram invites queued", self.sent
         ) % {"count": self.sent}
-        if self.skipped:
-            reasons = ", ".join(
-                _("%(count)s %(reason)s") % {"count": count, "reason": INVITE_SKIP_REASONS[code]}
-                for code, count in sorted(self.skipped.items())
-            )
-            skipped = sum(self.skipped.values())
-            text = ngettext(
-                "%(changed)s, %(count)s skipped: %(reasons)s",
-                "%(changed)s, %(count)s skipped: %(reasons)s",
-                skipped,
-            ) % {"changed": text, "count": skipped, "reasons": reasons}
-        return text
+        return with_skipped(text, self.skipped, INVITE_SKIP_REASONS)
 
 
 def _invite_skip_reason(contact: UserContact, channels: list[str]) -> str:

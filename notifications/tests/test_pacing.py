@@ -20,13 +20,17 @@ from notifications.pacing import DatabaseSchedule, RedisSchedule
 from notifications.senders.base import DeliveryError, Pace
 
 
+def redis_connection(url: str) -> redis.Connection:
+    return redis.Redis.from_url(url).connection_pool.make_connection()
+
+
 @pytest.fixture(params=["database", "redis"])
 def schedule(request, transactional_db):
     if request.param == "database":
         return DatabaseSchedule()
     if not settings.QUEUE_URL.startswith("redis"):
         pytest.skip("the Redis schedule is used (and tested) when QUEUE_URL is redis://")
-    return RedisSchedule(lambda: redis.Redis.from_url(settings.QUEUE_URL))
+    return RedisSchedule(lambda: redis_connection(settings.QUEUE_URL))
 
 
 @pytest.fixture
@@ -126,7 +130,7 @@ def test_the_redis_schedule_survives_a_flushed_script_cache_and_a_dropped_connec
     if not settings.QUEUE_URL.startswith("redis"):
         pytest.skip("the Redis schedule is used (and tested) when QUEUE_URL is redis://")
     admin = redis.Redis.from_url(settings.QUEUE_URL)
-    schedule = RedisSchedule(lambda: redis.Redis.from_url(settings.QUEUE_URL))
+    schedule = RedisSchedule(lambda: redis_connection(settings.QUEUE_URL))
     first = book(schedule, name, 0.5)
     admin.script_flush()  # as after a Redis restart: the script must be sent again
     second = book(schedule, name, 0.5)

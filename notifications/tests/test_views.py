@@ -365,6 +365,9 @@ def test_the_dashboard_shows_the_numbers(admin_client, admin_user, settings):
     )
     assert data.delivery_rate == 0.75 and data.queue_due == 1
     assert (data.sms_sent, data.sms_segments, data.sms_cost) == (1, 2, Decimal("9.00"))
+    for period in ("today", "30d"):
+        today = selectors.dashboard(period).sms_today
+        assert (today.sent, today.segments, today.cost, today.limit) == (1, 2, Decimal("9.00"), 100)
     assert data.failures[0]["reason"] == "SMTP 550: no such user"
     page = admin_client.get(reverse("notify-dashboard") + "?period=7d")
     assert page.status_code == 200
