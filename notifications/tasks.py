@@ -78,6 +78,27 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
+# How long ringing keeps trying while the queue is unreachable (its Redis or PostgreSQL
+# restarting): a broken connection is replaced on the next try. A doorbell rung twice (the
+# first went in, its answer was lost) is harmless: the claim decides.
+RING_RETRY_SECONDS = 10.0
+
+
+def _enqueue(put: Callable[[], object]) -> None:
+    deadline = time.monotonic() + RING_RETRY_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            put()
+            return
+        except Exception as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("queue unavailable (%s); ringing again in %.2fs", err, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def ring(ids: Iterable[int], *, eta: datetime | None = None) -> None:
     """Tell the consumers these notifications are due (at ``eta``, or now).
 
@@ -86,9 +107,9 @@ def ring(ids: Iterable[int], *, eta: datetime | None = None) -> None:
     ids = list(ids)
     for chunk in _chunks(ids):
         if eta is None:
-            deliver(chunk)
+            _enqueue(lambda chunk=chunk: deliver(chunk))
         else:
-            deliver.schedule(args=(chunk,), eta=eta)
+            _enqueue(lambda chunk=chunk: deliver.schedule(args=(chunk,), eta=eta))
 
 
 def ring_due(due: Iterable[tuple[int, datetime | None]]) -> None:
@@ -117,11 +138,23 @@ def pending_in_queue() -> int:
 
 
 def carry_out(step: delivery.Decision | delivery.Wait) -> None:
-    """Schedule what a round's step asks for: a later doorbell, or a wait for a slot."""
+    """Schedule what a round's step asks for: a later doorbell, or a wait for a slot.
+
+    The decision is already recorded: a doorbell the queue would not take is left to the
+    sweeper, which rings due rows that waited too long.
+    """
     if isinstance(step, delivery.Wait):
         lane().call_at(step.at, step.job)
     elif step.due is not None:
-        ring([step.notification_id], eta=step.due)
+        try:
+            ring([step.notification_id], eta=step.due)
+        except Exception:
+            logger.exception(
+                "queue unavailable: notification %s is %s, due %s; the sweeper rings it",
+                step.notification_id,
+                step.status,
+                step.due,
+            )
 
 
 def drive(job: delivery.Job) -> None:
@@ -196,11 +229,7 @@ class Lane:
             waiting = [job for _, _, job in self._heap]
             self._heap.clear()
             self._cond.notify_all()
-        for job in waiting:
-            try:
-                carry_out(delivery.release(job))
-            except Exception:
-                logger.exception("could not give notification %s back", job.notification.pk)
+        give_back(waiting)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join()
@@ -380,11 +409,30 @@ def deliver(notification_ids: list[int]) -> int:
     """Claim the notifications that are still due among ``notification_ids`` (someone
     else's are skipped) and deliver them; returns how many this task claimed."""
     jobs = delivery.claim(notification_ids)
-    for job in jobs:
-        drive(job)
+    for n, job in enumerate(jobs):
+        try:
+            drive(job)
+        except BaseException:
+            # This one is left to its lease; the ones not started yet go back now rather
+            # than wait for theirs (NOTIFY_LEASE_SECONDS) as if their worker had died.
+            give_back(jobs[n + 1 :])
+            raise
         help_lane()
     help_lane(limit=len(jobs))
     return len(jobs)
+
+
+def give_back(jobs: list[delivery.Job]) -> None:
+    """Return claimed jobs that were never started to the queue (``delivery.release``)."""
+    for job in jobs:
+        try:
+            carry_out(delivery.release(job))
+        except Exception:
+            logger.exception(
+                "could not give notification %s back; the sweeper recovers it when its lease "
+                "expires",
+                job.notification.pk,
+            )
 
 
 @task(retries=3, retry_delay=2)

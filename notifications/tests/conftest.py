@@ -109,15 +109,22 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "condition"):
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 30,
+    what: str | Callable[[], str] = "condition",
+):
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds.
+    ``what`` may be a function, called then: the state at the timeout, not at the start."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(
+                f"timed out after {timeout}s waiting for {what() if callable(what) else what}"
+            )
         time.sleep(0.1)
 
 

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
 from huey.contrib.djhuey import HUEY
-from huey.storage import BaseSqlStorage
+from huey.storage import BaseSqlStorage, PostgresStorage
 
 from notifications import tasks
 from notifications.models import DeliveryAttempt, Notification, UserContact
@@ -105,7 +105,7 @@ def wait_until_final(ids: list[int], timeout: float, *, sweep_every: float = 0) 
         counts = statuses(ids)
         return sum(counts[s] for s in FINAL) == len(ids)
 
-    wait_for(done, timeout, f"{len(ids)} notifications to be final ({dict(statuses(ids))})")
+    wait_for(done, timeout, lambda: f"{len(ids)} notifications to be final ({dict(statuses(ids))})")
     return statuses(ids)
 
 
@@ -209,7 +209,8 @@ def test_database_restart_under_a_running_consumer(
 
     postgres_restart()
 
-    counts = wait_until_final(ids, 120, sweep_every=5)
+    # Within the test's own time limit (pytest-timeout, 120 s), so a failure says what was left.
+    counts = wait_until_final(ids, 90, sweep_every=5)
 
     dupes = duplicates(telegram.delivered_texts())
     output = consumer.output()
@@ -221,6 +222,44 @@ def test_database_restart_under_a_running_consumer(
     )
     assert counts == Counter({Status.SENT: 300})
     assert not Notification.objects.filter(status=Status.SENDING).exists()
+
+
+def needs_postgres_queue() -> None:
+    if not isinstance(HUEY.storage, PostgresStorage):
+        pytest.skip("needs the PostgreSQL queue: run with QUEUE_URL=postgres://…")
+
+
+def test_a_doorbell_that_meets_a_dropped_queue_connection_is_rung_again(
+    settings, telegram, make_user
+):
+    """The queue's connection dies under a task (its PostgreSQL restarted, or killed it):
+    the retry's doorbell is rung on a new connection, and the task goes on to the rest of its
+    batch. Before, the task ended there and the next notification it held stayed ``sending``
+    until its lease expired (5 minutes by default)."""
+    needs_postgres_queue()
+    settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_API_URL = telegram.token, telegram.url
+    settings.NOTIFY_SEND_ON_CREATE = False
+    settings.NOTIFY_MAX_ROUNDS = 3
+    telegram.per_chat["9001"] = "500"  # the first one fails for now: a retry to ring
+    first = notification_create(user=make_user(telegram_chat_id="9001"), message="retry me")
+    second = notification_create(user=make_user(telegram_chat_id="9002"), message="and me")
+    ids = [first.pk, second.pk]
+    queue(ids)
+    HUEY.flush()
+    # The queue's connection, killed by the server as a restart would.
+    backend = HUEY.storage.conn.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    assert tasks.deliver.call_local(ids) == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.rounds) == (Status.QUEUED, 1)
+    assert second.status == Status.SENT
+    assert telegram.delivered_to("9002") == ["and me"]
+    assert HUEY.pending_count() == 1  # the retry's doorbell, due at first.next_attempt_at
+    assert HUEY.storage.conn.info.backend_pid != backend
 
 
 # --- 4. a flaky provider --------------------------------------------------------------------

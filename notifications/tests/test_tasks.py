@@ -121,6 +121,40 @@ def test_stopping_gives_waiting_jobs_back_to_the_queue(
     assert len(given_back) == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_breaks_mid_batch_gives_back_the_ones_it_had_not_started(
+    make_user, monkeypatch
+):
+    """What breaks one notification's round (here a bug) leaves that one to its lease, and
+    the rest of the task's batch goes back to the queue at once, not counted as a round,
+    instead of waiting out their leases as if their worker had died."""
+    rung: list[tuple] = []
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append((list(ids), eta)))
+    ids = [
+        services.notification_create(user=make_user(telegram_chat_id=str(700 + i)), message="x").pk
+        for i in range(3)
+    ]
+    rung.clear()
+
+    def broken(job):
+        raise RuntimeError("a bug in the round")
+
+    monkeypatch.setattr(tasks, "drive", broken)
+    with pytest.raises(RuntimeError):
+        tasks.deliver.call_local(ids)
+
+    rows = {row.pk: row for row in Notification.objects.filter(pk__in=ids)}
+    assert rows[ids[0]].status == Status.SENDING  # its lease decides
+    for pk in ids[1:]:
+        assert (rows[pk].status, rows[pk].rounds, rows[pk].lease_expires_at) == (
+            Status.QUEUED,
+            0,
+            None,
+        )
+        assert rows[pk].next_attempt_at <= timezone.now()
+    assert sorted(i for chunk, _ in rung for i in chunk) == ids[1:]
+
+
 def test_a_worker_takes_only_paced_jobs_whose_slot_has_come_and_only_from_a_busy_lane():
     """With no lane thread free, a worker may send a job whose slot has come; one whose slot
     is later is never handed to a worker (that would be waiting in it)."""
