@@ -9,8 +9,10 @@ changed, whose doorbells (and only theirs) are rung after commit.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +38,8 @@ from notifications.composing import validate_options as validate_options
 from notifications.models import Campaign, Notification, TelegramLink, Template, UserContact
 from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
+
+logger = logging.getLogger(__name__)
 
 Status = Notification.Status
 
@@ -100,7 +104,30 @@ class BulkResult:
 def _ring_after_commit(due: list[tuple[int, datetime | None]]) -> None:
     """After commit, ring now for the rows due now and at their time for scheduled ones."""
     if due:
-        transaction.on_commit(lambda: tasks.ring_due(due))
+        _queue_after_commit(
+            lambda: tasks.ring_due(due),
+            f"{len(due)} notification(s) saved as queued but not rung",
+        )
+
+
+def _queue_after_commit(put: Callable[[], object], what: str) -> None:
+    """After commit, ``put`` work in the queue. A queue still unreachable after ringing's
+    tries (``tasks.RING_RETRY_SECONDS``) is logged, not raised: what was committed is the
+    truth, and the sweeper rings due rows and resumes campaigns that waited longer than
+    NOTIFY_SWEEP_STALE_SECONDS. Raising would answer the operator or the API client with an
+    error for work that was done."""
+
+    def run() -> None:
+        try:
+            put()
+        except Exception:
+            logger.exception(
+                "queue unavailable: %s; the sweeper picks it up once it has waited "
+                "NOTIFY_SWEEP_STALE_SECONDS",
+                what,
+            )
+
+    transaction.on_commit(run)
 
 
 def _move_to_queued(
@@ -440,7 +467,10 @@ def campaign_create(
             step = CampaignFiller(campaign.pk).step()
             _ring_after_commit(step.due)
         else:
-            transaction.on_commit(lambda: tasks.campaign_fill(campaign.pk))
+            _queue_after_commit(
+                lambda: tasks.start_campaign_fill(campaign.pk),
+                f"campaign {campaign.pk} saved but its creation not started",
+            )
     campaign.refresh_from_db()
     return campaign
 

@@ -444,6 +444,11 @@ def dispatch_due() -> int:
     return len(ids)
 
 
+def start_campaign_fill(campaign_id: int) -> None:
+    """Queue a campaign's creation (``campaign_fill``), trying again as ringing does."""
+    _enqueue(lambda: campaign_fill(campaign_id))
+
+
 @task(retries=3, retry_delay=5)
 @_with_connections
 def campaign_fill(campaign_id: int) -> int:

@@ -8,10 +8,13 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
+from django.test import override_settings
 from django.utils import timezone
+from huey.contrib.djhuey import HUEY
+from huey.storage import RedisStorage
 
 from notifications import services, tasks
-from notifications.models import Notification
+from notifications.models import Campaign, Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +60,49 @@ def test_a_future_send_at_schedules_it_and_rings_at_that_time(
         n = services.notification_create(user=user, message="later", send_at=send_at)
     assert n.status == Status.SCHEDULED and n.next_attempt_at == send_at
     assert rung == [([n.pk], send_at)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_down_when_one_is_created_loses_nothing_and_raises_nothing(
+    user, monkeypatch, caplog
+):
+    """The row is committed as queued before its doorbell: a queue still down after ringing's
+    tries is logged, the caller gets its notification, and the sweeper rings it later."""
+    HUEY.flush()
+    with monkeypatch.context() as down:
+        down.setattr(tasks, "RING_RETRY_SECONDS", 0.5)
+        # A queue nobody answers: nothing listens on port 1.
+        down.setattr(HUEY, "storage", RedisStorage(url="redis://127.0.0.1:1/0"))
+        notification = services.notification_create(user=user, message="hi")
+    assert notification.status == Status.QUEUED
+    assert "saved as queued but not rung" in caplog.text
+    assert HUEY.pending_count() == 0
+
+    with override_settings(NOTIFY_SWEEP_STALE_SECONDS=0):
+        assert tasks.sweep_now()["rung"] == 1
+    assert HUEY.pending_count() == 1
+    HUEY.flush()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_down_when_a_campaign_starts_loses_nothing_and_raises_nothing(
+    user, monkeypatch, caplog
+):
+    """A campaign for everyone the filter matches is created by the consumer: with the queue
+    down it is saved, the operator gets the campaign page, and the sweeper starts it."""
+    HUEY.flush()
+    with monkeypatch.context() as down:
+        down.setattr(tasks, "RING_RETRY_SECONDS", 0.5)
+        down.setattr(HUEY, "storage", RedisStorage(url="redis://127.0.0.1:1/0"))
+        campaign = services.campaign_create(created_by=user, audience_query="", message="hi")
+    assert campaign.state == Campaign.State.CREATING
+    assert f"campaign {campaign.pk} saved but its creation not started" in caplog.text
+    assert HUEY.pending_count() == 0
+
+    with override_settings(NOTIFY_SWEEP_STALE_SECONDS=0):
+        assert tasks.sweep_now()["campaigns_resumed"] == 1
+    assert HUEY.pending_count() == 1  # its creation, queued
+    HUEY.flush()
 
 
 @pytest.mark.parametrize(
