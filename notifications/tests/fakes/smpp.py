@@ -386,6 +386,10 @@ class FakeSmpp(LocalServer):
                 if attempt == 0:
                     with self.lock:
                         self.stored_receipts.append(receipt)
+                        bound_meanwhile = any(s.receives for s in self._live.values())
+                    if bound_meanwhile:
+                        # A session bound, and flushed the store, after the route above.
+                        self._flush_stored()
                     return False
                 return True  # it went out once; a redelivery that cannot go is dropped
             assert session is not None
@@ -526,8 +530,10 @@ class FakeSmpp(LocalServer):
                 self.bind_counts[pdu.command] += 1
                 interval = self.enquire_link_interval
             if ok:
-                session.bind = pdu.command
-                if pdu.command in RECEIVING_BINDS:
+                command = pdu.command
+                # Bound once its bind_resp is out: no deliver_sm may come before it.
+                session.after.append(lambda: setattr(session, "bind", command))
+                if command in RECEIVING_BINDS:
                     session.after.append(self._flush_stored)
                 if interval:
                     threading.Thread(
