@@ -273,6 +273,9 @@ def smpp_server() -> Iterator[FakeSmpp]:
 
 @pytest.fixture
 def smpp(smpp_server: FakeSmpp) -> FakeSmpp:
+    """The SMSC, with no connection left from an earlier test: one its client closed a moment
+    ago would still count as bound and could take this test's receipts."""
+    smpp_server.close_connections()
     smpp_server.reset()
     return smpp_server
 

@@ -660,10 +660,22 @@ class FakeSmpp(LocalServer):
         self.serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler()))
         return self
 
-    def stop(self) -> None:
-        """Stop listening and close every open connection, as an SMSC going down does."""
+    def close_connections(self, wait: float = 5.0) -> None:
+        """Close every open connection, as an SMSC restarting does, and wait (at most
+        ``wait`` seconds) until each is gone: a session a client has left but this server has
+        not yet noticed is no longer bound, and no receipt can go to it."""
         with self.lock:
             sessions = list(self._live.values())
         for session in sessions:
             session.close()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self._live:
+                    return
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop listening and close every open connection, as an SMSC going down does."""
+        self.close_connections(wait=0)
         super().stop()
