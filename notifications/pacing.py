@@ -109,15 +109,13 @@ class RedisSchedule:
         """One command; a connection that went stale (Redis restarted) is reopened once.
         A booking repeated that way only spaces the next slots further: never closer."""
         conn = self._connection()
-        for attempt in (1, 2):
-            try:
-                conn.send_command(*args)
-                return conn.read_response()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                conn.disconnect()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            conn.send_command(*args)
+            return conn.read_response()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            conn.disconnect()
+        conn.send_command(*args)
+        return conn.read_response()
 
     def book_all(
         self, names: list[str], intervals: list[float], horizon: float, tolerance: float

@@ -1,10 +1,11 @@
 """The dashboard's rollup: each past day's counts (``selectors.scan``), kept so that the
 7- and 30-day dashboards read a few hundred rows instead of every notification of a month.
 
-``refresh`` recomputes every settled day of the 30 before yesterday from the source rows and replaces what was kept, in one transaction; the task
-layer runs it hourly, and ``manage.py rollup_dashboard`` on demand. A change to an old
-notification (a late receipt, a resend) reaches the 7- and 30-day views at the next refresh;
-today and yesterday are always read live.
+``refresh`` recomputes every settled day of the 30 before yesterday from the source rows and
+replaces what was kept, in one transaction; the task layer runs it hourly, and
+``manage.py rollup_dashboard`` on demand. A change to an old notification (a late receipt, a
+resend) reaches the 7- and 30-day views at the next refresh; today and yesterday are always
+read live.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def refresh(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     until = selectors.settled_until(now)
     since = selectors.day_start(timezone.localdate(until) - timedelta(days=KEPT_DAYS))
+    # Scanned before the transaction: on SQLite it holds the write lock, which the workers
+    # need meanwhile.
     tallies = selectors.scan(since, until)
     computed_at = timezone.now()
     days = _days(since, until)

@@ -56,8 +56,13 @@ def count_by_status(queryset: QuerySet[Notification]) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
+def day_start(day: date) -> datetime:
+    """The local midnight that starts ``day``."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
 def today_start() -> datetime:
-    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    return day_start(timezone.localdate())
 
 
 @dataclass
@@ -66,6 +71,13 @@ class SmsToday:
     segments: int
     cost: Decimal | None
     limit: int | None
+
+    def add(self, sent: int, segments: int, cost: Decimal | None) -> None:
+        """Count more SMS in (a cost stays None while every one added is unknown)."""
+        self.sent += sent
+        self.segments += segments
+        if cost is not None:
+            self.cost = (self.cost or Decimal(0)) + cost
 
 
 def sms_today() -> SmsToday:
@@ -305,10 +317,10 @@ class Dashboard:
     def oldest_due_age(self) -> timedelta | None:
         return self.now - self.oldest_due if self.oldest_due else None
 
-
-def day_start(day: date) -> datetime:
-    """The local midnight that starts ``day``."""
-    return timezone.make_aware(datetime.combine(day, time.min))
+    @property
+    def rolled(self) -> bool:
+        """Whether any of its days were read from the rollup."""
+        return self.rolled_until is not None and self.rolled_until > self.since
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -402,13 +414,7 @@ def rolled_up(since: datetime, until: datetime) -> tuple[datetime, list[Tally]]:
     rows = DashboardCount.objects.filter(day__day__gte=since, day__day__lt=rolled_until).values(
         "day__day", "kind", "channel", "status", "reason", "bucket", "n", "segments", "cost"
     )
-    return rolled_until, [
-        Tally(
-            row.pop("day__day"),
-            **{**row, "n": row["n"] or 0, "segments": row["segments"] or 0},
-        )
-        for row in rows
-    ]
+    return rolled_until, [Tally(row.pop("day__day"), **row) for row in rows]
 
 
 PERCENTILES_SQL = """
@@ -534,7 +540,7 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
     by_status: dict[str, int] = {}
     channels = {name: ChannelStats(name) for name in settings.CHANNELS}
     series: dict[datetime, list[int]] = {}
-    sms_sent, sms_segments, sms_cost = 0, 0, None
+    period_sms = SmsToday(sent=0, segments=0, cost=None, limit=None)
     # Today's SMS against the daily cap, from the same attempts scan (it always reads today).
     today = period_start("today", now)
     today_sms = SmsToday(sent=0, segments=0, cost=None, limit=settings.NOTIFY_SMS_DAILY_LIMIT)
@@ -565,15 +571,9 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
             elif outcome == DeliveryAttempt.Outcome.SKIPPED:
                 stats.attempts_skipped += n
             elif outcome == DeliveryAttempt.Outcome.SUCCESS and tally.channel == "sms":
-                sms_sent += n
-                sms_segments += tally.segments
-                if tally.cost is not None:
-                    sms_cost = (sms_cost or Decimal(0)) + tally.cost
+                period_sms.add(n, tally.segments, tally.cost)
                 if tally.day == today:  # attempts are counted by day: today's is read live
-                    today_sms.sent += n
-                    today_sms.segments += tally.segments
-                    if tally.cost is not None:
-                        today_sms.cost = (today_sms.cost or Decimal(0)) + tally.cost
+                    today_sms.add(n, tally.segments, tally.cost)
     top = sorted(failures.items(), key=lambda item: (-item[1], item[0][1]))[:8]
     for name, stats in channels.items():
         stats.p50, stats.p95 = percentiles.get(name, (None, None))
@@ -596,9 +596,9 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
         channels=[channels[name] for name in channel_order() if name in channels],
         p50=overall[0],
         p95=overall[1],
-        sms_sent=sms_sent,
-        sms_segments=sms_segments,
-        sms_cost=sms_cost,
+        sms_sent=period_sms.sent,
+        sms_segments=period_sms.segments,
+        sms_cost=period_sms.cost,
         sms_today=today_sms,
         failures=[{"channel": c, "reason": r, "n": n} for (c, r), n in top],
         queue_due=queue["due"],

@@ -9,7 +9,6 @@ changed, whose doorbells (and only theirs) are rung after commit.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -38,8 +37,6 @@ from notifications.composing import validate_options as validate_options
 from notifications.models import Campaign, Notification, TelegramLink, Template, UserContact
 from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
-
-logger = logging.getLogger(__name__)
 
 Status = Notification.Status
 
@@ -111,23 +108,9 @@ def _ring_after_commit(due: list[tuple[int, datetime | None]]) -> None:
 
 
 def _queue_after_commit(put: Callable[[], object], what: str) -> None:
-    """After commit, ``put`` work in the queue. A queue still unreachable after ringing's
-    tries (``tasks.RING_RETRY_SECONDS``) is logged, not raised: what was committed is the
-    truth, and the sweeper rings due rows and resumes campaigns that waited longer than
-    NOTIFY_SWEEP_STALE_SECONDS. Raising would answer the operator or the API client with an
-    error for work that was done."""
-
-    def run() -> None:
-        try:
-            put()
-        except Exception:
-            logger.exception(
-                "queue unavailable: %s; the sweeper picks it up once it has waited "
-                "NOTIFY_SWEEP_STALE_SECONDS",
-                what,
-            )
-
-    transaction.on_commit(run)
+    """After commit, ``put`` work in the queue, or leave it to the sweeper
+    (``tasks.queue_or_leave_to_sweeper``)."""
+    transaction.on_commit(lambda: tasks.queue_or_leave_to_sweeper(put, what))
 
 
 def _move_to_queued(

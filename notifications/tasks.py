@@ -112,6 +112,24 @@ def ring(ids: Iterable[int], *, eta: datetime | None = None) -> None:
             _enqueue(lambda chunk=chunk: deliver.schedule(args=(chunk,), eta=eta))
 
 
+def queue_or_leave_to_sweeper(put: Callable[[], object], what: str) -> bool:
+    """``put`` (a ring, or a campaign's start, with their tries); a queue still unreachable
+    is logged, not raised: what ``put`` was for is committed, and the sweeper rings due rows
+    and resumes campaigns that waited longer than NOTIFY_SWEEP_STALE_SECONDS. Raising would
+    answer an operator, an API client or a worker's round with an error for work that was
+    done. False when it was left."""
+    try:
+        put()
+        return True
+    except Exception:
+        logger.exception(
+            "queue unavailable: %s; the sweeper picks it up once it has waited "
+            "NOTIFY_SWEEP_STALE_SECONDS",
+            what,
+        )
+        return False
+
+
 def ring_due(due: Iterable[tuple[int, datetime | None]]) -> None:
     """Ring for (id, when) pairs: now for those due, at their time (one doorbell per time,
     a few ids each) for scheduled ones."""
@@ -141,20 +159,15 @@ def carry_out(step: delivery.Decision | delivery.Wait) -> None:
     """Schedule what a round's step asks for: a later doorbell, or a wait for a slot.
 
     The decision is already recorded: a doorbell the queue would not take is left to the
-    sweeper, which rings due rows that waited too long.
+    sweeper (``queue_or_leave_to_sweeper``).
     """
     if isinstance(step, delivery.Wait):
         lane().call_at(step.at, step.job)
     elif step.due is not None:
-        try:
-            ring([step.notification_id], eta=step.due)
-        except Exception:
-            logger.exception(
-                "queue unavailable: notification %s is %s, due %s; the sweeper rings it",
-                step.notification_id,
-                step.status,
-                step.due,
-            )
+        queue_or_leave_to_sweeper(
+            lambda: ring([step.notification_id], eta=step.due),
+            f"notification {step.notification_id} is {step.status}, due {step.due}, not rung",
+        )
 
 
 def drive(job: delivery.Job) -> None:
@@ -325,11 +338,18 @@ def keep_smpp_bound() -> bool:
     return current.bound
 
 
-_receiving = threading.Lock()
-_receiving_started = False
+_started: set[str] = set()
+_started_lock = threading.Lock()
 
 
-_budget_checked = False
+def _first_in_process(name: str) -> bool:
+    """True the first time ``name`` asks in this process: huey calls its start-up hooks in
+    every worker thread."""
+    with _started_lock:
+        if name in _started:
+            return False
+        _started.add(name)
+        return True
 
 
 @on_startup()
@@ -338,12 +358,7 @@ def check_connection_budget() -> None:
     threads could open more connections than the server allows. Each worker and each lane
     thread holds one; when they run out, a send whose result can't be written is sent again
     once its lease expires."""
-    global _budget_checked
-    with _receiving:
-        if _budget_checked:
-            return
-        _budget_checked = True
-    if connection.vendor != "postgresql":
+    if not _first_in_process("connection budget") or connection.vendor != "postgresql":
         return
     try:
         with connection.cursor() as cursor:
@@ -375,13 +390,9 @@ def check_connection_budget() -> None:
 def receive_sms_receipts() -> None:
     """At consumer start-up (once per process; huey calls it in every worker thread):
     handle SMPP delivery receipts, and bind the session now rather than at the first send."""
-    global _receiving_started
     on_deliver_sm(receipts.handle_deliver_sm)
-    with _receiving:
-        if _receiving_started:
-            return
-        _receiving_started = True
-    keep_smpp_bound()
+    if _first_in_process("sms receipts"):
+        keep_smpp_bound()
 
 
 @on_shutdown()

@@ -166,7 +166,6 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
         **admin.site.each_context(request),
         "title": _("Dashboard"),
         "data": data,
-        "rolled": data.rolled_until is not None and data.rolled_until > data.since,
         "periods": [
             ("today", _("Today")),
             ("7d", _("7 days")),

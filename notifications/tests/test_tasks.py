@@ -229,12 +229,12 @@ def test_a_consumer_warns_when_its_threads_could_exhaust_postgresql(settings, mo
 
     if connection.vendor != "postgresql":
         pytest.skip("the connection budget is PostgreSQL's")
-    monkeypatch.setattr(tasks, "_budget_checked", False)
+    monkeypatch.setattr(tasks, "_started", set())
     settings.NOTIFY_WORKERS, settings.NOTIFY_PACED_THREADS, settings.NOTIFY_CONSUMERS = 8, 8, 1
     tasks.check_connection_budget()
     assert "max_connections" not in caplog.text  # 18 fit
 
-    monkeypatch.setattr(tasks, "_budget_checked", False)
+    monkeypatch.setattr(tasks, "_started", set())
     settings.NOTIFY_WORKERS, settings.NOTIFY_PACED_THREADS, settings.NOTIFY_CONSUMERS = 64, 64, 4
     tasks.check_connection_budget()
     assert "may open 520 PostgreSQL connections" in caplog.text
