@@ -6,8 +6,8 @@ Receipts come three ways, and all end in ``record(receipt)``:
 - SMS Aero calls ``/sms/callback/<SMS_CALLBACK_SECRET>/`` (``smsaero_receipt`` reads it);
 - ``poll_smsaero()`` asks SMS Aero's ``sms/status`` about SMS still pending after
   ``NOTIFY_RECEIPT_POLL_AFTER`` seconds, less and less often, until ``NOTIFY_RECEIPT_GIVE_UP``;
-- an SMPP session receives ``deliver_sm`` receipts (``handle_deliver_sm``, registered by the
-  task layer for every session of the consumer).
+- an SMPP session receives ``deliver_sm`` (or ``data_sm``) receipts (``handle_deliver_sm``,
+  registered by the task layer for every session of the consumer).
 
 Each SMS a tracked transport took (each part of a concatenated SMPP message: every part has
 its own id and its own receipt, arriving in any order) is an ``SmsPart`` keyed by (transport,
@@ -17,6 +17,24 @@ first final state is kept: a redelivered receipt changes nothing. An attempt is 
 when every part is, undelivered as soon as one part is; the notification follows only while
 it is ``sent`` and that attempt is its latest success (a resent notification's new run is
 never overwritten by the old run's receipts).
+
+An SMPP receipt names its message by the ``receipted_message_id`` TLV (the submit_sm_resp's
+id, as SMPP 3.4 defines it), else by its text's ``id:``, whose form varies between SMSCs:
+decimal in some, hex in others, zero-padded or not. So an SMPP part is stored, and its
+receipts matched, under one key (``message_key``): an id of digits only is its number
+(``0000006699`` is ``6699``); an id of hex digits with at least one letter A-F, in either
+case, is its number read in hex, written in decimal (``00001A2B`` is ``6699``); any other id
+(``smsc-1``, a UUID) is itself. Receipt ``id:0000006699`` thus matches submit_sm_resp id
+``00001A2B``. An all-digit id is never read as hex: ``1234`` and ``4660`` are two messages
+of a decimal SMSC far more often than one message of a hex one, and a receipt missed (the SMS
+stays ``sent``) is better than one recorded against the wrong SMS. With one key on both
+sides, the unique (transport, message id) constraint is where a receipt and the write of its
+send meet, whichever comes first. Control characters (a NUL-terminated text or C-string) are
+removed from everything read from a receipt.
+
+A receipt that cannot be stored (a value the database refuses, a bug) is logged and
+acknowledged, so the SMSC does not redeliver it forever; one that met a database that is
+down or locked (``OperationalError``, ``InterfaceError``) is left for redelivery.
 
 SMS Aero's statuses are keyed on the number, not on ``extendStatus`` (whose words differ
 between sources): 1 delivered; 2 (not delivered) and 6 (rejected) undelivered; 0 (queue),
@@ -34,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -90,6 +108,8 @@ MESSAGE_STATES = {
     8: "REJECTD",
 }
 _RECEIPT_FIELD = re.compile(r"(id|sub|dlvrd|submit date|done date|stat|err):(\S*)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEX_ID = re.compile(r"[0-9A-Fa-f]{1,64}")  # an SMPP message id has at most 64 characters
 
 
 @dataclass(frozen=True)
@@ -109,7 +129,8 @@ class Receipt:
 
 def smsaero_receipt(fields: Mapping[str, Any]) -> Receipt:
     """The receipt in an SMS Aero callback or ``sms/status`` answer (top level or under
-    ``data``); raises ``ValueError`` when it has no id or no numeric status."""
+    ``data``); raises ``ValueError`` when it has no id (or one with control characters, or
+    too long to store) or no numeric status."""
     data = fields.get("data")
     if isinstance(data, Mapping) and "id" in data:
         fields = data
@@ -120,6 +141,8 @@ def smsaero_receipt(fields: Mapping[str, Any]) -> Receipt:
         raise ValueError("an SMS Aero receipt needs a numeric status") from None
     if not message_id:
         raise ValueError("an SMS Aero receipt needs the message id")
+    if _CONTROL.search(message_id) or len(message_id) > 255:
+        raise ValueError("an SMS Aero message id is printable and at most 255 characters")
     done_at = None
     if status in (1, 2, 6):
         try:
@@ -137,31 +160,35 @@ def smsaero_receipt(fields: Mapping[str, Any]) -> Receipt:
 
 
 def _text(value: Any) -> str:
+    """``value`` (bytes as ASCII) with control characters (a C-string's NUL) as spaces."""
     if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    return str(value or "")
+        value = value.decode("ascii", "replace")
+    return _CONTROL.sub(" ", str(value or ""))
 
 
 def parse_receipt_text(text: str) -> dict[str, str]:
     """The fields of an SMPP receipt's text (``id:… sub:… dlvrd:… submit date:… done date:…
-    stat:… err:… text:…``), lower-cased names; any of them may be missing."""
-    head = re.split(r"\btext:", text, maxsplit=1, flags=re.IGNORECASE)[0]
+    stat:… err:… text:…``), lower-cased names; any of them may be missing. Control
+    characters (``err:000\\x00``) end a value."""
+    head = re.split(r"\btext:", _text(text), maxsplit=1, flags=re.IGNORECASE)[0]
     return {name.lower(): value for name, value in _RECEIPT_FIELD.findall(head)}
 
 
 def smpp_receipt(pdu: Any) -> Receipt | None:
-    """The receipt a ``deliver_sm`` carries; None when it is not a delivery receipt (a
-    message from a handset) or names no message id.
+    """The receipt a ``deliver_sm`` or ``data_sm`` carries; None when it is not a delivery
+    receipt (a message from a handset) or names no message id.
 
-    The id is the receipt text's ``id:``, else the ``receipted_message_id`` TLV; the state
-    the ``message_state`` TLV when present, else the text's ``stat:``.
+    The id is the ``receipted_message_id`` TLV, else the receipt text's ``id:``; the state
+    the ``message_state`` TLV when present, else the text's ``stat:``. The text is the
+    ``short_message``, else the ``message_payload`` TLV.
     """
     if (int(getattr(pdu, "esm_class", 0) or 0) & ESM_CLASS_TYPE_MASK) != ESM_CLASS_RECEIPT:
         return None
-    fields = parse_receipt_text(_text(getattr(pdu, "short_message", b"")))
-    message_id = fields.get("id") or _text(getattr(pdu, "receipted_message_id", "")).strip("\x00 ")
+    text = getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None) or b""
+    fields = parse_receipt_text(_text(text))
+    message_id = _text(getattr(pdu, "receipted_message_id", "")).strip() or fields.get("id")
     if not message_id:
-        logger.warning("SMPP delivery receipt without a message id: %r", pdu.short_message)
+        logger.warning("SMPP delivery receipt without a message id: %r", text)
         return None
     state_tlv = getattr(pdu, "message_state", None)
     stat = MESSAGE_STATES.get(state_tlv) if isinstance(state_tlv, int) else None
@@ -176,18 +203,39 @@ def smpp_receipt(pdu: Any) -> Receipt | None:
 
 
 def handle_deliver_sm(pdu: Any) -> None:
-    """An SMPP session's ``deliver_sm`` handler: records a delivery receipt.
+    """An SMPP session's ``deliver_sm`` (and ``data_sm``) handler: records a delivery receipt.
 
-    Raises on a database error, so the receipt is left unacknowledged and comes again.
+    Raises only when the database is down or locked (``OperationalError``,
+    ``InterfaceError``), so the receipt is left unacknowledged and comes again. A receipt
+    that cannot be read or stored for any other reason is logged and returns: acknowledged,
+    or the SMSC would redeliver it forever.
     """
-    receipt = smpp_receipt(pdu)
-    if receipt is None:
-        return
     close_old_connections()
     try:
-        record(receipt)
+        receipt = smpp_receipt(pdu)
+        if receipt is not None:
+            record(receipt)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception(
+            "SMPP %s not stored; acknowledged all the same: %r",
+            getattr(pdu, "command", "deliver_sm"),
+            getattr(pdu, "short_message", None) or getattr(pdu, "receipted_message_id", None),
+        )
     finally:
         close_old_connections()
+
+
+# --- matching message ids -----------------------------------------------------------------------
+
+
+def message_key(transport: str, message_id: str) -> str:
+    """What a part with ``message_id`` is stored and its receipts matched under: for SMPP,
+    the id's number when it is one (the rule in the module's docstring), else the id."""
+    if transport == "sms_smpp" and _HEX_ID.fullmatch(message_id):
+        return str(int(message_id, 10 if message_id.isdigit() else 16))
+    return message_id[:255]
 
 
 # --- recording them -----------------------------------------------------------------------------
@@ -198,9 +246,20 @@ def record(receipt: Receipt, now: datetime | None = None) -> bool:
     notification). False when it changed nothing (the part was final already)."""
     now = now or timezone.now()
     with transaction.atomic():
-        key = {"transport": receipt.transport, "message_id": receipt.message_id[:255]}
-        SmsPart.objects.bulk_create([SmsPart(**key)], ignore_conflicts=True)
-        part = SmsPart.objects.select_for_update().get(**key)
+        key = {
+            "transport": receipt.transport,
+            "message_id": message_key(receipt.transport, receipt.message_id),
+        }
+        part = None
+        if key["message_id"] != receipt.message_id:  # a part stored before SMPP ids had keys
+            part = (
+                SmsPart.objects.select_for_update()
+                .filter(transport=receipt.transport, message_id=receipt.message_id)
+                .first()
+            )
+        if part is None:
+            SmsPart.objects.bulk_create([SmsPart(**key)], ignore_conflicts=True)
+            part = SmsPart.objects.select_for_update().get(**key)
         if part.state != ReceiptStatus.PENDING:
             return False
         changes: dict[str, Any] = {
@@ -229,22 +288,22 @@ def link_parts(attempt: DeliveryAttempt, message_ids: list[str]) -> None:
     and the attempt settled if they say enough."""
     if attempt.transport not in TRACKED_TRANSPORTS or attempt.pk is None:
         return
-    ids = [message_id[:255] for message_id in message_ids if message_id]
-    if not ids:
+    keys = [message_key(attempt.transport, message_id) for message_id in message_ids if message_id]
+    if not keys:
         return
     SmsPart.objects.bulk_create(
         [
-            SmsPart(transport=attempt.transport, message_id=message_id, attempt=attempt, part=n)
-            for n, message_id in enumerate(ids, start=1)
+            SmsPart(transport=attempt.transport, message_id=key, attempt=attempt, part=n)
+            for n, key in enumerate(keys, start=1)
         ],
         ignore_conflicts=True,
     )
     early = SmsPart.objects.filter(
-        transport=attempt.transport, message_id__in=ids, attempt__isnull=True
+        transport=attempt.transport, message_id__in=keys, attempt__isnull=True
     )
-    for pk, message_id in list(early.values_list("pk", "message_id")):
+    for pk, key in list(early.values_list("pk", "message_id")):
         SmsPart.objects.filter(pk=pk, attempt__isnull=True).update(
-            attempt=attempt, part=ids.index(message_id) + 1
+            attempt=attempt, part=keys.index(key) + 1
         )
     if SmsPart.objects.filter(attempt=attempt, received_at__isnull=False).exists():
         settle(attempt.pk)

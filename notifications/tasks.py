@@ -387,6 +387,25 @@ def check_connection_budget() -> None:
 
 
 @on_startup()
+def report_half_configured() -> None:
+    """At consumer start-up (once per process): name each transport that has some of its
+    settings and lacks others. It is skipped as not configured, which would otherwise go
+    unnoticed until a notification fails over past it."""
+    if not _first_in_process("half configured"):
+        return
+    for sender in all_senders():
+        half = sender.half_configured()
+        if half:
+            logger.warning(
+                "%s/%s is not configured: %s; it is skipped until that is set "
+                "(manage.py check_channels)",
+                sender.channel,
+                sender.transport,
+                half,
+            )
+
+
+@on_startup()
 def receive_sms_receipts() -> None:
     """At consumer start-up (once per process; huey calls it in every worker thread):
     handle SMPP delivery receipts, and bind the session now rather than at the first send."""

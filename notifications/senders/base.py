@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
+
 from notifications.redaction import redact
 
 if TYPE_CHECKING:
@@ -110,10 +112,28 @@ class Sender:
     channel: ClassVar[str]
     transport: ClassVar[str]
     paid: ClassVar[bool] = False
+    # The settings this transport needs, every one of them.
+    required_settings: ClassVar[tuple[str, ...]] = ()
 
     def is_configured(self) -> bool:
         """True when every setting this transport needs is set."""
-        raise NotImplementedError
+        return bool(self.required_settings) and not self.missing_settings()
+
+    def missing_settings(self) -> list[str]:
+        """The required settings that are blank."""
+        return [name for name in self.required_settings if not getattr(settings, name, "")]
+
+    def half_configured(self) -> str:
+        """When some of the settings this transport needs are set and others are not, what
+        is missing (e.g. "SMS_SMTP_HOST is set but SMS_SMTP_ADDRESS is not"); else "". Such a
+        transport is skipped as not configured, and says so."""
+        missing = self.missing_settings()
+        given = [name for name in self.required_settings if name not in missing]
+        if not missing or not given:
+            return ""
+        return f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set but " + (
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not"
+        )
 
     def address(self, contact: UserContact) -> str:
         """This channel's address in ``contact``; raises ``SkipChannel`` when there is none."""

@@ -179,14 +179,12 @@ def _money(value: Any) -> Decimal | None:
 
 class SmsAeroApiSender(SmsSender):
     transport = "sms_api"
+    required_settings = ("SMSAERO_EMAIL", "SMSAERO_API_KEY")
     provider = "SMS Aero"
     min_length = 2
 
     def max_length(self) -> int:
         return 640
-
-    def is_configured(self) -> bool:
-        return bool(settings.SMSAERO_EMAIL and settings.SMSAERO_API_KEY)
 
     def base_urls(self) -> tuple[str, ...]:
         """``SMSAERO_API_URL`` when set, else the client's built-in gates (HTTPS)."""

@@ -1,14 +1,21 @@
 """SMS over SMPP 3.4: one bound transceiver session per consumer process, kept alive.
 
 ``SmppSession`` connects, binds as a transceiver, and keeps the session: a reader thread
-reads every PDU the SMSC sends (``submit_sm_resp`` for the thread waiting on it,
-``deliver_sm`` delivery receipts, ``enquire_link``), and sends ``enquire_link`` after
-``SMPP_ENQUIRE_LINK_SECONDS`` of quiet. Each ``deliver_sm`` goes to a second thread that
-calls the handlers registered with ``on_deliver_sm`` and only then acknowledges it, so a
-slow handler (a database write) never holds up a ``submit_sm_resp``; with no handler
-registered, or when one fails, it is left unacknowledged for the SMSC to deliver again. Any number of threads submit at once, each waiting
-for its own response; a broken session is reopened by the next submit. smpplib provides the
-PDUs; the socket and the reading are ours, so a read timeout never loses half a PDU.
+reads every PDU the SMSC sends and sends ``enquire_link`` after ``SMPP_ENQUIRE_LINK_SECONDS``
+of quiet. The SMSC's requests share sequence numbers with ours (each side counts its own),
+so only a *response* (``command_id`` with bit 31 set) resolves a waiting ``submit_sm``, and
+only a ``submit_sm_resp`` or ``generic_nack``. The SMSC's requests are answered as SMPP 3.4
+says: ``enquire_link`` and ``unbind`` at once; ``deliver_sm`` and ``data_sm`` (receipts or
+messages from handsets) by a second thread that calls the handlers registered with
+``on_deliver_sm`` and only then acknowledges it, so a slow handler (a database write) never
+holds up a ``submit_sm_resp``; with no handler registered, or when one raises, it is left
+unacknowledged for the SMSC to deliver again. ``alert_notification`` has no response; any
+other request, or a command id we do not know, gets ``generic_nack`` (ESME_RINVCMDID).
+Anything else that goes wrong in the reader (a PDU that will not parse, a write that fails)
+marks the session broken: waiting submits fail as ambiguous, and the next submit (or
+``tasks.keep_smpp_bound``) binds again. Any number of threads submit at once, each waiting
+for its own response. smpplib provides the PDUs; the socket and the reading are ours, so a
+read timeout never loses half a PDU.
 
 Each part of a long text is its own ``submit_sm`` with a UDH (``sms.sms_encoding``); delivery
 records the parts accepted and resumes after the last one.
@@ -38,6 +45,7 @@ import smpplib.consts as c
 from django.conf import settings
 from django.db import connections
 from smpplib import smpp
+from smpplib.exceptions import UnknownCommandError
 
 from notifications.senders.base import ConfigurationError, DeliveryError, PartResult, Prepared
 from notifications.senders.http import Unreachable
@@ -55,6 +63,10 @@ PERMANENT_STATUSES = {
 BIND_STATUSES = {c.SMPP_ESME_RBINDFAIL, c.SMPP_ESME_RINVPASWD, c.SMPP_ESME_RINVSYSID}
 # At most this many submit_sm awaiting their response at once (SMSCs limit the window).
 WINDOW = 10
+# command_id bit 31: a response (SMPP 3.4, 5.1.2.1).
+RESPONSE_BIT = 0x80000000
+# The SMSC's requests handed to the deliver_sm handlers, then answered with <command>_resp.
+DELIVERY_COMMANDS = ("deliver_sm", "data_sm")
 
 
 def describe_status(status: int) -> str:
@@ -95,6 +107,18 @@ class _Waiter:
         self.error: DeliveryError | None = None
 
 
+class _Unsupported:
+    """A PDU whose command smpplib cannot parse (an unknown command id, or one it has no
+    class for): its header, enough to answer it."""
+
+    def __init__(self, command_id: int, status: int, sequence: int) -> None:
+        self.command_id, self.status, self.sequence = command_id, status, sequence
+        self.command = f"command_id 0x{command_id:08X}"
+
+    def is_response(self) -> bool:
+        return bool(self.command_id & RESPONSE_BIT)
+
+
 class _Sequence:
     """What smpplib's PDU classes want from a client: the next sequence number."""
 
@@ -107,15 +131,16 @@ class _Sequence:
             return next(self._counter) % 0x7FFFFFFF or 1
 
 
-# Called with each deliver_sm (a delivery receipt or a mobile-originated message) before it
-# is acknowledged; an exception leaves it unacknowledged, so the SMSC delivers it again.
+# Called with each deliver_sm or data_sm (a delivery receipt or a mobile-originated message)
+# before it is acknowledged; an exception leaves it unacknowledged, so the SMSC delivers it
+# again.
 DeliverHandler = Callable[[Any], None]
 _deliver_handlers: list[DeliverHandler] = []
 
 
 def on_deliver_sm(handler: DeliverHandler) -> DeliverHandler:
-    """Register ``handler`` for every ``deliver_sm`` any session receives (once, however
-    often it is registered)."""
+    """Register ``handler`` for every ``deliver_sm`` and ``data_sm`` any session receives
+    (once, however often it is registered)."""
     if handler not in _deliver_handlers:
         _deliver_handlers.append(handler)
     return handler
@@ -227,6 +252,8 @@ class SmppSession:
                 buffer += chunk
         except (OSError, ConnectionError) as err:
             raise Unreachable(f"{self.server} did not answer the bind: {err}") from err
+        if response.command not in ("bind_transceiver_resp", "generic_nack"):
+            raise Unreachable(f"{self.server} answered the bind with {response.command}")
         if response.is_error():
             raise classify_status(response.status, "bind_transceiver", self.server)
         return buffer
@@ -280,7 +307,8 @@ class SmppSession:
     # --- reading ------------------------------------------------------------------------------
     @staticmethod
     def _next_pdu(buffer: bytearray) -> Any:
-        """The next whole PDU in ``buffer`` (removed from it), or None until one is there."""
+        """The next whole PDU in ``buffer`` (removed from it), or None until one is there; an
+        ``_Unsupported`` for a command smpplib cannot parse. Raises on a malformed PDU."""
         if len(buffer) < 4:
             return None
         (length,) = struct.unpack(">L", bytes(buffer[:4]))
@@ -290,9 +318,14 @@ class SmppSession:
             return None
         raw = bytes(buffer[:length])
         del buffer[:length]
-        return smpp.parse_pdu(raw, client=_Sequence(), allow_unknown_opt_params=True)
+        try:
+            return smpp.parse_pdu(raw, client=_Sequence(), allow_unknown_opt_params=True)
+        except UnknownCommandError:  # the command id (unknown TLVs are allowed above)
+            return _Unsupported(*struct.unpack(">LLL", raw[4:16]))
 
     def _read_loop(self, sock: socket.socket, buffer: bytearray) -> None:
+        """Read and dispatch until the session ends; whatever goes wrong breaks it (a reader
+        that died would leave a session that looks bound but answers nothing)."""
         try:
             while (pdu := self._next_pdu(buffer)) is not None:  # what came with the bind
                 self._dispatch(sock, pdu)
@@ -307,10 +340,15 @@ class SmppSession:
                     while (pdu := self._next_pdu(buffer)) is not None:
                         self._dispatch(sock, pdu)
                 self._keep_alive(sock)
-        except (OSError, ConnectionError, ValueError) as err:
+        except Exception as err:
             if self._socket is sock:
+                expected = isinstance(err, OSError | ConnectionError)
                 logger.warning(
-                    "%s: session lost (%s); it reopens on the next send", self.server, err
+                    "%s: session lost (%s: %s); it reopens on the next send",
+                    self.server,
+                    type(err).__name__,
+                    err,
+                    exc_info=not expected,
                 )
                 self._broken(sock, f"connection lost ({err})")
 
@@ -325,47 +363,71 @@ class SmppSession:
             self._write(sock, smpp.make_pdu("enquire_link", client=self.sequence))
 
     def _dispatch(self, sock: socket.socket, pdu: Any) -> None:
+        if pdu.is_response():
+            self._on_response(pdu)
+        else:
+            self._on_request(sock, pdu)
+
+    def _on_response(self, pdu: Any) -> None:
+        """A response to one of our requests; a submit_sm's resolves the thread waiting."""
         command = pdu.command
         if command == "enquire_link_resp":
             self._enquire_sent_at = None
             return
-        if command == "enquire_link":
-            self._respond(sock, pdu, "enquire_link_resp")
-            return
-        if command == "deliver_sm":
-            inbox = self._inbox
-            if inbox is not None:
-                inbox.put(pdu)
-            return
-        if command == "unbind":
-            self._respond(sock, pdu, "unbind_resp")
-            raise ConnectionError("the SMSC unbound the session")
-        with self._waiting_lock:
-            waiter = self._waiting.pop(pdu.sequence, None)
+        waiter = None
+        if command in ("submit_sm_resp", "generic_nack"):
+            with self._waiting_lock:
+                waiter = self._waiting.pop(pdu.sequence, None)
         if waiter is None:
             logger.debug("%s: %s for no one (sequence %s)", self.server, command, pdu.sequence)
             return
         waiter.pdu = pdu
         waiter.done.set()
 
+    def _on_request(self, sock: socket.socket, pdu: Any) -> None:
+        """One of the SMSC's requests (its sequence numbers are its own, never ours)."""
+        command = pdu.command
+        if command == "enquire_link":
+            self._respond(sock, pdu, "enquire_link_resp")
+        elif command in DELIVERY_COMMANDS:
+            inbox = self._inbox
+            if inbox is not None:
+                inbox.put(pdu)
+        elif command == "unbind":
+            self._respond(sock, pdu, "unbind_resp")
+            raise ConnectionError("the SMSC unbound the session")
+        elif command == "alert_notification":  # no response (SMPP 3.4, 4.12)
+            logger.info("%s: alert_notification for %r", self.server, pdu.source_addr)
+        else:
+            logger.warning("%s: %s not supported; answered generic_nack", self.server, command)
+            self._respond(sock, pdu, "generic_nack", status=c.SMPP_ESME_RINVCMDID)
+
     def _deliver_loop(self, sock: socket.socket, inbox: queue.Queue) -> None:
-        """Hand each deliver_sm to the handlers, then acknowledge it; one that is not handled
-        (no handler, or one raised) is left unacknowledged: the SMSC delivers it again."""
+        """Hand each deliver_sm (or data_sm) to the handlers, then acknowledge it; one that is
+        not handled (no handler, or one raised) is left unacknowledged: the SMSC delivers it
+        again. Anything else going wrong here breaks the session."""
         try:
             while (pdu := inbox.get()) is not None:
                 if not _deliver_handlers:
-                    logger.debug("%s: deliver_sm with no handler; left unacknowledged", self.server)
+                    logger.debug(
+                        "%s: %s with no handler; left unacknowledged", self.server, pdu.command
+                    )
                     continue
                 try:
                     for handler in _deliver_handlers:
                         handler(pdu)
                 except Exception:
-                    logger.exception("%s: deliver_sm not handled; left for redelivery", self.server)
+                    logger.exception(
+                        "%s: %s not handled; left for redelivery", self.server, pdu.command
+                    )
                     continue
                 try:
-                    self._respond(sock, pdu, "deliver_sm_resp", message_id="")
+                    self._respond(sock, pdu, pdu.command + "_resp", message_id="")
                 except OSError as err:
-                    logger.warning("%s: deliver_sm_resp not sent (%s)", self.server, err)
+                    logger.warning("%s: %s_resp not sent (%s)", self.server, pdu.command, err)
+        except Exception as err:
+            logger.exception("%s: receipts stopped; session closed", self.server)
+            self._broken(sock, f"receipt handling failed ({err})")
         finally:
             connections.close_all()  # this thread's own database connections
 
@@ -468,11 +530,9 @@ def close_sessions() -> None:
 
 class SmppSender(SmsSender):
     transport = "sms_smpp"
+    required_settings = ("SMPP_HOST", "SMPP_SYSTEM_ID")
     provider = "SMPP"
     sends_parts = True
-
-    def is_configured(self) -> bool:
-        return bool(settings.SMPP_HOST and settings.SMPP_SYSTEM_ID)
 
     def submit(self, prepared: Prepared, index: int) -> PartResult:
         encoding = prepared.extra["encoding"]

@@ -32,6 +32,7 @@ SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 class SmsSmtpSender(SmsSender):
     transport = "sms_smtp"
+    required_settings = ("SMS_SMTP_HOST", "SMS_SMTP_ADDRESS")
 
     def __init__(self) -> None:
         self.mailer = Mailer(
@@ -48,9 +49,6 @@ class SmsSmtpSender(SmsSender):
             "use_ssl": settings.SMS_SMTP_USE_SSL,
             "timeout": settings.NOTIFY_HTTP_TIMEOUT,
         }
-
-    def is_configured(self) -> bool:
-        return bool(settings.SMS_SMTP_HOST and settings.SMS_SMTP_ADDRESS)
 
     def provider_name(self) -> str:
         return settings.SMS_SMTP_PROVIDER

@@ -136,9 +136,7 @@ def classify(answer: http.HttpAnswer) -> Any:
 class TelegramSender(Sender):
     channel = "telegram"
     transport = "telegram"
-
-    def is_configured(self) -> bool:
-        return bool(settings.TELEGRAM_BOT_TOKEN)
+    required_settings = ("TELEGRAM_BOT_TOKEN",)
 
     def address(self, contact: UserContact) -> str:
         if not contact.telegram_chat_id:

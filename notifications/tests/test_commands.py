@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import io
+import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -47,6 +48,37 @@ def test_check_channels_reports_each_channel_without_sending(settings, telegram,
     assert "email: configured, SMTP server 127.0.0.1 answers" in text
     assert "sms" in text
     assert telegram.messages == [] and smtp.received == []
+
+
+@pytest.mark.django_db
+def test_check_channels_names_what_a_half_configured_transport_lacks(settings):
+    settings.EMAIL_HOST = ""
+    settings.SMS_SMTP_HOST = "smtp.example.net"
+    settings.SMS_SMTP_ADDRESS = ""
+    settings.SMSAERO_EMAIL = ""
+    settings.SMSAERO_API_KEY = "key-without-its-account"
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("check_channels", stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    assert "sms/sms_smtp: not configured: SMS_SMTP_HOST is set but SMS_SMTP_ADDRESS is not" in text
+    assert "sms/sms_api: not configured: SMSAERO_API_KEY is set but SMSAERO_EMAIL is not" in text
+    assert "email: not configured\n" in text  # nothing of it set: plainly not configured
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_consumer_logs_a_half_configured_transport_at_start_up(start_consumer):
+    consumer = start_consumer(SMS_SMTP_HOST="smtp.example.net", SMS_SMTP_ADDRESS="")
+    wait_for(
+        lambda: (
+            "sms/sms_smtp is not configured: SMS_SMTP_HOST is set but SMS_SMTP_ADDRESS "
+            "is not" in consumer.output()
+        ),
+        30,
+        "the start-up warning",
+    )
+    assert consumer.output().count("sms/sms_smtp is not configured") == 1  # once, not per thread
 
 
 @pytest.mark.django_db
@@ -111,6 +143,7 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a terminal's foreground process group of its own
         )
     try:
 
@@ -128,7 +161,8 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
         wait_for(
             lambda: "Polling Telegram for updates" in log.read_text(), 60, "the poller to start"
         )
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        # Ctrl-C: the terminal sends SIGINT to its whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
@@ -138,8 +172,69 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
     assert "worker1 |" in text and "worker2 |" in text and "web |" in text
     assert "telegram | Polling Telegram for updates" in text  # TELEGRAM_UPDATES=poll (default)
     assert "stopped with errors" not in text
-    time.sleep(0.5)
+    assert "killed" not in text and "Traceback" not in text
+    # Each process was asked once, the way it stops cleanly.
+    assert text.count("Handling signal: term") == 1  # gunicorn's master
+    assert text.count("Received SIGINT") == 2  # each huey consumer, a graceful stop
     assert login_page() is None  # nothing listens any more
+
+
+def stubborn_service(tmp_path, stop_timeout: float) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / "stubborn.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "notifications.tests.stubborn_service", str(stop_timeout)],
+            cwd=BASE_DIR,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for(lambda: "grandchild" in log.read_text(), 30, "the stubborn process and its child")
+    return process, log
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stubborn_pids(log: Path) -> list[int]:
+    """The stuck process and the child it started."""
+    line = next(line for line in log.read_text().splitlines() if "stubborn" in line)
+    return [int(pid) for pid in line.split()[-2:]]
+
+
+@pytest.mark.e2e
+def test_runservice_kills_what_does_not_stop_in_time_with_what_it_started(tmp_path):
+    process, log = stubborn_service(tmp_path, stop_timeout=1)
+    pids = stubborn_pids(log)
+    try:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "web did not stop in 1 s; killed" in log.read_text()
+    wait_for(lambda: not any(map(alive, pids)), 10, "the stuck process and its child gone")
+
+
+@pytest.mark.e2e
+def test_a_second_ctrl_c_kills_at_once(tmp_path):
+    process, log = stubborn_service(tmp_path, stop_timeout=600)
+    pids = stubborn_pids(log)
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        wait_for(lambda: "Ctrl-C again to kill at once" in log.read_text(), 30, "stopping")
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)  # not the 600 s of its stop timeout
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "killed at once (second Ctrl-C)" in log.read_text()
+    wait_for(lambda: not any(map(alive, pids)), 10, "the stuck process and its child gone")
 
 
 def test_runservice_consumers_poll_an_idle_queue_at_most_a_second_apart(settings):

@@ -11,6 +11,7 @@ import json
 import random
 import re
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from smpplib import smpp
 from smpplib.gsm import make_parts
 
 from notifications.tests.conftest import wait_for
-from notifications.tests.fakes.smpp import ESM_CLASS_RECEIPT, FakeSmpp
+from notifications.tests.fakes.smpp import ESM_CLASS_RECEIPT, UNKNOWN_COMMAND_ID, FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.telegram import FakeTelegram
 
@@ -587,6 +588,100 @@ def test_transmitter_bind_and_concatenated_messages_still_work(smpp):
     assert smpp.messages() == [(NUMBER, text)]
     assert smpp.binds == [("smppuser", True)] and smpp.unbinds == 1
     wait_for(lambda: smpp.open_connections == 0, 10, "the connection to close")
+
+
+def read_raw(client: smpplib.client.Client) -> tuple[int, int, int, bytes]:
+    """The next PDU off the socket as (command_id, sequence, length, raw): smpplib's reader
+    refuses a command id it does not know."""
+    sock = client._socket
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            assert chunk, "the SMSC closed the connection"
+            data += chunk
+        return data
+
+    header = exactly(16)
+    length, command_id, _, sequence = struct.unpack(">LLLL", header)
+    return command_id, sequence, length, header + exactly(length - 16)
+
+
+def test_hex_ids_and_receipts_that_write_them_in_decimal_nul_terminated(smpp):
+    smpp.id_style = "hex"
+    smpp.receipt_id_style = "decimal"
+    smpp.receipt_text_suffix = "\x00"
+    with smsc_client(smpp) as client:
+        submit(client, "one")
+        submit(client, "two")
+        pdus = read(client, 4)
+    resps = [p for p in pdus if p.command == "submit_sm_resp"]
+    receipts = [p for p in pdus if p.command == "deliver_sm"]
+    assert [p.message_id.decode() for p in resps] == ["00001A2B", "00001A2C"]
+    assert [p.receipted_message_id.decode() for p in receipts] == ["00001A2B", "00001A2C"]
+    assert [receipt_fields(p)["id"] for p in receipts] == ["0000006699", "0000006700"]
+    assert receipts[0].short_message.endswith(b"err:000 text:one\x00")
+
+
+def test_interjected_requests_come_ahead_of_the_submit_sm_resp_with_its_sequence(smpp):
+    smpp.interject = ["alert_notification", "data_sm", "unknown"]
+    with smsc_client(smpp) as client:
+        submit(client, registered_delivery=0)
+        pdus = [read_raw(client) for _ in range(4)]
+        assert [command_id for command_id, *_ in pdus] == [
+            0x00000102,  # alert_notification
+            0x00000103,  # data_sm
+            UNKNOWN_COMMAND_ID,
+            0x80000004,  # submit_sm_resp
+        ]
+        [sequence] = {sequence for _, sequence, _, _ in pdus}
+        alert, data_sm = (smpp_parse(raw, client) for _, _, _, raw in pdus[:2])
+        assert (alert.source_addr, alert.esme_addr) == (NUMBER.encode(), b"NotifySvc")
+        assert data_sm.message_payload == b"STOP"
+        assert pdus[2][2] == 20  # the unknown command has a body of 4 bytes
+        respond(client, data_sm)
+        nack(client, sequence)
+        wait_for(lambda: len(smpp.answers) == 2, 10, "both answers")
+
+        submit(client, "again", registered_delivery=0)  # one-shot: nothing ahead of it now
+        assert read_raw(client)[0] == 0x80000004
+    assert smpp.requests_sent == [
+        ("alert_notification", sequence),
+        ("data_sm", sequence),
+        ("unknown", sequence),
+    ]
+    assert smpp.parts[0].sequence == sequence
+    assert smpp.answers == [
+        ("data_sm_resp", c.SMPP_ESME_ROK, sequence),
+        ("generic_nack", c.SMPP_ESME_RINVCMDID, sequence),
+    ]
+
+
+def test_send_request_writes_a_malformed_or_unknown_pdu_now(smpp):
+    with smsc_client(smpp) as client:
+        enquire(client)  # answered: the SMSC counts the session bound
+        assert read(client, 1)[0].command == "enquire_link_resp"
+        assert smpp.send_request("malformed") == 1
+        command_id, first, length, raw = read_raw(client)
+        assert (command_id, length) == (0x00000015, 17)  # enquire_link with a cut-short TLV
+        with pytest.raises(struct.error):
+            smpp_parse(raw, client)
+        assert smpp.send_request("unknown") == 1
+        command_id, second, _, _ = read_raw(client)
+        assert (command_id, second) == (UNKNOWN_COMMAND_ID, first + 1)
+    assert smpp.requests_sent == [("malformed", first), ("unknown", second)]
+
+
+def smpp_parse(raw: bytes, client: smpplib.client.Client) -> Any:
+    return smpp.parse_pdu(raw, client=client, allow_unknown_opt_params=True)
+
+
+def nack(client: smpplib.client.Client, sequence: int) -> None:
+    """generic_nack (ESME_RINVCMDID) the SMSC's request ``sequence``."""
+    response = smpp.make_pdu("generic_nack", client=client, status=c.SMPP_ESME_RINVCMDID)
+    response.sequence = sequence
+    client.send_pdu(response)
 
 
 # --- SMS Aero ----------------------------------------------------------------------------------

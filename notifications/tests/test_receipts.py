@@ -1,6 +1,7 @@
 """Delivery receipts: SMS Aero by callback and by poll, SMPP deliver_sm from the fake SMSC
 (UUID ids, minimal text, parts out of order, redelivered, before the submit_sm_resp, stored
-while unbound), ending the notification delivered or undelivered."""
+while unbound, hex ids written in decimal, NUL-terminated text, not storable), ending the
+notification delivered or undelivered."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.db import DataError, OperationalError
 from django.utils import timezone
 
 from notifications import receipts
@@ -109,6 +111,78 @@ def test_a_message_from_a_handset_is_not_a_receipt():
     assert receipts.smpp_receipt(pdu(b"id:1 stat:DELIVRD", esm_class=0x00)) is None
     # smpplib's SMPP_MSGTYPE_DELIVERYACK (0x08) is the SME's acknowledgement, not a receipt.
     assert receipts.smpp_receipt(pdu(b"id:1 stat:DELIVRD", esm_class=0x08)) is None
+
+
+def test_smpp_receipt_text_with_nul_and_control_characters_is_cleaned():
+    receipt = receipts.smpp_receipt(
+        pdu(
+            b"id:smsc-7\x00 sub:001 dlvrd:001 submit date:2611292301 done date:2611292302"
+            b"\r\nstat:DELIVRD\x01 err:000\x00"
+        )
+    )
+    assert (receipt.message_id, receipt.provider_status, receipt.error_code) == (
+        "smsc-7",
+        "DELIVRD",
+        "000",
+    )
+    assert receipts.smpp_receipt(pdu(b"stat:DELIVRD", receipted_message_id=b"abc-1\x00")) == (
+        receipts.Receipt("sms_smpp", "abc-1", ReceiptStatus.DELIVERED, "DELIVRD")
+    )
+
+
+def test_a_data_sm_receipt_is_read_from_its_message_payload():
+    data_sm = SimpleNamespace(esm_class=0x04, message_payload=b"id:smsc-9 stat:UNDELIV err:005")
+    receipt = receipts.smpp_receipt(data_sm)
+    assert (receipt.message_id, receipt.state, receipt.error_code) == (
+        "smsc-9",
+        ReceiptStatus.UNDELIVERED,
+        "005",
+    )
+
+
+def test_smpp_receipt_id_comes_from_the_tlv_before_the_text():
+    """The TLV is the submit_sm_resp's id (SMPP 3.4); the text's form varies by SMSC."""
+    receipt = receipts.smpp_receipt(
+        pdu(b"id:0000006699 stat:DELIVRD err:000", receipted_message_id=b"00001A2B")
+    )
+    assert receipt.message_id == "00001A2B"
+
+
+@pytest.mark.parametrize(
+    ("receipted", "submitted"),
+    [
+        ("6699", "1A2B"),  # decimal in the receipt, hex in the submit_sm_resp
+        ("0000006699", "00001A2B"),  # zero-padded, as SMSCs write them
+        ("1a2b", "00001A2B"),  # hex in another case
+        ("0042", "42"),
+        ("48879", "beef"),
+    ],
+)
+def test_smpp_ids_that_spell_one_number_match(receipted, submitted):
+    assert receipts.message_key("sms_smpp", receipted) == receipts.message_key(
+        "sms_smpp", submitted
+    )
+
+
+@pytest.mark.parametrize(
+    ("receipted", "submitted"),
+    [
+        ("4660", "1234"),  # digits only on both sides: never read as hex
+        ("6698", "1A2B"),
+        ("smsc-01", "smsc-1"),
+        ("SMSC-1", "smsc-1"),
+        ("6f1c2a9e-3b7d-4c1e-9a55-0d2f7e8b1c43", "6f1c2a9e3b7d4c1e9a550d2f7e8b1c43"),
+        ("G1", "1"),
+    ],
+)
+def test_smpp_ids_that_are_not_one_number_never_match(receipted, submitted):
+    assert receipts.message_key("sms_smpp", receipted) != receipts.message_key(
+        "sms_smpp", submitted
+    )
+
+
+def test_sms_aero_ids_are_matched_as_they_are():
+    assert receipts.message_key("sms_api", "0042") == "0042"
 
 
 @pytest.mark.parametrize(
@@ -218,6 +292,17 @@ def test_smsaero_callback_for_an_unknown_id_is_answered_and_matched_later(
     notification.refresh_from_db()
     assert notification.status == Status.DELIVERED
     assert SmsPart.objects.get(message_id="424242").attempt is None  # kept, never matched
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smsaero_callback_with_a_nul_in_its_id_is_refused_with_400(callbacks, live_server):
+    url = f"{live_server.url}/sms/callback/{SECRET}/"
+    as_json = {"Content-Type": "application/json"}
+    assert post(url, b'{"id": "12\\u0000", "status": 1}', as_json) == 400
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert post(url, b"id=12%00&status=1", form) == 400
+    assert post(url, b"id=" + b"7" * 256 + b"&status=1", form) == 400  # longer than it can store
+    assert not SmsPart.objects.exists()
 
 
 # --- SMS Aero: polling --------------------------------------------------------------------------
@@ -413,3 +498,113 @@ def test_consumer_binds_at_start_up_and_gets_the_receipts_stored_while_it_was_do
     attempt = notification.attempts.get(outcome=DeliveryAttempt.Outcome.SUCCESS)
     assert attempt.receipt_status == ReceiptStatus.DELIVERED
     assert "Traceback" not in second.output()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smpp_nul_terminated_receipt_text_settles_the_sms(smpp_only, smpp, make_user):
+    smpp.receipt_style = "minimal"
+    smpp.receipt_tlvs = False
+    smpp.receipt_text_suffix = "\x00"
+    notification = smpp_notification(make_user, "Your code is 1234")
+    attempt = send(notification)
+    wait_for_status(notification, Status.DELIVERED, timeout=15)
+    part = SmsPart.objects.get(attempt=attempt)
+    assert (part.message_id, part.provider_status, part.error_code) == (
+        attempt.provider_message_id,
+        "DELIVRD",
+        "000",
+    )
+    wait_for(lambda: smpp.acks, timeout=10, what="the acknowledgement")
+    assert smpp.acks == [(part.message_id, 0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smpp_receipt_that_cannot_be_stored_is_logged_and_acknowledged(
+    smpp_only, smpp, make_user, monkeypatch, caplog
+):
+    def refused(receipt, now=None):
+        raise DataError("value too long for type character varying(255)")
+
+    monkeypatch.setattr(receipts, "record", refused)
+    notification = smpp_notification(make_user, "Your code is 1234")
+    send(notification)
+    [part] = smpp.parts
+    wait_for(lambda: smpp.acks, timeout=10, what="the acknowledgement")
+    assert smpp.acks == [(part.message_id, 0)]  # the SMSC will not deliver it again
+    assert "deliver_sm not stored; acknowledged" in caplog.text
+    assert "value too long" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smpp_receipt_met_by_a_database_outage_is_left_for_redelivery(
+    smpp_only, smpp, make_user, monkeypatch
+):
+    calls = []
+
+    def locked(receipt, now=None):
+        calls.append(receipt)
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(receipts, "record", locked)
+    send(smpp_notification(make_user, "Your code is 1234"))
+    wait_for(lambda: calls, timeout=10, what="the receipt to be handled")
+    smpp.send_enquire_link()  # a round trip after it: an acknowledgement would be there
+    wait_for(lambda: smpp.enquire_link_resps == 1, timeout=10, what="the enquire_link_resp")
+    assert smpp.acks == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("tlvs", [True, False], ids=["tlv", "text-only"])
+@pytest.mark.parametrize("before_resp", [False, True], ids=["after-resp", "before-resp"])
+def test_smpp_hex_ids_match_receipts_that_write_them_in_decimal(
+    smpp_only, smpp, make_user, tlvs, before_resp
+):
+    """The SMSC answers submit_sm with 00001A2B and writes id:0000006699 in the receipt."""
+    smpp.id_style = "hex"
+    smpp.receipt_id_style = "decimal"
+    smpp.receipt_tlvs = tlvs
+    smpp.receipt_before_resp = before_resp
+    notification = smpp_notification(make_user)
+    attempt = send(notification)
+
+    wait_for_status(notification, Status.DELIVERED, timeout=15)
+    assert attempt.provider_message_id == "00001A2B,00001A2C,00001A2D"
+    assert {d.short_message.split()[0] for d in smpp.deliveries} == {
+        b"id:0000006699",
+        b"id:0000006700",
+        b"id:0000006701",
+    }
+    parts = SmsPart.objects.filter(attempt=attempt).order_by("part")
+    assert [(p.part, p.state) for p in parts] == [(n, "delivered") for n in (1, 2, 3)]
+    assert not SmsPart.objects.filter(attempt__isnull=True).exists()  # none left unmatched
+    wait_for(lambda: len(smpp.acks) == 3, timeout=10, what="every receipt acknowledged")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smpp_receipt_for_another_spelling_of_a_non_numeric_id_changes_nothing(
+    smpp_only, smpp, make_user
+):
+    smpp.auto_receipts = False
+    notification = smpp_notification(make_user, "Your code is 1234")
+    attempt = send(notification)
+    assert attempt.provider_message_id == "smsc-1"
+    for other in ("SMSC-1", "smsc-01", "smsc-1 x"):
+        receipts.record(receipts.Receipt("sms_smpp", other, ReceiptStatus.UNDELIVERED, "UNDELIV"))
+    notification.refresh_from_db()
+    assert notification.status == Status.SENT
+    assert SmsPart.objects.get(attempt=attempt).state == ReceiptStatus.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smpp_part_stored_under_its_id_as_written_still_gets_its_receipt(
+    smpp_only, smpp, make_user
+):
+    """A part written before SMPP ids had keys is under its id as sent: 00001A2B."""
+    smpp.id_style = "hex"
+    smpp.auto_receipts = False
+    notification = smpp_notification(make_user, "Your code is 1234")
+    attempt = send(notification)
+    SmsPart.objects.filter(attempt=attempt).update(message_id="00001A2B")
+    smpp.send_receipt("00001A2B")
+    wait_for_status(notification, Status.DELIVERED, timeout=15)
+    assert SmsPart.objects.get().attempt_id == attempt.pk  # no second part for the receipt

@@ -21,7 +21,16 @@ class Command(BaseCommand):
             for sender in senders:
                 label = channel if len(senders) == 1 else f"{channel}/{sender.transport}"
                 if not sender.is_configured():
-                    self.stdout.write(f"{label}: not configured")
+                    half = sender.half_configured()
+                    if half:
+                        problems += 1
+                        self.stdout.write(
+                            self.style.ERROR(
+                                f"{label}: not configured: {half}; set it, or clear the rest"
+                            )
+                        )
+                    else:
+                        self.stdout.write(f"{label}: not configured")
                     continue
                 try:
                     answer = sender.check()
@@ -33,5 +42,5 @@ class Command(BaseCommand):
                 else:
                     self.stdout.write(self.style.SUCCESS(f"{label}: configured, {answer}"))
         if problems:
-            self.stderr.write(f"{problems} configured transport(s) did not answer")
+            self.stderr.write(f"{problems} transport(s) half configured or not answering")
             raise SystemExit(1)

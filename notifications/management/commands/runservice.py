@@ -3,10 +3,12 @@ the Telegram poller together; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -24,6 +26,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address the web server binds")
+        parser.add_argument(
+            "--stop-timeout",
+            type=float,
+            default=20.0,
+            help="seconds to wait for the processes to stop cleanly before killing them",
+        )
 
     def commands(self, host: str) -> dict[str, list[str]]:
         python = sys.executable
@@ -34,6 +42,8 @@ class Command(BaseCommand):
                 "--bind", f"{host}:{settings.PORT}",
                 "--workers", "2", "--threads", "4",
                 "--access-logfile", "-",
+                # Under runservice's own stop timeout: requests get 10 s to finish.
+                "--graceful-timeout", "10",
                 "--logger-class", "notification_service.gunicorn_logging.RedactingLogger",
             ],
         }  # fmt: skip
@@ -59,10 +69,22 @@ class Command(BaseCommand):
         for line in process.stdout:
             self.stdout.write(f"{name:>6} | {line.rstrip()}")
 
-    def handle(self, *args, host: str, **options) -> None:
+    def _on_signal(self, signum: int, frame) -> None:
+        """SIGINT (Ctrl-C) or SIGTERM: counted, nothing else. No logging, no locks: a lock
+        the interrupted code holds would never be released (a gunicorn worker once hung
+        so, holding the port). The main loop acts on the count."""
+        self._signals += 1
+
+    def handle(self, *args, host: str, stop_timeout: float, **options) -> None:
+        self._signals = 0
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
         processes: dict[str, subprocess.Popen] = {}
         finished = threading.Event()
         for name, command in self.commands(host).items():
+            # A session of its own: Ctrl-C in the terminal reaches only this command, which
+            # stops each process once, the way it stops cleanly (a second SIGINT from the
+            # terminal cut gunicorn's and huey's shutdown short).
             process = subprocess.Popen(
                 command,
                 cwd=settings.BASE_DIR,
@@ -70,6 +92,7 @@ class Command(BaseCommand):
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
+                start_new_session=True,
             )
             processes[name] = process
 
@@ -87,24 +110,46 @@ class Command(BaseCommand):
             threading.Thread(target=watch, daemon=True).start()
 
         self.stdout.write(f"Admin: http://{host}:{settings.PORT}/admin/  (Ctrl-C stops)")
-        signal.signal(signal.SIGTERM, lambda *_: finished.set())
-        try:
-            finished.wait()
-        except KeyboardInterrupt:
+        while not self._signals and not finished.wait(0.2):
             pass
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+        self._stop(processes, stop_timeout)
+
+    def _stop(self, processes: dict[str, subprocess.Popen], timeout: float) -> None:
+        """Ask each process to stop (gunicorn: SIGTERM, its graceful stop; huey and the
+        poller: SIGINT), wait up to ``timeout`` seconds, then kill what is left with its
+        whole process group (gunicorn's workers too). A second Ctrl-C kills at once."""
+        self.stdout.write(
+            f"Stopping (up to {timeout:g} s; Ctrl-C again to kill at once)",
+        )
+        asked = self._signals
         for name, process in processes.items():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop in 15 s; killing it")
-                process.kill()
+            if process.poll() is None:
+                _signal_group(process, signal.SIGTERM if name == "web" else signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in processes.values()):
+            if self._signals > max(asked, 1):
+                self.stderr.write("killed at once (second Ctrl-C)")
+                break
+            if time.monotonic() >= deadline:
+                left = [n for n, p in processes.items() if p.poll() is None]
+                self.stderr.write(f"{', '.join(left)} did not stop in {timeout:g} s; killed")
+                break
+            time.sleep(0.1)
+        for process in processes.values():
+            _signal_group(process, signal.SIGKILL)  # also what they started, if left
+            process.wait()
         failed = {
             n: p.returncode
             for n, p in processes.items()
-            if p.returncode not in (0, -2) and n not in OPTIONAL
+            if p.returncode not in (0, -signal.SIGINT, -signal.SIGTERM) and n not in OPTIONAL
         }
         if failed:
             self.stderr.write(f"stopped with errors: {failed}")
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """``signum`` to the process group ``process`` leads (it started a session of its own)."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # gone already

@@ -14,8 +14,8 @@ then per destination (``per_destination``) or the default (``mode``): ``ok``, ``
 (ESME_RTHROTTLED), ``syserr`` (ESME_RSYSERR), ``invalid`` (ESME_RINVDSTADR), ``silent``
 (never answers, nothing accepted), ``accept_then_close`` (accepted and recorded, then the
 socket is closed without an answer) and ``accept_then_silent`` (accepted and recorded,
-never answered). Message ids: ``id_style`` ``"counter"`` (smsc-1, smsc-2, ...) or
-``"uuid"`` (uuid4 strings).
+never answered). Message ids: ``id_style`` ``"counter"`` (smsc-1, smsc-2, ...), ``"uuid"``
+(uuid4 strings) or ``"hex"`` (8 upper-case hex digits: 00001A2B, 00001A2C, ...).
 
 Delivery receipts. A part accepted with ``registered_delivery`` asking for one (low bits 01:
 always; 10: on failure only) gets a ``deliver_sm`` with esm_class 0x04 (SMSC delivery
@@ -34,6 +34,10 @@ stored (``stored_receipts``) and delivered when a transceiver or receiver binds.
 * ``receipt_order`` for the parts of one concatenated message: ``"in_order"`` (each part's
   receipt as soon as it is accepted), ``"reversed"`` or ``"shuffled"`` (held until every part
   is accepted, then sent in that order; shuffled from ``random``, seeded with ``seed``).
+* ``receipt_id_style``: how the text writes the id, ``"same"`` as the submit_sm_resp or
+  ``"decimal"`` (a hex id's number in 10 decimal digits: 00001A2B is id:0000006699, as some
+  SMSCs do); the ``receipted_message_id`` TLV is always the submit_sm_resp's id.
+  ``receipt_text_suffix`` is appended to the text (``"\\x00"``: a NUL-terminated text).
 * ``receipt_delay`` seconds after the submit_sm_resp; ``receipt_redeliver=N`` sends each
   receipt N extra times; ``receipt_before_resp`` writes it BEFORE the part's submit_sm_resp
   (and wins over the delay).
@@ -46,6 +50,15 @@ Each deliver_sm written is in ``deliveries``; each deliver_sm_resp the client se
 ``enquire_link_interval`` seconds on each bound session, or now with
 ``send_enquire_link()``. Writes to a session (the handler answering, receipt timers, the
 enquire_link loop) are serialised by the session's own lock.
+
+The SMSC's other requests (``REQUEST_KINDS``): ``alert_notification``, ``data_sm`` (a message
+from a handset), ``unknown`` (a command id no SMPP version has, with a 4-byte body) and
+``malformed`` (an enquire_link whose body is a TLV cut short). ``interject`` (one-shot) writes
+each kind listed ahead of the next submit_sm's response, with that submit_sm's sequence
+number (each side numbers its own requests, so an SMSC may); ``send_request(kind)`` writes
+one to every bound session now. Each written is in ``requests_sent`` as (kind, sequence);
+the client's answers to them (``generic_nack``, ``data_sm_resp``, ...) in ``answers`` as
+(command, command_status, sequence).
 """
 
 from __future__ import annotations
@@ -78,6 +91,10 @@ BINDS = ("bind_transmitter", "bind_receiver", "bind_transceiver")
 RECEIVING_BINDS = ("bind_receiver", "bind_transceiver")
 # esm_class message type "SMSC Delivery Receipt" (SMPP 3.4, 5.2.12: xx0001xx).
 ESM_CLASS_RECEIPT = 0x04
+HEX_ID_BASE = 0x1A2A  # id_style "hex": the first id is 00001A2B
+REQUEST_KINDS = ("alert_notification", "data_sm", "unknown", "malformed")
+UNKNOWN_COMMAND_ID = 0x00010777  # no SMPP version defines it
+ENQUIRE_LINK_ID = 0x00000015
 MESSAGE_STATES = {
     "DELIVRD": c.SMPP_MESSAGE_STATE_DELIVERED,
     "EXPIRED": c.SMPP_MESSAGE_STATE_EXPIRED,
@@ -113,6 +130,31 @@ def _decode(data: bytes, data_coding: int) -> str:
     return data.decode("latin-1")
 
 
+def smsc_request(kind: str, sequence: int) -> bytes:
+    """One of ``REQUEST_KINDS`` as the SMSC writes it, with ``sequence``."""
+    if kind == "unknown":
+        return struct.pack(">LLLL", 20, UNKNOWN_COMMAND_ID, 0, sequence) + b"\x00" * 4
+    if kind == "malformed":  # a TLV header needs 4 bytes; one is there
+        return struct.pack(">LLLL", 17, ENQUIRE_LINK_ID, 0, sequence) + b"\x02"
+    if kind == "alert_notification":
+        fields: dict[str, Any] = {
+            "source_addr": "79161234567",
+            "esme_addr": "NotifySvc",
+            "ms_availability_status": 0,
+        }
+    elif kind == "data_sm":
+        fields = {
+            "source_addr": "79161234567",
+            "destination_addr": "NotifySvc",
+            "message_payload": b"STOP",
+        }
+    else:
+        raise ValueError(f"unknown request kind {kind!r}")
+    pdu = smpp.make_pdu(kind, client=_Sequence(), **fields)
+    pdu.sequence = sequence
+    return pdu.generate()
+
+
 @dataclass
 class Part:
     destination: str
@@ -123,6 +165,7 @@ class Part:
     registered_delivery: int = 0
     message_id: str = ""
     connection: int = 0  # which connection (1, 2, ...) submitted it
+    sequence: int = 0  # its submit_sm's sequence number
     submitted_at: float = field(default_factory=time.time)
 
     @property
@@ -217,6 +260,22 @@ class _Session:
                 self.alive = False
                 return None
 
+    def send_request(self, kind: str, sequence: int | None = None) -> int | None:
+        """Write one of ``REQUEST_KINDS`` (with ``sequence``, else the next of this side's
+        own); its sequence number, None when it could not go."""
+        with self.write_lock:
+            if not self.alive:
+                return None
+            if sequence is None:
+                self._sequence += 1
+                sequence = self._sequence
+            try:
+                self.sock.sendall(smsc_request(kind, sequence))
+                return sequence
+            except OSError:
+                self.alive = False
+                return None
+
     def close(self) -> None:
         self.alive = False
         self.closed.set()
@@ -271,6 +330,12 @@ class FakeSmpp(LocalServer):
             self._groups: dict[tuple[str, int, int], dict[str, Any]] = {}
             self.deliveries: list[Delivered] = []
             self.acks: list[tuple[str, int]] = []  # (message_id, command_status)
+            self.receipt_id_style = "same"
+            self.receipt_text_suffix = ""
+            # The SMSC's other requests.
+            self.interject: list[str] = []
+            self.requests_sent: list[tuple[str, int]] = []  # (kind, sequence)
+            self.answers: list[tuple[str, int, int]] = []  # (command, status, sequence)
 
     # --- what arrived -----------------------------------------------------------------------
     def messages(self) -> list[tuple[str, str]]:
@@ -336,16 +401,21 @@ class FakeSmpp(LocalServer):
 
         err = self.receipt_err.get(receipt.stat, "000" if receipt.stat == "DELIVRD" else "001")
         submit, done = date(receipt.submitted_at), date(done_at or time.time())
+        message_id = receipt.message_id
+        if self.receipt_id_style == "decimal":
+            message_id = f"{int(message_id, 16):010d}"
         if self.receipt_style == "minimal":
-            return (
-                f"id:{receipt.message_id} submit date:{submit} done date:{done} "
+            text = (
+                f"id:{message_id} submit date:{submit} done date:{done} "
                 f"stat:{receipt.stat} err:{err}"
             )
-        delivered = "001" if receipt.stat == "DELIVRD" else "000"
-        return (
-            f"id:{receipt.message_id} sub:001 dlvrd:{delivered} submit date:{submit} "
-            f"done date:{done} stat:{receipt.stat} err:{err} text:{receipt.text}"
-        )
+        else:
+            delivered = "001" if receipt.stat == "DELIVRD" else "000"
+            text = (
+                f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{submit} "
+                f"done date:{done} stat:{receipt.stat} err:{err} text:{receipt.text}"
+            )
+        return text + self.receipt_text_suffix
 
     def _route(self, receipt: Receipt) -> _Session | None:
         with self.lock:
@@ -509,6 +579,20 @@ class FakeSmpp(LocalServer):
                 with self.lock:
                     self.enquire_links_sent += 1
 
+    # --- the SMSC's other requests -------------------------------------------------------------
+    def _request(self, session: _Session, kind: str, sequence: int | None = None) -> bool:
+        sent = session.send_request(kind, sequence)
+        if sent is not None:
+            with self.lock:
+                self.requests_sent.append((kind, sent))
+        return sent is not None
+
+    def send_request(self, kind: str) -> int:
+        """Write one of ``REQUEST_KINDS`` on every bound session now; how many went out."""
+        with self.lock:
+            sessions = [s for s in self._live.values() if s.alive and s.bind]
+        return sum(self._request(session, kind) for session in sessions)
+
     # --- answering --------------------------------------------------------------------------
     def _respond(self, request: Any, command: str, status: int = 0, **fields: Any) -> bytes:
         response = smpp.make_pdu(command, client=_Sequence(), status=status, **fields)
@@ -519,6 +603,8 @@ class FakeSmpp(LocalServer):
         if self.id_style == "uuid":
             return str(uuid.uuid4())
         self._next_id += 1
+        if self.id_style == "hex":
+            return f"{HEX_ID_BASE + self._next_id:08X}"
         return f"smsc-{self._next_id}"
 
     def handle_pdu(self, pdu: Any, session: _Session) -> bytes | None:
@@ -554,7 +640,9 @@ class FakeSmpp(LocalServer):
             with self.lock:
                 self.acks.append((message_id, pdu.status))
             return None
-        if pdu.command == "generic_nack":
+        if pdu.command in ("generic_nack", "data_sm_resp"):
+            with self.lock:
+                self.answers.append((pdu.command, pdu.status, pdu.sequence))
             return None
         if pdu.command == "unbind":
             with self.lock:
@@ -565,6 +653,12 @@ class FakeSmpp(LocalServer):
             if session.bind not in ("bind_transmitter", "bind_transceiver"):
                 return self._respond(pdu, "submit_sm_resp", c.SMPP_ESME_RINVBNDSTS)
             destination = pdu.destination_addr.decode()
+            with self.lock:
+                interject, self.interject = self.interject, []
+            for kind in interject:
+                session.before.append(
+                    lambda kind=kind: self._request(session, kind, sequence=pdu.sequence)
+                )
             with self.lock:
                 if self.queue:
                     behaviour = self.queue.popleft()
@@ -586,6 +680,7 @@ class FakeSmpp(LocalServer):
                     registered_delivery=pdu.registered_delivery or 0,
                     message_id=self._new_id(),
                     connection=session.number,
+                    sequence=pdu.sequence,
                 )
                 self.parts.append(part)
             self._receipts_for(part, session)
