@@ -5,33 +5,47 @@ A template's texts are Django templates run by a sandboxed engine of their own: 
 the tags and filters below. Values are escaped for each channel's format: HTML for Telegram
 (``parse_mode=HTML``) and the email's HTML part, nothing for the email's plain text and SMS.
 
+Every render of one text has limits (``MAX_RENDERED_LENGTH`` characters made in all, counting
+each filter's result and each piece of output; ``MAX_LOOP_ITERATIONS`` turns of its loops; a
+filter's width, precision or list no larger than it could make), checked before the large
+value is made, so a template can't make the process allocate or loop without bound.
+
 Variables: the recipient's fields (``USER_FIELDS``) plus a JSON context given at creation (its
 keys win). Every variable a template names must be given, even inside ``{% if %}`` (give an
 empty value for an optional one): a missing one is a ``ValidationError`` when the notification
 is created, never a blank at send time.
 
-Telegram: the rendered text must be valid for Telegram's HTML subset (``TELEGRAM_TAGS``) and
-fit in one message (4,096 UTF-16 units), so the sender never splits it and so never cuts a
-tag in two. A plain message (no template) is still split by the sender as before.
+Telegram: the rendered text must be valid for Telegram's HTML subset
+(``content.TELEGRAM_TAGS``) and fit in one message (4,096 UTF-16 units), so the sender never
+splits it and so never cuts a tag in two. A plain message (no template) is still split by the
+sender as before. ``content.telegram_preview_html`` shows such a text in a browser safely.
 
-Raises ``django.core.exceptions.ValidationError`` with a message naming the part.
+Raises ``django.core.exceptions.ValidationError`` with a message naming the part, whatever a
+filter or tag raised on the values given: never anything else.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
+from collections.abc import Callable, Sized
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters
 from django.template import Template as DjangoTemplate
-from django.template.defaulttags import register as default_tags
+from django.template import defaulttags as default_tags
+from django.template.base import FilterExpression, Lexer, Node, NodeList, Parser, Token
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from notifications.content import check_telegram_markup
 from notifications.models import LANGUAGE_CHOICES, Template, UserContact
 from notifications.senders.base import DeliveryError
 from notifications.senders.sms import segment_count
@@ -60,17 +74,232 @@ ALLOWED_TAGS = (
 # Filters that would let a value skip escaping, or dump objects.
 FORBIDDEN_FILTERS = {"safe", "safeseq", "pprint"}
 
+# The limits of one render of one text. Far above what a message can carry (a Telegram
+# message is 4,096 characters, NOTIFY_MESSAGE_MAX_LENGTH is 10,000 by default, mail clients
+# clip an HTML part past about 100 KB), and far below what would hurt the process.
+MAX_RENDERED_LENGTH = 1_000_000  # characters made in all: output, and every filter's result
+MAX_LOOP_ITERATIONS = 10_000  # turns of all its {% for %} loops together, nested ones included
+MAX_FLOAT_PRECISION = 100  # digits floatformat may be asked for
+# Filters whose first argument is a width or a count of characters, words or digits.
+WIDTH_FILTERS = frozenset(
+    {
+        "center",
+        "get_digit",
+        "ljust",
+        "rjust",
+        "truncatechars",
+        "truncatechars_html",
+        "truncatewords",
+        "truncatewords_html",
+        "urlizetrunc",
+        "wordwrap",
+    }
+)
+_NUMBER = re.compile(r"\d{1,18}")  # int() reads any digits; a long run is read in pieces
+
+
+class SandboxLimitError(Exception):
+    """A render went past one of the sandbox's limits; the message says which."""
+
+
+@dataclass
+class _Budget:
+    """What one render has used so far. The first limit passed is kept: ``{% if %}`` swallows
+    errors of its conditions, so the render raises it again at its end."""
+
+    characters: int = 0
+    iterations: int = 0
+    exceeded: SandboxLimitError | None = None
+
+    def charge_characters(self, count: int) -> None:
+        self.characters += count
+        if self.characters > MAX_RENDERED_LENGTH:
+            _refuse_length()
+
+    def charge_iterations(self, count: int) -> None:
+        self.iterations += count
+        if self.iterations > MAX_LOOP_ITERATIONS:
+            _refuse(
+                _("its loops run more than %(limit)s times in all; loop over less.")
+                % {"limit": f"{MAX_LOOP_ITERATIONS:,}"}
+            )
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("notifications_template_budget", default=None)
+
+
+def _refuse(message: str) -> NoReturn:
+    error = SandboxLimitError(message)
+    budget = _budget.get()
+    if budget is not None and budget.exceeded is None:
+        budget.exceeded = error
+    raise error
+
+
+def _refuse_length() -> NoReturn:
+    _refuse(
+        _(
+            "it makes more than %(limit)s characters once rendered (filters' results "
+            "included); shorten it."
+        )
+        % {"limit": f"{MAX_RENDERED_LENGTH:,}"}
+    )
+
+
+def _integer(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _check_arguments(name: str, value: Any, args: tuple) -> None:
+    """Refuses a filter's call that would make a value past the limits, before it is made."""
+
+    def too_large(number: int, limit: int) -> NoReturn:
+        _refuse(
+            _("the filter “%(filter)s” was given %(number)s; at most %(limit)s is allowed.")
+            % {"filter": name, "number": f"{number:,}", "limit": f"{limit:,}"}
+        )
+
+    if name in WIDTH_FILTERS and args:
+        number = _integer(args[0])
+        if number is not None and abs(number) > MAX_RENDERED_LENGTH:
+            too_large(number, MAX_RENDERED_LENGTH)
+    elif name in ("stringformat", "floatformat") and args:
+        # every number in the format: its widths and precisions
+        limit = MAX_RENDERED_LENGTH if name == "stringformat" else MAX_FLOAT_PRECISION
+        for digits in _NUMBER.findall(str(args[0])):
+            if int(digits) > limit:
+                too_large(int(digits), limit)
+    elif name == "make_list":  # a list of one string per character
+        length = len(str(value))
+        if length > MAX_LOOP_ITERATIONS:
+            too_large(length, MAX_LOOP_ITERATIONS)
+    elif name == "join" and args and isinstance(value, Sized):  # the separator, len - 1 times
+        if len(str(args[0])) * max(len(value) - 1, 0) > MAX_RENDERED_LENGTH:
+            _refuse_length()
+
+
+def _limited(name: str, function: Callable) -> Callable:
+    """``function`` (a filter) with its arguments checked and its result charged."""
+
+    @functools.wraps(function)
+    def limited(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_arguments(name, value, args)
+        result = function(value, *args, **kwargs)
+        budget = _budget.get()
+        if budget is not None and isinstance(result, Sized):
+            budget.charge_characters(len(result))
+        return result
+
+    return limited
+
+
+class _CountedSequence:
+    """A ``{% for %}`` loop's sequence: its length charged before the first turn."""
+
+    def __init__(self, expression: FilterExpression) -> None:
+        self.expression = expression
+
+    def __str__(self) -> str:
+        return str(self.expression)
+
+    def resolve(self, context: Context, ignore_failures: bool = False) -> Any:
+        values = self.expression.resolve(context, ignore_failures=ignore_failures)
+        budget = _budget.get()
+        if values is None or budget is None:
+            return values
+        if not isinstance(values, Sized):
+            values = list(itertools.islice(values, MAX_LOOP_ITERATIONS + 1))
+        budget.charge_iterations(len(values))
+        return values
+
+
+def _do_for(parser: Parser, token: Token) -> Node:
+    node = default_tags.do_for(parser, token)
+    node.sequence = _CountedSequence(node.sequence)
+    return node
+
+
+class _Metered(Node):
+    """A node that makes output (text, a variable, a tag's value): what it makes is charged."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"<Metered {self.node!r}>"
+
+    def render(self, context: Context) -> str:
+        output = self.node.render_annotated(context)
+        budget = _budget.get()
+        if budget is not None:
+            budget.charge_characters(len(output))
+        return output
+
+
+# Nodes that make nothing of their own: only what their children make, which is charged.
+_UNMETERED = (
+    default_tags.CommentNode,
+    default_tags.ForNode,
+    default_tags.IfChangedNode,
+    default_tags.IfNode,
+    default_tags.RegroupNode,
+    default_tags.ResetCycleNode,
+    default_tags.SpacelessNode,
+    default_tags.WithNode,
+)
+
+
+class _SandboxParser(Parser):
+    def extend_nodelist(self, nodelist: NodeList, node: Node, token: Token) -> None:
+        super().extend_nodelist(nodelist, node, token)
+        if not isinstance(node, _UNMETERED):
+            nodelist[-1] = _Metered(node)
+
+
+class SandboxTemplate(DjangoTemplate):
+    """A template compiled with its output metered and its loops counted, rendered within
+    the limits; raises ``SandboxLimitError`` past one."""
+
+    def compile_nodelist(self) -> NodeList:
+        parser = _SandboxParser(
+            Lexer(self.source).tokenize(),
+            self.engine.template_libraries,
+            self.engine.template_builtins,
+            self.origin,
+        )
+        nodelist = parser.parse()
+        self.extra_data = parser.extra_data
+        return nodelist
+
+    def render(self, context: Context | None = None) -> SafeString:
+        budget = _Budget()
+        token = _budget.set(budget)
+        try:
+            text = super().render(context)
+        finally:
+            _budget.reset(token)
+        if budget.exceeded is not None:
+            raise budget.exceeded
+        return text
+
+
 # The engine's only builtin library (``Engine`` imports it by this module's path).
 register = Library()
 for _name in ALLOWED_TAGS:
-    register.tag(_name, default_tags.tags[_name])
+    register.tag(_name, _do_for if _name == "for" else default_tags.register.tags[_name])
 for _name, _function in defaultfilters.register.filters.items():
     if _name not in FORBIDDEN_FILTERS:
-        register.filter(_name, _function)
+        register.filter(_name, _limited(_name, _function))
 
 
 class SandboxEngine(Engine):
     default_builtins = ["notifications.rendering"]
+
+    def from_string(self, template_code: str) -> SandboxTemplate:
+        return SandboxTemplate(template_code, engine=self)
 
 
 HTML_ENGINE = SandboxEngine(loaders=[], libraries={}, autoescape=True)
@@ -164,70 +393,70 @@ def _strict(value: Any, path: str, missing: _Missing) -> Any:
     return value
 
 
-def compile_part(source: str, part: str) -> DjangoTemplate:
+def part_label(part: str, language: str = "") -> str:
+    """How errors name a part: “Telegram text (en)”."""
+    return f"{PART_LABELS[part]} ({language})" if language else str(PART_LABELS[part])
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def compile_part(source: str, part: str, language: str = "") -> DjangoTemplate:
     """``source`` compiled in the sandbox; raises ``ValidationError`` naming the part."""
     try:
         return PART_ENGINES[part].from_string(source)
     except TemplateSyntaxError as err:
+        error = str(err)
+    except Exception as err:  # noqa: BLE001 - e.g. RecursionError: tags nested too deep
+        error = _describe(err)
+    raise ValidationError(
+        _("%(part)s: %(error)s") % {"part": part_label(part, language), "error": error},
+        code="syntax",
+    )
+
+
+def run_part(compiled: DjangoTemplate, part: str, context: Context, language: str = "") -> str:
+    """``compiled`` rendered with ``context`` within the sandbox's limits. Raises
+    ``ValidationError`` naming the part for a limit passed and for whatever a filter or tag
+    raised on these values (a string given to ``divisibleby``…): never anything else."""
+    label = part_label(part, language)
+    try:
+        return compiled.render(context)
+    except SandboxLimitError as err:
         raise ValidationError(
-            _("%(part)s: %(error)s") % {"part": PART_LABELS[part], "error": err}, code="syntax"
+            _("%(part)s: %(error)s") % {"part": label, "error": err}, code="limit"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any filter or tag, on any values
+        raise ValidationError(
+            _("%(part)s could not be rendered: %(error)s")
+            % {"part": label, "error": _describe(err)},
+            code="render",
         ) from None
 
 
-def render_part(compiled: DjangoTemplate, part: str, values: dict[str, Any]) -> str:
+def render_part(
+    compiled: DjangoTemplate, part: str, values: dict[str, Any], language: str = ""
+) -> str:
     """``compiled`` rendered with ``values``; raises ``ValidationError`` naming every missing
-    variable."""
+    variable, a limit passed, or what failed."""
     missing = _Missing()
     context = _StrictContext(
         {key: _strict(value, key, missing) for key, value in values.items()},
         missing,
         autoescape=compiled.engine.autoescape,
     )
-    try:
-        text = compiled.render(context)
-    except (AttributeError, TypeError, ValueError, KeyError, IndexError, ArithmeticError) as err:
-        raise ValidationError(
-            _("%(part)s could not be rendered: %(error)s")
-            % {"part": PART_LABELS[part], "error": err},
-            code="render",
-        ) from None
+    text = run_part(compiled, part, context, language)
     if missing.names:
         raise ValidationError(
             _("%(part)s uses %(names)s, missing from the context.")
-            % {"part": PART_LABELS[part], "names": ", ".join(missing.names)},
+            % {"part": part_label(part, language), "names": ", ".join(missing.names)},
             code="missing_variable",
         )
     return text
 
 
-# --- Telegram's HTML subset -------------------------------------------------------------------
-
-# tag -> the attributes it may carry
-TELEGRAM_TAGS: dict[str, set[str]] = {
-    "b": set(),
-    "strong": set(),
-    "i": set(),
-    "em": set(),
-    "u": set(),
-    "ins": set(),
-    "s": set(),
-    "strike": set(),
-    "del": set(),
-    "span": {"class"},
-    "tg-spoiler": set(),
-    "a": {"href"},
-    "code": {"class"},
-    "pre": set(),
-    "blockquote": {"expandable"},
-}
-TELEGRAM_ENTITIES = {"lt", "gt", "amp", "quot"}
-_TOKEN = re.compile(
-    r"<(?P<close>/?)(?P<tag>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:\s+[^\s=>/]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*(?P<self>/?)>"
-    r"|&(?P<entity>#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]*);"
-    r"|(?P<bare>[<>&])"
-)
-_ATTR = re.compile(r"([^\s=>/]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+))?")
-_HREF_SCHEMES = ("http://", "https://", "tg://", "mailto:")
+# --- Telegram's HTML subset: the markup is checked by ``content``, the length here ----------
 
 
 def utf16_length(text: str) -> int:
@@ -236,70 +465,18 @@ def utf16_length(text: str) -> int:
 
 
 def validate_telegram_html(text: str) -> None:
-    """Raises ``ValidationError`` unless ``text`` is valid for Telegram's ``parse_mode=HTML``:
-    only its tags and attributes, each closed in order, and ``<``, ``>``, ``&`` escaped."""
-
-    def refuse(message: str, **values: Any) -> ValidationError:
-        return ValidationError(
-            _("Telegram text: %(problem)s") % {"problem": message % values}, code="telegram_html"
-        )
-
-    allowed = ", ".join(f"<{name}>" for name in TELEGRAM_TAGS)
-    stack: list[str] = []
-    for match in _TOKEN.finditer(text):
-        if match["bare"]:
-            raise refuse(
-                _("a bare “%(char)s” must be written as &lt;, &gt; or &amp;."), char=match["bare"]
-            )
-        if match["entity"]:
-            name = match["entity"]
-            if not name.startswith("#") and name not in TELEGRAM_ENTITIES:
-                raise refuse(_("the entity &%(name)s; is not supported."), name=name)
-            continue
-        tag = match["tag"].lower()
-        if tag not in TELEGRAM_TAGS:
-            raise refuse(
-                _("the tag <%(tag)s> is not allowed; Telegram allows %(allowed)s."),
-                tag=tag,
-                allowed=allowed,
-            )
-        if match["self"]:
-            raise refuse(_("<%(tag)s/> must have a closing tag instead."), tag=tag)
-        if match["close"]:
-            if not stack or stack[-1] != tag:
-                raise refuse(_("</%(tag)s> closes a tag that is not open."), tag=tag)
-            stack.pop()
-            continue
-        attrs = {
-            name.lower(): (value or "").strip("\"'")
-            for name, value in _ATTR.findall(match["attrs"])
-        }
-        extra = set(attrs) - TELEGRAM_TAGS[tag]
-        if extra:
-            raise refuse(
-                _("<%(tag)s> cannot have the attribute %(attr)s."), tag=tag, attr=sorted(extra)[0]
-            )
-        if tag == "a" and not attrs.get("href", "").startswith(_HREF_SCHEMES):
-            raise refuse(
-                _("a link needs an href starting with http://, https://, tg:// or mailto:.")
-            )
-        if tag == "span" and attrs.get("class") != "tg-spoiler":
-            raise refuse(_('<span> is allowed only as <span class="tg-spoiler">.'))
-        if tag == "code" and "class" in attrs and not attrs["class"].startswith("language-"):
-            raise refuse(_('<code> may only have class="language-…".'))
-        stack.append(tag)
-    if stack:
-        raise refuse(_("<%(tag)s> is never closed."), tag=stack[-1])
+    """Raises ``ValidationError`` unless ``text`` is valid for Telegram's ``parse_mode=HTML``
+    (``content.check_telegram_markup``) and fits one message (4,096 UTF-16 units)."""
     length = utf16_length(text)
     if length > MAX_MESSAGE_LENGTH:
-        raise refuse(
-            _(
-                "it is %(length)s characters long once rendered; a formatted Telegram message "
-                "is sent whole, so at most %(limit)s fit. Shorten it."
-            ),
-            length=length,
-            limit=MAX_MESSAGE_LENGTH,
+        problem = _(
+            "it is %(length)s characters long once rendered; a formatted Telegram message "
+            "is sent whole, so at most %(limit)s fit. Shorten it."
+        ) % {"length": length, "limit": MAX_MESSAGE_LENGTH}
+        raise ValidationError(
+            _("Telegram text: %(problem)s") % {"problem": problem}, code="telegram_html"
         )
+    check_telegram_markup(text)
 
 
 # --- rendering a template for one recipient -------------------------------------------------
@@ -396,7 +573,9 @@ class TemplateRenderer:
         for language in self.languages:
             sources = {part: template.part(part, language) for part in Template.PARTS}
             self._compiled[language] = {
-                part: compile_part(source, part) for part, source in sources.items() if source
+                part: compile_part(source, part, language)
+                for part, source in sources.items()
+                if source
             }
             text = "\n".join(sources.values())
             self._used_fields[language] = tuple(
@@ -431,7 +610,7 @@ class TemplateRenderer:
     def _render(self, language: str, values: dict[str, Any]) -> Rendered:
         compiled = self._compiled[language]
         texts = {
-            part: render_part(compiled[part], part, values) if part in compiled else ""
+            part: render_part(compiled[part], part, values, language) if part in compiled else ""
             for part in Template.PARTS
         }
         rendered = Rendered(
@@ -496,8 +675,8 @@ def check_template(template: Template) -> None:
             if not source:
                 continue
             try:
-                compiled = compile_part(source, part)
-                _render_sample(compiled, part, template.example_context)
+                compiled = compile_part(source, part, language)
+                _render_sample(compiled, part, language, template.example_context)
             except ValidationError as err:
                 errors.setdefault(f"{part}_{language}", []).extend(err.messages)
     if not errors and not template.languages():
@@ -530,9 +709,10 @@ class _LenientContext(Context):
         return True
 
 
-def _render_sample(compiled: DjangoTemplate, part: str, example: Any) -> None:
+def _render_sample(compiled: DjangoTemplate, part: str, language: str, example: Any) -> None:
     values = {**SAMPLE_USER, **(example if isinstance(example, dict) else {})}
-    text = compiled.render(_LenientContext(values, autoescape=compiled.engine.autoescape))
+    context = _LenientContext(values, autoescape=compiled.engine.autoescape)
+    text = run_part(compiled, part, context, language)
     if part == "telegram_text":
         validate_telegram_html(text.strip())
 

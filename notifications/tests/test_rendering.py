@@ -108,6 +108,8 @@ def test_the_sandbox_has_no_debug_include_load_or_safe():
         '<span class="tg-spoiler">secret</span> <tg-spoiler>s</tg-spoiler>',
         '<pre><code class="language-python">x = 1</code></pre> <blockquote>q</blockquote>',
         "5 &lt; 6 &amp;&#33; &#x27;",
+        '<a href="HTTPS://example.com">x</a> <a href="tg://user?id=1">u</a>',
+        "<a href='mailto:ann@example.com'>mail</a> <blockquote expandable>q</blockquote>",
     ],
 )
 def test_telegram_html_accepts_its_subset(html):
@@ -124,6 +126,17 @@ def test_telegram_html_accepts_its_subset(html):
         ("Tom & Jerry", "bare “&”"),
         ("&nbsp;", "&nbsp; is not supported"),
         ('<a href="javascript:alert(1)">x</a>', "href"),
+        # a browser keeps the first of a repeated attribute; the check once read the last
+        ('<a href="javascript:alert(1)" href="https://example.com">x</a>', "href more than once"),
+        ('<a href="https://example.com" HREF="javascript:alert(1)">x</a>', "href more than once"),
+        ('<span class="tg-spoiler" class="x">x</span>', "class more than once"),
+        # the scheme as a browser reads it: entities decoded, spaces and controls dropped
+        ('<a href="jav&#x09;ascript:alert(1)">x</a>', "href starting with"),
+        ('<a href=" JavaScript:alert(1)">x</a>', "href starting with"),
+        ('<a href="&#106;avascript:alert(1)">x</a>', "href starting with"),
+        ('<a href="java\nscript:alert(1)">x</a>', "href starting with"),
+        ("<a href=data:text/html,x>x</a>", "href starting with"),
+        ('<a href="//evil.example">x</a>', "href starting with"),
         ('<span style="color:red">x</span>', "attribute style"),
         ("<br/>", "is not allowed"),
     ],
@@ -176,3 +189,31 @@ def test_sms_estimate_counts_segments_and_prices_them(settings):
     assert (estimate.segments, estimate.cost) == (2, Decimal("9.00"))
     settings.NOTIFY_SMS_PRICE = None
     assert sms_estimate("hi").cost is None
+
+
+# --- whatever a filter or tag raises is a ValidationError naming the part ---------------------
+
+
+def test_a_filter_failing_on_the_sample_is_refused_on_save_under_its_field():
+    # a string given to divisibleby: ValueError, once a 500 on saving the template
+    failing = template(telegram_text_en="{{ username|divisibleby:2 }}")
+    with pytest.raises(ValidationError) as caught:
+        check_template(failing)
+    [message] = caught.value.message_dict["telegram_text_en"]
+    assert message.startswith("Telegram text (en) could not be rendered: ValueError")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% widthratio 1 1 what %}",  # TemplateSyntaxError, raised while rendering
+        "{{ what|divisibleby:2 }}",  # ValueError
+        "{% for x in 5 %}{% endfor %}",  # TypeError
+        "{% if 1 %}" * 3000 + "{% endif %}" * 3000,  # RecursionError, while compiling
+    ],
+)
+def test_whatever_a_template_raises_is_a_validation_error_naming_the_part(source):
+    user, contact = person()
+    with pytest.raises(ValidationError) as caught:
+        TemplateRenderer(template(sms_text_en=source), {"what": "x"}).render(user, contact)
+    assert caught.value.messages[0].startswith("SMS text (en)")
