@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from dotenv import load_dotenv
@@ -115,12 +117,35 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     # ... except the HTTP API, which answers developers in English.
     "notifications.api.language.ApiInEnglishMiddleware",
+    # ... and throttles the browsable API's login per address (NOTIFY_API_ANON_RATE).
+    "notifications.api.throttling.LoginThrottleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
 ]
+
+# Content-Security-Policy: scripts, styles, fonts and data only from this service; no inline
+# script or style, no plugins, no framing. A text that slips past the checks into a page can't
+# run. The API's ReDoc page adds what ReDoc needs (notifications.api.urls). Previews of email
+# HTML are sandboxed iframes, and their remote images are not loaded.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF, "data:"],
+        "connect-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    }
+}
 
 ROOT_URLCONF = "notification_service.urls"
 
@@ -387,10 +412,17 @@ NOTIFY_CAMPAIGN_CHUNK = env_int("NOTIFY_CAMPAIGN_CHUNK", 1000, minimum=1)
 # Requests per API key (or staff user) and period, shared by every web process and host:
 # 600/min, 20/s, 10000/h, …; 0 turns throttling off.
 NOTIFY_API_RATE = env_rate("NOTIFY_API_RATE", "600/min")
+# Requests per client address without a valid key or session (no credentials, a bad key, the
+# schema and docs pages) and login POSTs of the browsable API, shared the same way.
+NOTIFY_API_ANON_RATE = env_rate("NOTIFY_API_ANON_RATE", "60/min")
+# The schema (/api/v1/schema/) and its pages (docs/, redoc/) without a key or staff session.
+NOTIFY_API_DOCS_PUBLIC = env_bool("NOTIFY_API_DOCS_PUBLIC", True)
 # How long an Idempotency-Key is remembered (hours, at least 24).
 NOTIFY_API_IDEMPOTENCY_HOURS = env_int("NOTIFY_API_IDEMPOTENCY_HOURS", 24, minimum=24)
-# The largest request body the API reads (bytes); larger ones get 413.
+# The largest request body the API reads (bytes); larger ones get 413. Django's own limit on a
+# body read into memory is the same, so nothing reads a larger one anywhere.
 NOTIFY_API_MAX_BODY_BYTES = env_int("NOTIFY_API_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = NOTIFY_API_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "notifications.api.auth.ApiKeyAuthentication",
@@ -406,6 +438,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "DATETIME_FORMAT": "iso-8601",
+    # Throttling by address trusts the proxy's X-Forwarded-For only behind one (see above).
+    "NUM_PROXIES": 1 if env_bool("DJANGO_BEHIND_PROXY", False) else None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Notification Service API",
@@ -413,8 +447,6 @@ SPECTACULAR_SETTINGS = {
     "Telegram → Email → SMS. Authenticate with `Authorization: Bearer <API key>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -422,7 +454,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "NotificationStatus": "notifications.models.Notification.Status",
         "Channel": "notifications.models.Channel",
+        "DeliveryOutcome": "notifications.models.DeliveryAttempt.Outcome",
+        "Language": ["", "ru", "en"],
     },
+    # A nullable enum is the enum and `nullable`, not a oneOf with a one-value NullEnum.
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "notifications.api.schema.add_error_responses_and_links",

@@ -41,6 +41,11 @@ urlpatterns = [
         name="notify-notification-states",
     ),
     path(
+        "admin/notifications/usercontact/<int:pk>/telegram-link/",
+        operator_view(views.contact_telegram_link),
+        name="notify-contact-telegram-link",
+    ),
+    path(
         "admin/notifications/usercontact/<int:pk>/send-test/",
         operator_view(views.contact_send_test),
         name="notify-contact-send-test",

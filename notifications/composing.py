@@ -182,6 +182,9 @@ def notification_build(
         else ["user", "campaign", "template"],
         validate_constraints=False,
     )
+    # Made here: whether it is queued is decided, so the save signal leaves it alone
+    # (``services.notification_queue_saved``).
+    notification._built = True
     if queue if queue is not None else settings.NOTIFY_SEND_ON_CREATE:
         later = send_at is not None and send_at > now
         notification.status = Status.SCHEDULED if later else Status.QUEUED

@@ -29,31 +29,26 @@ lost round as a ``lease`` attempt.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import (
     IntegrityError,
-    InterfaceError,
-    OperationalError,
     connection,
-    models,
-    transaction,
 )
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications import pacing, receipts
+from notifications import invite_tokens, pacing
 from notifications.channels import channel_closed_reason, channel_order, senders_for
-from notifications.models import DeliveryAttempt, Notification, UserContact
+from notifications.models import DeliveryAttempt, Notification, TelegramLink, UserContact
+from notifications.recording import Round, retrying_db, write_round
 from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender, SkipChannel
 from notifications.senders.sms import DailyLimitReached, next_day_start
 
@@ -62,9 +57,6 @@ logger = logging.getLogger(__name__)
 Status = Notification.Status
 Outcome = DeliveryAttempt.Outcome
 
-# How long a worker that lost the database mid-delivery (a restart, a failover) keeps
-# reconnecting to record what it did, before leaving the row to the sweeper.
-DB_RETRY_SECONDS = 30.0
 # A pacing slot this close is waited for in the worker (a short sleep, under half of one
 # Telegram call) and the part sent at its slot; a later one waits in the lane
 # (``notifications.tasks``) and the worker goes on. Handing every slot a few milliseconds
@@ -80,27 +72,9 @@ LATE_SLOT_TOLERANCE = 0.1
 LATE_SLOT_FLOOR = 0.01
 LATE_SLOT_REBOOKS = 5
 CLAIMABLE = (Status.QUEUED, Status.SCHEDULED)
-
-T = TypeVar("T")
-
-
-def retrying_db(write: Callable[[], T]) -> T:
-    """``write()``, run again on a fresh connection while the database is unreachable.
-
-    Raises the last ``OperationalError``/``InterfaceError`` after ``DB_RETRY_SECONDS``.
-    """
-    deadline = time.monotonic() + DB_RETRY_SECONDS
-    delay = 0.25
-    while True:
-        try:
-            return write()
-        except (OperationalError, InterfaceError) as err:
-            if time.monotonic() + delay > deadline:
-                raise
-            logger.warning("database unavailable (%s); retrying in %.2fs", err, delay)
-            connection.close()
-            time.sleep(delay)
-            delay = min(delay * 2, 4.0)
+# A provider call more than this after the row was last seen ours reads it first: a cancel
+# stops sends within about this long (``_still_ours``).
+CANCEL_CHECK_SECONDS = 1.0
 
 
 def retry_delay(round_number: int) -> float:
@@ -202,7 +176,8 @@ class Job:
     defer_until: float | None = None  # pacing slot beyond the horizon (Unix time)
     daily_limit: bool = False  # SMS waits for tomorrow's count
     stuck: str = ""  # a partly sent message that can't be completed
-    lost: bool = False  # the lease was taken over, or the row is gone
+    lost: bool = False  # the lease was taken over, the row cancelled, or gone
+    seen_ours: float = field(default_factory=time.monotonic)  # the row last seen ours
 
     @property
     def round(self) -> int:
@@ -323,6 +298,7 @@ def claim(ids: list[int]) -> list[Job]:
     notifications = retrying_db(
         lambda: list(Notification.objects.filter(pk__in=claimed).select_related("user__contact"))
     )
+    _fill_invites(notifications)
     order = {pk: n for n, pk in enumerate(claimed)}
     jobs = []
     for notification in sorted(notifications, key=lambda n: order[n.pk]):
@@ -349,6 +325,24 @@ def claim(ids: list[int]) -> list[Job]:
             progress.resume = None
         jobs.append(job)
     return jobs
+
+
+def _fill_invites(notifications: list[Notification]) -> None:
+    """A Telegram invite is stored with its token masked; the live link is put in here, in
+    memory only (no write of this round touches ``message``). One query, only when some of
+    them carry an invite."""
+    carrying = {n.telegram_link_id for n in notifications if n.telegram_link_id}
+    if not carrying:
+        return
+    nonces = dict(
+        retrying_db(
+            lambda: list(TelegramLink.objects.filter(pk__in=carrying).values_list("pk", "nonce"))
+        )
+    )
+    for notification in notifications:
+        nonce = nonces.get(notification.telegram_link_id)
+        if nonce:
+            notification.message = invite_tokens.fill(notification.message, nonce)
 
 
 # --- the chain --------------------------------------------------------------------------------
@@ -460,6 +454,29 @@ def _renew_lease(job: Job, *, until: float | None = None, save_progress: bool = 
         return False
     job.lease = lease
     job.notification.lease_expires_at = lease
+    job.seen_ours = time.monotonic()
+    return True
+
+
+def _still_ours(job: Job) -> bool:
+    """Before a provider call: is the row still this round's? A notification cancelled
+    while it waited (for a pacing slot, behind a slow channel) is not sent. Read when the
+    row was last seen ours more than ``CANCEL_CHECK_SECONDS`` ago, and always after a wait
+    for a pacing slot: a send starts at most that long after a cancel commits, and a send
+    that follows its claim at once costs no query.
+    False (and the job lost) when it was cancelled or is gone."""
+    now = time.monotonic()
+    if now - job.seen_ours < CANCEL_CHECK_SECONDS:
+        return True
+    ours = retrying_db(
+        lambda: Notification.objects.filter(
+            pk=job.notification.pk, status=Status.SENDING, lease_expires_at=job.lease
+        ).exists()
+    )
+    if not ours:
+        job.lost = True
+        return False
+    job.seen_ours = now
     return True
 
 
@@ -571,6 +588,7 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
             if booking.at - time.time() > SLOT_TOLERANCE:
                 if not _renew_lease(job, until=booking.at):
                     return "stop"
+                job.seen_ours = 0.0  # read again when its slot comes: cancelled meanwhile?
                 return Wait(at=booking.at, job=job)
         if job.slot_at is not None and (ahead := job.slot_at - time.time()) > 0:
             time.sleep(ahead)  # at most SLOT_TOLERANCE: never early for a slot
@@ -585,7 +603,7 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
             job.paces_held, job.slot_at = 0, None
             job.rebooks += 1
             continue  # too late for its slot: book new ones
-        if not _renew_lease(job):
+        if not _renew_lease(job) or not _still_ours(job):
             return "stop"
         try:
             result: PartResult = sender.send_part(prepared, job.part)
@@ -660,7 +678,22 @@ def _conclude(job: Job) -> Decision:
     notification = job.notification
     now = timezone.now()
     if job.lost:
-        _write(job, {})
+        if job.accepted and job.success is None and job.prepared is not None:
+            # Parts went out before the row stopped being ours (cancelled mid-message).
+            sender = job.senders[job.transport_index]
+            job.record(
+                job.order[job.channel_index],
+                sender.transport,
+                Outcome.PARTIAL,
+                error=f"{len(job.accepted)} of {len(job.prepared.parts)} parts accepted; the "
+                "rest not sent: the notification was cancelled (or its lease lost)",
+                started_at=job.started_at,
+                duration_ms=_elapsed_ms(job),
+                provider_message_id=",".join(job.accepted),
+                cost=job.cost,
+                segments=job.prepared.segments,
+            )
+        write_round(_round_of(job), {})
         return Decision(notification.pk, None)
     if job.success is not None:
         return _finish(
@@ -727,180 +760,19 @@ def _finish(
     """End the round: ``changes`` to the row (``rounds_back``: the round is not counted)."""
     changes.setdefault("lease_expires_at", None)
     changes["progress"] = job.progress.dump()
-    if not _write(job, changes, rounds_back=rounds_back):
+    if not write_round(_round_of(job), changes, rounds_back=rounds_back):
         return Decision(job.notification.pk, None)
     return Decision(job.notification.pk, changes["status"], due)
 
 
-_ATTEMPT_FIELDS = [f for f in DeliveryAttempt._meta.concrete_fields if not f.primary_key]
-
-
-def _write(job: Job, changes: dict[str, Any], *, rounds_back: bool = False) -> bool:
-    """The round's attempts and the row's new state, at once, conditional on the lease.
-
-    One statement on PostgreSQL (a data-modifying CTE: the attempts are inserted only if the
-    row was updated), one short transaction elsewhere. False when the lease was lost (the
-    attempts are kept) or the row is gone (nothing to keep them on).
-    """
-    pk = job.notification.pk
-
-    def write() -> int:
-        if job.success is not None and job.success.transport in receipts.TRACKED_TRANSPORTS:
-            # An SMS whose receipts are tracked: its attempt's id links its parts.
-            with transaction.atomic():
-                updated = _update_sql(job, changes, rounds_back)
-                if updated:
-                    DeliveryAttempt.objects.bulk_create(job.attempts)
-                    _link_receipts(job)
-        elif connection.vendor == "postgresql":
-            updated = _write_postgres(job, changes, rounds_back)
-        else:
-            with transaction.atomic():
-                updated = _update_sql(job, changes, rounds_back)
-                if updated:
-                    _insert_attempts(job.attempts)
-        if not updated and Notification.objects.filter(pk=pk).exists():
-            DeliveryAttempt.objects.bulk_create(job.attempts)
-        return updated
-
-    # The provider may already have accepted the message: losing this write would send it
-    # again after the lease expires, so ride out a database restart here.
-    updated = retrying_db(write)
-    if changes and not updated:
-        logger.warning("notification %s: lease lost or row gone; attempts kept if it exists", pk)
-    return bool(updated)
-
-
-@functools.cache
-def _notification_column(vendor: str, name: str) -> tuple[str, Callable[[Any], Any]]:
-    """A Notification field's quoted column and how its value goes to the database."""
-    field = Notification._meta.get_field(name)
-    ops = connection.ops
-    if isinstance(field, models.DateTimeField):
-        adapt = ops.adapt_datetimefield_value
-    elif isinstance(field, (models.CharField, models.TextField, models.IntegerField)):
-        adapt = _same
-    else:
-        adapt = functools.partial(field.get_db_prep_save, connection=connection)
-    return ops.quote_name(field.column), adapt
-
-
-def _update_parts(job: Job, changes: dict[str, Any], rounds_back: bool) -> tuple[str, list[Any]]:
-    """The UPDATE of the row, conditional on the lease, as SQL and parameters."""
-    vendor = connection.vendor
-    quote = connection.ops.quote_name
-    assignments, params = [], []
-    for name, value in changes.items():
-        column, adapt = _notification_column(vendor, name)
-        assignments.append(f"{column} = %s")
-        params.append(adapt(value))
-    if rounds_back:
-        assignments.append(f"{quote('rounds')} = {quote('rounds')} - 1")
-    lease = connection.ops.adapt_datetimefield_value(job.lease)
-    sql = (
-        f"UPDATE {quote(Notification._meta.db_table)} SET {', '.join(assignments)} "
-        f"WHERE {quote('id')} = %s AND {quote('status')} = %s AND "
-        f"{quote('lease_expires_at')} = %s"
+def _round_of(job: Job) -> Round:
+    return Round(
+        pk=job.notification.pk,
+        lease=job.lease,
+        attempts=job.attempts,
+        success=job.success,
+        accepted=job.accepted,
     )
-    return sql, [*params, job.notification.pk, Status.SENDING, lease]
-
-
-def _update_sql(job: Job, changes: dict[str, Any], rounds_back: bool) -> int:
-    if not changes:
-        return 0
-    sql, params = _update_parts(job, changes, rounds_back)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-@functools.cache
-def _attempt_columns(vendor: str) -> list[tuple[str, str, Callable[[Any], Any]]]:
-    """Each attempt column: its attribute, its SQL type, and how its value goes to the
-    database (computed once per database vendor)."""
-    ops = connection.ops
-    columns = []
-    for column in _ATTEMPT_FIELDS:
-        if isinstance(column, models.DateTimeField):
-            adapt = ops.adapt_datetimefield_value
-        elif isinstance(column, models.DecimalField):
-            adapt = functools.partial(
-                ops.adapt_decimalfield_value,
-                max_digits=column.max_digits,
-                decimal_places=column.decimal_places,
-            )
-        elif isinstance(column, (models.CharField, models.TextField, models.IntegerField)):
-            adapt = _same
-        else:
-            adapt = functools.partial(column.get_db_prep_save, connection=connection)
-        columns.append((column.attname, column.db_type(connection), adapt))
-    return columns
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _attempt_rows(attempts: list[DeliveryAttempt], cast: bool) -> tuple[str, list[Any]]:
-    """``(…), (…)`` rows of the attempts' values (cast to each column's type if ``cast``)."""
-    columns = _attempt_columns(connection.vendor)
-    placeholders = ", ".join(f"%s::{sql_type}" if cast else "%s" for _, sql_type, _ in columns)
-    row = f"({placeholders})"
-    params = [adapt(getattr(attempt, name)) for attempt in attempts for name, _, adapt in columns]
-    return ", ".join([row] * len(attempts)), params
-
-
-def _insert_attempts(attempts: list[DeliveryAttempt]) -> None:
-    if not attempts:
-        return
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _ATTEMPT_FIELDS)
-    rows, params = _attempt_rows(attempts, cast=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) VALUES {rows}",
-            params,
-        )
-
-
-def _write_postgres(job: Job, changes: dict[str, Any], rounds_back: bool) -> int:
-    update, params = _update_parts(job, changes, rounds_back)
-    if not job.attempts:
-        with connection.cursor() as cursor:
-            cursor.execute(update, params)
-            return cursor.rowcount
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _ATTEMPT_FIELDS)
-    rows, row_params = _attempt_rows(job.attempts, cast=True)
-    sql = (
-        f"WITH updated AS ({update} RETURNING {quote('id')}), "
-        f"inserted AS (INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) "
-        f"SELECT * FROM (VALUES {rows}) AS attempt "
-        f"WHERE EXISTS (SELECT 1 FROM updated)) "
-        f"SELECT count(*) FROM updated"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *row_params])
-        return cursor.fetchone()[0]
-
-
-def _link_receipts(job: Job) -> None:
-    """Register the parts of the SMS just sent, so its receipts (some may have come already)
-    can settle it: in the transaction that writes its attempt."""
-    success = job.success
-    if success.pk is None:  # a database that returns no ids from a bulk insert
-        success.pk = (
-            DeliveryAttempt.objects.filter(
-                notification_id=job.notification.pk,
-                round=success.round,
-                transport=success.transport,
-                outcome=Outcome.SUCCESS,
-            )
-            .order_by("-pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-    receipts.link_parts(success, job.accepted)
 
 
 def release(job: Job) -> Decision:

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.utils import display_for_value
-from django.http import HttpRequest
+from django.contrib.admin.utils import display_for_field, display_for_value
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import formats
 from django.utils.html import format_html
@@ -203,8 +203,41 @@ def progress_texts(progress: selectors.CampaignProgress) -> dict[str, str]:
     return texts
 
 
-def progress_box(request: HttpRequest, campaign: Campaign) -> str:
-    """The progress box of a campaign's page, rendered now."""
+# Email HTML is previewed in sandboxed iframes (no script, no same origin). A ``srcdoc``
+# document inherits the page's Content-Security-Policy, so the page that holds one lets
+# inline styles through (email HTML is styled inline); scripts stay refused.
+EMAIL_PREVIEW_CSP = {"style-src": ["'unsafe-inline'"]}
+
+
+def allow_email_styles(response: HttpResponse) -> HttpResponse:
+    """``response`` (a page previewing email HTML) with ``EMAIL_PREVIEW_CSP`` added."""
+    response._csp_update = EMAIL_PREVIEW_CSP
+    return response
+
+
+# The fields of a campaign's page that move while it is created and sent: the poll refreshes
+# them with the progress box, so the whole page moves together.
+LIVE_CAMPAIGN_FIELDS = ("state", "recipients", "skipped", "created_all_at", "error")
+
+
+def campaign_fields(campaign: Campaign) -> dict[str, str]:
+    """``LIVE_CAMPAIGN_FIELDS`` as the admin shows them (read-only values)."""
+    return {
+        name: str(
+            display_for_field(
+                getattr(campaign, name),
+                Campaign._meta.get_field(name),
+                admin.site.empty_value_display,
+            )
+        )
+        for name in LIVE_CAMPAIGN_FIELDS
+    }
+
+
+def progress_box(
+    request: HttpRequest, campaign: Campaign
+) -> tuple[str, selectors.CampaignProgress]:
+    """The progress box of a campaign's page, rendered now, and the progress it shows."""
     progress = selectors.campaign_progress(campaign)
     texts = progress_texts(progress)
     return render_to_string(
@@ -218,4 +251,4 @@ def progress_box(request: HttpRequest, campaign: Campaign) -> str:
             ],
         },
         request=request,
-    )
+    ), progress

@@ -29,6 +29,14 @@ def add_errors(form: forms.BaseForm, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON field that may be left blank, and then shows blank (Django's shows ``null``,
+    which the operator never typed, on an empty form and again after every Preview)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
 class ComposeForm(forms.Form):
     """One notification for every selected user: a message, or a template and its
     variables."""
@@ -47,7 +55,7 @@ class ComposeForm(forms.Form):
         required=False,
         empty_label=_("— none: write a message below —"),
     )
-    context = forms.JSONField(
+    context = OptionalJSONField(
         label=_("Template variables"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),

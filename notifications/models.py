@@ -356,6 +356,17 @@ class Notification(models.Model):
     # {"language": "ru", "telegram": {"text", "parse_mode"}, "email": {"subject", "text",
     # "html"}, "sms": {"text"}}. Empty: every channel sends ``message`` (notifications.content).
     rendered = models.JSONField(_("rendered"), default=dict, blank=True, editable=False)
+    # The Telegram invite this notification carries: its message holds the link with the
+    # token masked, filled in only in memory when it is sent (notifications.invite_tokens).
+    telegram_link = models.ForeignKey(
+        "TelegramLink",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("Telegram link"),
+    )
 
     class Meta:
         verbose_name = _("notification")

@@ -38,6 +38,9 @@ def telegram_webhook(request: HttpRequest) -> HttpResponse:
     try:
         update = json.loads(request.body)
         telegram_bot.process_update(update)
+    except telegram_bot.IgnoredUpdate as err:  # not Telegram's, and not to be sent again
+        logger.warning("Telegram webhook: update ignored: %s", err)
+        return JsonResponse({"ok": True, "ignored": str(err)})
     except ValueError as err:  # not JSON (JSONDecodeError is a ValueError), or not an update
         return JsonResponse({"ok": False, "error": f"not a Telegram update: {err}"}, status=400)
     return JsonResponse({"ok": True})

@@ -181,6 +181,11 @@ class CampaignProgress:
         return self.campaign.state != Campaign.State.CREATING and self.finished >= self.created
 
     @property
+    def cancellable(self) -> bool:
+        """Something is left to stop: notifications to create, or not sent yet."""
+        return not self.done
+
+    @property
     def percent(self) -> int:
         if self.done:
             return 100
@@ -435,8 +440,11 @@ def _percentiles(since: datetime) -> dict[str, tuple]:
         with connection.cursor() as cursor:
             cursor.execute(PERCENTILES_SQL.format(table=Notification._meta.db_table), [since])
             return {
+                # Over no rows at all (a fresh install), the overall set's percentiles are
+                # one NULL, not an array of two.
                 "" if overall else channel: tuple(
-                    timedelta(seconds=float(v)) if v is not None else None for v in values
+                    timedelta(seconds=float(v)) if v is not None else None
+                    for v in values or (None, None)
                 )
                 for channel, overall, values in cursor.fetchall()
             }

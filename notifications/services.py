@@ -168,11 +168,15 @@ def notifications_resend(*, queryset: QuerySet[Notification]) -> BulkResult:
     return _move_to_queued(queryset, RESENDABLE, reset=True)
 
 
-CANCELLABLE = {Status.PENDING, Status.SCHEDULED, Status.QUEUED}
+CANCELLABLE = {Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING}
 
 
 def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
-    """Cancel notifications still waiting; one already being sent can't be stopped."""
+    """Cancel notifications not sent yet: waiting, or being sent. One being sent stops
+    before its next provider call (at most ``delivery.CANCEL_CHECK_SECONDS`` later: a job
+    waiting for its pacing slot, or behind a slow channel, is not sent); a call already in
+    flight finishes, and if the provider took the message it ends ``sent``, as it was. The
+    row keeps its lease, so that round can tell."""
     counts = selectors.count_by_status(queryset)
     changed = queryset.filter(status__in=CANCELLABLE).update(
         status=Status.CANCELLED, next_attempt_at=None
@@ -238,6 +242,38 @@ def notification_create(
         notification.save()
         _ring_after_commit(due_of([notification]))
     return notification
+
+
+def notification_queue_saved(*, notification: Notification) -> bool:
+    """Queue a notification that code saved new through the ORM
+    (``Notification.objects.create(user=u, message="…")``), as ``notification_create`` would
+    have: queued (or scheduled for its ``send_at``) with the default lifetime
+    (``NOTIFY_MESSAGE_TTL``) when it has no ``expires_at``, and rung once the transaction
+    that saved it commits. Rolled back with it, too.
+
+    Only a row still ``pending`` changes (one conditional UPDATE): saving it again, or a row
+    already queued, rings nothing. Returns True when it queued it.
+    """
+    now = timezone.now()
+    send_at = notification.send_at
+    later = send_at is not None and send_at > now
+    changes: dict[str, Any] = {
+        "status": Status.SCHEDULED if later else Status.QUEUED,
+        "queued_at": now,
+        "next_attempt_at": send_at if later else now,
+    }
+    ttl = settings.NOTIFY_MESSAGE_TTL
+    if notification.expires_at is None and ttl:
+        changes["expires_at"] = max(send_at or now, now) + timedelta(seconds=ttl)
+    with transaction.atomic():
+        if not Notification.objects.filter(pk=notification.pk, status=Status.PENDING).update(
+            **changes
+        ):
+            return False
+        for name, value in changes.items():
+            setattr(notification, name, value)
+        _ring_after_commit([(notification.pk, changes["next_attempt_at"])])
+    return True
 
 
 def template_get(*, key: str) -> Template:
@@ -360,16 +396,17 @@ def telegram_invites_send(
         subject, message = telegram_bot.invite_message(
             invite, language or contact.language or default_language()
         )
-        built.append(
-            notification_build(
-                user=contact.user,
-                message=message,
-                subject=subject,
-                channels=channels,
-                now=now,
-                queue=True,
-            )
+        notification = notification_build(
+            user=contact.user,
+            message=message,
+            subject=subject,
+            channels=channels,
+            expires_at=invite.expires_at,  # a dead link is not worth sending
+            now=now,
+            queue=True,
         )
+        notification.telegram_link = link  # its token, masked in the message, is put in
+        built.append(notification)  # when it is sent (invite_tokens)
     with transaction.atomic():
         TelegramLink.objects.bulk_create(links)
         notifications_save_new(built)
@@ -460,7 +497,8 @@ def campaign_create(
 
 def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     """Stop a campaign: no more of its notifications are created, and those still waiting
-    are cancelled (those being sent or done are left alone)."""
+    are cancelled, those being sent stop before their next provider call (those done are
+    left alone)."""
     with transaction.atomic():
         Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
             state=Campaign.State.CANCELLED, updated_at=timezone.now()
@@ -504,16 +542,23 @@ CONTACT_FIELDS = (
 
 def user_contact_update(*, contact: UserContact, changes: dict[str, Any]) -> UserContact:
     """Set the given contact fields, with the admin's validation (the model's validators and
-    ``clean``: phone numbers stored as E.164), and save them. Raises ``ValidationError``
-    with a message per field."""
+    ``clean``: phone numbers stored as E.164), and save only those (and ``updated_at``), so a
+    field the bot changed meanwhile (a /stop) keeps its new value. A new Telegram chat clears
+    ``telegram_blocked``: the block was the old chat's. Raises ``ValidationError`` with a
+    message per field."""
     unknown = set(changes) - set(CONTACT_FIELDS)
     if unknown:
         raise ValidationError({name: _("This field can't be changed.") for name in sorted(unknown)})
+    chat = contact.telegram_chat_id
     for name, value in changes.items():
         setattr(contact, name, value)
     contact.full_clean(exclude=["user"])
+    saved = [*changes, "updated_at"]
+    if "telegram_chat_id" in changes and contact.telegram_chat_id != chat:
+        contact.telegram_blocked = False
+        saved.append("telegram_blocked")
     if contact.pk is None:  # a user created before contacts existed
         contact.pk = UserContact.objects.get_or_create(user_id=contact.user_id)[0].pk
         contact._state.adding = False
-    contact.save(update_fields=[*CONTACT_FIELDS, "updated_at"])
+    contact.save(update_fields=saved)
     return contact

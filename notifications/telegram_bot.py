@@ -30,9 +30,6 @@ English and translated by the catalogue (locale/ru).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -47,6 +44,7 @@ from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from notifications.invite_tokens import MASK, token_for, token_hash
 from notifications.models import TelegramLink, TelegramPollOffset, TelegramUpdate, UserContact
 from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
@@ -143,17 +141,6 @@ def bot_username() -> str:
 # --- links --------------------------------------------------------------------------------------
 
 
-def _token_for(nonce: str) -> str:
-    digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"telegram-link:{nonce}".encode(), hashlib.sha256
-    ).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Invite:
     """A contact's link: its URL and until when it works."""
@@ -174,7 +161,7 @@ def make_link(
     (whose token is not in the row)."""
     now = now or timezone.now()
     nonce = secrets.token_urlsafe(32)
-    token = _token_for(nonce)
+    token = token_for(nonce)
     expires_at = now + timedelta(seconds=settings.NOTIFY_TELEGRAM_INVITE_TTL)
     row = TelegramLink(
         contact=contact,
@@ -204,7 +191,7 @@ def page_link(contact: UserContact, now: datetime | None = None) -> Invite:
         .first()
     )
     if current is not None:
-        token = _token_for(current.nonce)
+        token = token_for(current.nonce)
         if token_hash(token) == current.token_hash:  # else SECRET_KEY changed: a new one
             return _invite(token, current.expires_at, username)
     row, invite = make_link(contact, TelegramLink.Kind.PAGE, username, now)
@@ -213,9 +200,12 @@ def page_link(contact: UserContact, now: datetime | None = None) -> Invite:
 
 
 def invite_message(invite: Invite, lang: str | None) -> tuple[str, str]:
-    """The subject and text of an invite (email or SMS) in ``lang`` (ru or en)."""
+    """The subject and text of an invite (email or SMS) in ``lang`` (ru or en), with the
+    token masked (``invite_tokens.MASK``): the live link is put in when it is sent, from the
+    link the notification points at (``Notification.telegram_link``)."""
     date = timezone.localtime(invite.expires_at).date().isoformat()
-    return text("invite_subject", lang), text("invite", lang, url=invite.url, date=date)
+    url = invite.url.replace(f"start={invite.token}", f"start={MASK}")
+    return text("invite_subject", lang), text("invite", lang, url=url, date=date)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -227,13 +217,33 @@ class Reply:
     text: str
 
 
+# Telegram's ids fit in 64 bits (chat ids in 52); anything larger is not from Telegram.
+ID_LIMIT = 2**63 - 1
+
+
+class IgnoredUpdate(ValueError):
+    """An update that can't be recorded (its id does not fit): ignored, answered 200 so that
+    Telegram does not send it again."""
+
+
 def _update_id(update: Any) -> int:
     if not isinstance(update, dict):
         raise ValueError("an update is a JSON object")
     update_id = update.get("update_id")
     if isinstance(update_id, bool) or not isinstance(update_id, int):
         raise ValueError("an update needs an integer update_id")
+    if not 0 <= update_id < ID_LIMIT:
+        raise IgnoredUpdate(f"update_id {update_id} is out of range")
     return update_id
+
+
+def _chat_id(chat: Any) -> str:
+    """A chat's id as the contact stores it; raises ``ValueError`` for anything but an
+    integer Telegram could have sent (``Infinity``, ``1e400``, ``1.5``, ``true``, 2^70)."""
+    value = chat["id"]
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > ID_LIMIT:
+        raise ValueError(f"a chat id is an integer, not {str(value)[:40]!r}")
+    return str(value)
 
 
 def _update_kind(update: dict[str, Any]) -> str:
@@ -259,7 +269,7 @@ def handle_update(update: Any, now: datetime | None = None) -> Reply | None:
     except IntegrityError:
         logger.info("Telegram update %s already handled; ignored", update_id)
         return None
-    except (KeyError, TypeError, AttributeError, ValueError) as err:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as err:
         # Well-formed but not what it claims to be: recorded as handled, nothing done.
         logger.warning("Telegram update %s of kind %r not understood: %r", update_id, kind, err)
         TelegramUpdate.objects.get_or_create(
@@ -296,7 +306,7 @@ def _command(message_text: str) -> tuple[str, str]:
 
 def _on_message(message: dict[str, Any], now: datetime) -> Reply | None:
     chat = message["chat"]
-    chat_id = str(int(chat["id"]))
+    chat_id = _chat_id(chat)
     private = chat.get("type", "private") == "private"
     lang = (message.get("from") or {}).get("language_code") or _chat_language(chat_id)
     command, argument = _command(str(message.get("text") or ""))
@@ -373,7 +383,7 @@ def _stop(chat_id: str, now: datetime) -> str:
 
 
 def _on_member(event: dict[str, Any], now: datetime) -> None:
-    chat_id = str(int(event["chat"]["id"]))
+    chat_id = _chat_id(event["chat"])
     status = str(event["new_chat_member"]["status"])
     if status in ("kicked", "left"):
         blocked = True
@@ -429,7 +439,10 @@ def poll_once(timeout: float) -> int:
         except ValueError as err:
             logger.warning("getUpdates gave a malformed update (%s); skipped", err)
             continue
-        process_update(update)
+        try:
+            process_update(update)
+        except ValueError as err:
+            logger.warning("update %s not understood (%s); skipped", update_id, err)
         save_poll_offset(update_id + 1)
     return len(updates)
 

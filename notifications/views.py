@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import segno
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,12 +16,15 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import charts, selectors, services
+from notifications import charts, selectors, services, telegram_bot
 from notifications.display import (
     LIVE,
+    campaign_fields,
     error_text,
     money,
     notification_cells,
@@ -29,8 +34,10 @@ from notifications.display import (
     seconds,
 )
 from notifications.models import Campaign, Channel, Notification, UserContact
+from notifications.senders.base import DeliveryError
 
 Status = Notification.Status
+MAX_ID = 2**63 - 1  # the largest id a row can have (a 64-bit signed column)
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -45,13 +52,15 @@ def _require(request: HttpRequest, *perms: str) -> None:
 def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """A campaign's counts, formatted, for its page's progress bar."""
     _require(request, "notifications.view_campaign")
-    progress = selectors.campaign_progress(get_object_or_404(Campaign, pk=pk))
+    campaign = get_object_or_404(Campaign, pk=pk)
+    progress = selectors.campaign_progress(campaign)
     return JsonResponse(
         {
             "percent": progress.percent,
             "done": progress.done,
-            "cancellable": progress.done is False or progress.by_status.get(Status.QUEUED, 0) > 0,
+            "cancellable": progress.cancellable,
             "text": progress_texts(progress),
+            "fields": campaign_fields(campaign),
         }
     )
 
@@ -78,6 +87,10 @@ def notification_states(request: HttpRequest) -> JsonResponse:
         ids = [int(pk) for pk in request.GET.get("ids", "").split(",") if pk.strip()]
     except ValueError:
         return JsonResponse({"error": _("ids must be numbers separated by commas.")}, status=400)
+    if any(not 1 <= pk <= MAX_ID for pk in ids):
+        return JsonResponse(
+            {"error": _("ids must be between 1 and %(max)s.") % {"max": MAX_ID}}, status=400
+        )
     return JsonResponse(
         {
             "notifications": {
@@ -118,6 +131,43 @@ def contact_send_test(request: HttpRequest, pk: int) -> HttpResponse:
         % {"id": notification.pk},
     )
     return redirect(url)
+
+
+@require_POST
+def contact_telegram_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """A contact's live Telegram invite link and its QR code (made here, no web service),
+    for staff who may change contacts, on their explicit request: whoever opens the link
+    links their chat to this contact. Never cached."""
+    _require(request, "notifications.change_usercontact")
+    contact = get_object_or_404(UserContact.objects.select_related("user"), pk=pk)
+    back = reverse("admin:notifications_usercontact_change", args=[pk])
+    if not settings.TELEGRAM_BOT_TOKEN:
+        messages.error(request, _("Telegram is not configured (TELEGRAM_BOT_TOKEN)."))
+        return redirect(back)
+    try:
+        invite = telegram_bot.page_link(contact)
+    except DeliveryError as err:
+        messages.error(
+            request,
+            _("No link: the bot's username is not known (%(error)s); set TELEGRAM_BOT_USERNAME.")
+            % {"error": err.message},
+        )
+        return redirect(back)
+    qr = segno.make(invite.url, error="m").svg_inline(scale=4, title=str(_("Invite link")))
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Telegram link for %(user)s") % {"user": contact.user},
+        "opts": UserContact._meta,
+        "contact": contact,
+        "invite": invite,
+        "qr": mark_safe(qr),  # segno's own SVG of our URL: no user input in it
+        "back": back,
+    }
+    response = TemplateResponse(
+        request, "admin/notifications/usercontact/telegram_link.html", context
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 # --- the dashboard ----------------------------------------------------------------------------

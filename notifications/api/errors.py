@@ -7,8 +7,13 @@ Every 4xx (and a 5xx, should one happen) is::
                 "notifications.3.user": ["No user with username 'bob'."]}}
 
 ``fields`` maps a field (dotted for nested ones: a batch item is ``notifications.<index>``)
-to its messages, and is ``{}`` when the error is not about fields. Django ``ValidationError``s
-raised by the services become field errors with the services' own messages.
+to its messages, and is ``{}`` when the error is not about fields.
+
+Two kinds of invalid input, both with code ``invalid``: 400 when the request breaks its
+OpenAPI schema (a type, a pattern, a length, an unknown or read-only field), 422 when it is
+well-formed but breaks a rule the schema can't state — no such user, an expiry before the
+send time, a phone number that is not a mobile. Django ``ValidationError``s raised by the
+services are the second kind, with the services' own messages.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import logging
 import math
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -25,6 +31,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+
+from notifications.api.auth import client_of
 
 logger = logging.getLogger("notifications.api")
 
@@ -45,9 +53,23 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
-def from_django(err: DjangoValidationError) -> exceptions.ValidationError:
-    """A services' ``ValidationError`` as the API's: a message list per field."""
-    return exceptions.ValidationError(as_serializer_error(err))
+class Unprocessable(exceptions.ValidationError):
+    """422: well-formed input (as its schema says) that breaks a rule, per field."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+
+def from_django(err: DjangoValidationError) -> Unprocessable:
+    """A services' ``ValidationError`` as the API's: 422, a message list per field."""
+    return Unprocessable(as_serializer_error(err))
+
+
+def too_large() -> PayloadTooLarge:
+    limit = settings.NOTIFY_API_MAX_BODY_BYTES
+    return PayloadTooLarge(
+        f"The request body is larger than {limit:,} bytes (NOTIFY_API_MAX_BODY_BYTES); "
+        "send fewer notifications per batch."
+    )
 
 
 def _clean(text: Any) -> str:
@@ -97,6 +119,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's exception handler: the one error shape for every error, 5xx included (logged)."""
     if isinstance(exc, DjangoValidationError):
         exc = from_django(exc)
+    elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = too_large()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -106,7 +130,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         logger.error("API error on %s", context.get("request"), exc_info=exc)
         body = error_body(500, "server_error", "Something went wrong on our side; it is logged.")
         return Response(body, status=500)
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, Unprocessable):
+        general, fields = flatten(exc.detail)
+        detail = " ".join(general) or "The request breaks a rule: see the field errors."
+    elif isinstance(exc, exceptions.ValidationError):
         general, fields = flatten(exc.detail)
         detail = " ".join(general) or "The request is not valid: see the field errors."
     else:
@@ -117,7 +144,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, exceptions.Throttled):
         wait = max(1, math.ceil(exc.wait or 1))
         headers["Retry-After"] = str(wait)
-        detail = f"Too many requests for this API key; try again in {wait} s."
+        who = "for this API key" if client_of(context["request"]) else "from this address"
+        detail = f"Too many requests {who}; try again in {wait} s."
     return Response(
         error_body(exc.status_code, _code_of(exc), detail, fields),
         status=exc.status_code,

@@ -1,136 +1,138 @@
-"""What the API reads and writes. Input serializers check types only: the rules (an empty
-message, an unknown channel, an expiry before the send time, a phone number that is not a
-mobile) are the services' and the models', so the API answers with the same messages as
-``notification_create`` and the admin."""
+"""What the API reads and writes. Input serializers check what the OpenAPI schema states —
+types (strictly: a string field takes a JSON string), lengths, patterns, choices — and a
+failure there is a 400. The rules a schema can't state (an unknown user, an expiry before
+the send time, a time more than 100 years away, a phone number that is not a mobile) are the
+services' and the models', checked after, and answered with 422 and the same messages as
+``notification_create`` and the admin (see ``notifications.api.fields``)."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from notifications.api.fields import (
+    CHAT_ID,
+    EMAIL,
+    NO_NUL,
+    NOT_BLANK,
+    ONE_LINE,
+    PHONE,
+    USERNAME_MAX_LENGTH,
+    AwareDateTimeField,
+    ChannelListField,
+    LanguageField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    UserReferenceField,
+    pattern,
+)
 from notifications.models import Channel, DeliveryAttempt, Notification, UserContact
+from notifications.validators import validate_message
 
 BATCH_MAX = 1000
-MAX_ID = 2**63 - 1
 # A send or expiry time further away than this is a mistake, not a plan.
-FURTHEST = timedelta(days=366 * 100)
+FURTHEST_YEARS = 100
+SUBJECT_ONE_LINE = "The subject must be one line: remove the line breaks."
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it doesn't know, so a typo ("subjet") is an error, not silently lost."""
+    """Refuses fields it doesn't know, and fields it only shows, so a typo ("subjet") or a
+    read-only field sent back ("telegram_blocked") is an error, not silently ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                known = ", ".join(name for name, f in self.fields.items() if not f.read_only)
-                raise serializers.ValidationError(
-                    {name: [f"Unknown field; the fields are {known}."] for name in unknown}
-                )
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            known = ", ".join(name for name in self.fields if name in writable)
+            errors = {
+                name: [
+                    "This field is read-only; leave it out."
+                    if name in self.fields
+                    else f"Unknown field; the fields are {known}."
+                ]
+                for name in sorted(set(data) - writable)
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-            {"type": "string", "minLength": 1, "maxLength": 150},
-        ],
-        "description": "The user's id (a number) or username (a string).",
-    }
-)
-class UserReferenceField(serializers.Field):
-    """A user named by id (a JSON number) or username (a JSON string); resolved by the view
-    in one query for a whole batch."""
-
-    default_error_messages = {
-        "invalid": "Give the user's id (a number) or username (a string).",
-        "id": "{value} is not a user id.",
-        "username": "Not a username: {reason}.",
-    }
-
-    def to_internal_value(self, data: Any) -> int | str:
-        if isinstance(data, bool) or not isinstance(data, (int, str)):
-            self.fail("invalid")
-        if isinstance(data, int):
-            if not 1 <= data <= MAX_ID:
-                self.fail("id", value=data)
-            return data
-        if not data.strip():
-            self.fail("invalid")
-        if len(data) > 150:
-            self.fail("username", reason="longer than 150 characters")
-        if "\x00" in data or re.search("[\ud800-\udfff]", data):
-            self.fail("username", reason="it contains a NUL or surrogate character")
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        return value
+def _own_nul_check(field: serializers.CharField) -> serializers.CharField:
+    """``field`` without DRF's NUL check, where its own validator says it (one message)."""
+    field.validators = [
+        v for v in field.validators if not isinstance(v, ProhibitNullCharactersValidator)
+    ]
+    return field
 
 
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 time with its offset (``2026-12-01T09:00:00+03:00`` or ``…Z``)."""
+class MessageField(StrictCharField):
+    """The text to send: not blank, no NUL, at most NOTIFY_MESSAGE_MAX_LENGTH characters
+    (read when checked, and when the schema is served)."""
 
-    default_error_messages = {
-        "naive": "Give the time with its offset, e.g. 2026-12-01T09:00:00+03:00 or "
-        "2026-12-01T06:00:00Z.",
-        "far": "This time is more than 100 years away.",
-    }
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "error_messages", {"blank": "The message is empty; write something to send."}
+        )
+        super().__init__(validators=[validate_message], **kwargs)
+        _own_nul_check(self)
 
-    def to_internal_value(self, value: Any) -> datetime:
-        if isinstance(value, str):
-            parsed = None
-            try:
-                parsed = parse_datetime(value.strip())
-            except ValueError:
-                pass
-            if parsed is not None and timezone.is_naive(parsed):
-                self.fail("naive")
-        result = super().to_internal_value(value)
-        if abs(result - timezone.now()) > FURTHEST:
-            self.fail("far")
-        return result
+
+class MessageFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "notifications.api.serializers.MessageField"
+
+    def map_serializer_field(self, auto_schema, direction) -> dict:
+        return {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": settings.NOTIFY_MESSAGE_MAX_LENGTH,
+            "pattern": NOT_BLANK.replace(r"\Z", "$"),
+            "description": self.target.help_text or "",
+        }
 
 
 class NotificationCreateSerializer(StrictSerializer):
     """A notification to create (unknown fields are refused)."""
 
     user = UserReferenceField()
-    message = serializers.CharField(
-        allow_blank=True,
-        trim_whitespace=False,
-        help_text="The text to send (at most NOTIFY_MESSAGE_MAX_LENGTH characters).",
+    message = MessageField(
+        help_text="The text to send: not blank, no NUL characters, at most "
+        "NOTIFY_MESSAGE_MAX_LENGTH characters.",
     )
-    subject = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        trim_whitespace=False,
-        help_text="Email subject, one line; a default is used when blank.",
+    subject = _own_nul_check(
+        StrictCharField(
+            required=False,
+            allow_blank=True,
+            max_length=200,
+            validators=[pattern(ONE_LINE, SUBJECT_ONE_LINE)],
+            help_text="Email subject, one line (no line breaks or NUL characters); a default is "
+            "used when blank.",
+        )
     )
-    channels = serializers.ListField(
-        child=serializers.ChoiceField(choices=Channel.choices),
+    channels = ChannelListField(
+        child=StrictChoiceField(choices=Channel.choices),
         required=False,
         allow_null=True,
         max_length=len(Channel.choices),
-        help_text="Channels to try, in order, for this notification only; default: all, in "
-        "the service's order (NOTIFY_CHANNEL_ORDER).",
+        help_text="Channels to try, in order, each at most once, for this notification only; "
+        "default (null or empty): all, in the service's order (NOTIFY_CHANNEL_ORDER).",
     )
     send_at = AwareDateTimeField(
         required=False,
         allow_null=True,
-        help_text="Not sent before this time: a future time gives status `scheduled`.",
+        help_text="Not sent before this time: a future time gives status `scheduled`. At most "
+        f"{FURTHEST_YEARS} years from now (else 422).",
     )
     expires_at = AwareDateTimeField(
         required=False,
         allow_null=True,
         help_text="Never delivered after this time (it ends `expired`); default: "
-        "NOTIFY_MESSAGE_TTL after it is due.",
+        "NOTIFY_MESSAGE_TTL after it is due. Must be after the time it is sent and at most "
+        f"{FURTHEST_YEARS} years from now (else 422).",
     )
 
 
@@ -249,23 +251,57 @@ class ActionResultSerializer(serializers.Serializer):
     notification = NotificationSerializer()
 
 
-class NotificationFilterSerializer(serializers.Serializer):
-    """The list's query parameters."""
+STATUS_LIST = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"$ref": "#/components/schemas/NotificationStatus"},
+}
 
-    user = UserReferenceField(required=False, help_text="The user's id or username.")
-    status = serializers.MultipleChoiceField(
-        choices=Notification.Status.choices,
+
+@extend_schema_field(STATUS_LIST)
+class StatusListField(serializers.Field):
+    """One status, or several separated by commas (``failed,expired``). Not blank: in a
+    query an empty list and a list of one blank status read the same, so the schema asks
+    for at least one."""
+
+    default_error_messages = {
+        "invalid": "{value!r} is not a status; the statuses are {known}.",
+    }
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data, known="")
+        known = Notification.Status.values
+        statuses = data.split(",")
+        for status in statuses:
+            if status not in known:
+                self.fail("invalid", value=status, known=", ".join(known))
+        return sorted(set(statuses))
+
+
+class NotificationFilterSerializer(serializers.Serializer):
+    """The list's query parameters (``limit`` and ``cursor`` are the paginator's)."""
+
+    user = _own_nul_check(
+        StrictCharField(
+            required=False,
+            max_length=USERNAME_MAX_LENGTH,
+            validators=[pattern(NO_NUL, "Not a username: it contains a NUL character.")],
+            help_text="The user's id (digits: 1 to 2^63-1, no leading zero) or username.",
+        )
+    )
+    status = StatusListField(
         required=False,
         help_text="One status, or several separated by commas (e.g. `failed,expired`).",
     )
-    channel = serializers.ChoiceField(
+    channel = StrictChoiceField(
         choices=Channel.choices, required=False, help_text="The channel that delivered it."
     )
-    created_after = serializers.DateTimeField(
-        required=False, help_text="Created at or after this time (ISO 8601; UTC if no offset)."
+    created_after = AwareDateTimeField(
+        required=False, help_text="Created at or after this time (RFC 3339, with its offset)."
     )
-    created_before = serializers.DateTimeField(
-        required=False, help_text="Created before this time (ISO 8601; UTC if no offset)."
+    created_before = AwareDateTimeField(
+        required=False, help_text="Created before this time (RFC 3339, with its offset)."
     )
 
     def to_internal_value(self, data: Any) -> Any:
@@ -273,67 +309,78 @@ class NotificationFilterSerializer(serializers.Serializer):
         for name in self.fields:
             if name not in data:
                 continue
-            value = ",".join(data.getlist(name)) if hasattr(data, "getlist") else data[name]
-            if name == "user" and isinstance(value, str) and value.isdigit():
-                value = int(value) if len(value) < 20 else value
-            elif name == "status":
-                value = [part.strip() for part in value.split(",") if part.strip()]
-            elif name.startswith("created_"):
-                # A "+03:00" offset arrives as " 03:00" when the client did not encode the +.
-                value = re.sub(r" (\d\d:?\d\d)$", r"+\1", value)
-            values[name] = value
+            values[name] = ",".join(data.getlist(name)) if hasattr(data, "getlist") else data[name]
         return super().to_internal_value(values)
 
 
 class ContactSerializer(StrictSerializer):
-    """How to reach one user; checked like the admin's contact form."""
+    """How to reach one user; checked like the admin's contact form. Only the fields given
+    are changed."""
 
     user = serializers.IntegerField(source="user_id", read_only=True)
     username = serializers.CharField(source="user.get_username", read_only=True)
-    telegram_chat_id = serializers.CharField(
+    telegram_chat_id = StrictCharField(
         required=False,
         allow_blank=True,
-        help_text="Numeric chat id (negative for groups) or @channelusername.",
+        max_length=UserContact._meta.get_field("telegram_chat_id").max_length,
+        validators=[
+            pattern(
+                CHAT_ID,
+                "Enter a numeric Telegram chat id (e.g. 123456789, or -100… for a group) or a "
+                "channel username such as @my_channel.",
+            )
+        ],
+        help_text="Numeric chat id (negative for groups) or @channelusername; blank unlinks. "
+        "A new chat clears the bot-blocked mark. To let the user link their own chat, "
+        "`POST …/contact/invite`.",
     )
-    email = serializers.CharField(
+    email = StrictCharField(
         required=False,
         allow_blank=True,
+        max_length=UserContact._meta.get_field("email").max_length,
+        validators=[pattern(EMAIL, "Enter a valid email address.")],
         help_text="Blank: the user account's email address is used.",
     )
-    phone = serializers.CharField(
+    phone = StrictCharField(
         required=False,
         allow_blank=True,
-        help_text="A mobile number; stored in international form (+79161234567).",
+        max_length=UserContact._meta.get_field("phone").max_length,
+        validators=[
+            pattern(
+                PHONE,
+                "Enter a phone number: digits, with an optional leading + and spaces, "
+                "brackets, dots or dashes, e.g. +79161234567.",
+            )
+        ],
+        help_text="A mobile number (else 422); stored in international form (+79161234567).",
     )
-    telegram_opt_out = serializers.BooleanField(required=False)
-    email_opt_out = serializers.BooleanField(required=False)
-    sms_opt_out = serializers.BooleanField(required=False)
-    language = serializers.ChoiceField(
-        choices=["", "ru", "en"],
+    telegram_opt_out = StrictBooleanField(required=False)
+    email_opt_out = StrictBooleanField(required=False)
+    sms_opt_out = StrictBooleanField(required=False)
+    language = LanguageField(
         required=False,
-        allow_blank=True,
         help_text="The language of the templates this user gets; blank: the service's.",
     )
     telegram_blocked = serializers.BooleanField(
-        read_only=True, help_text="The user blocked the bot: Telegram is skipped until unblocked."
+        read_only=True,
+        help_text="The user blocked the bot: Telegram is skipped until they unblock it or "
+        "link a new chat.",
     )
     effective_email = serializers.CharField(
         read_only=True, help_text="Where email goes: this contact's email, else the account's."
     )
-    telegram_invite_link = serializers.SerializerMethodField(
-        help_text="A link the user opens to link their Telegram chat (single use; it expires "
-        "at `telegram_invite_expires_at`); null when Telegram is not configured."
-    )
-    telegram_invite_expires_at = serializers.SerializerMethodField()
     updated_at = serializers.DateTimeField(read_only=True)
 
-    def get_telegram_invite_link(self, contact: UserContact) -> str | None:
-        invite = self.context.get("invite")
-        return invite.url if invite is not None else None
 
-    def get_telegram_invite_expires_at(self, contact: UserContact) -> datetime | None:
-        invite = self.context.get("invite")
-        return invite.expires_at if invite is not None else None
+class InviteSerializer(serializers.Serializer):
+    """A link that links the Telegram chat of whoever opens it to this contact."""
+
+    url = serializers.URLField(
+        read_only=True,
+        help_text="https://t.me/<bot>?start=<token>: single use, and it stops working once "
+        "any of the contact's links is used.",
+    )
+    expires_at = serializers.DateTimeField(read_only=True, help_text="It works until then.")
 
 
 class ErrorSerializer(serializers.Serializer):

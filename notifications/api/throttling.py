@@ -1,21 +1,32 @@
-"""Per-client throttling: ``NOTIFY_API_RATE`` requests per period for each API key (and each
-staff user), shared by every web process and host.
+"""Throttling, shared by every web process and host: ``NOTIFY_API_RATE`` requests per period for
+each API key (and each staff user), and ``NOTIFY_API_ANON_RATE`` per client address for
+everything else — requests without credentials or with a bad key, the schema and docs pages,
+and login attempts of the browsable API (``/api/v1/auth/login/``, counted by
+``LoginThrottleMiddleware``). An address that keeps guessing keys or passwords gets 429, not another answer.
 
 The limit is a GCRA schedule — the one ``notifications.pacing`` keeps for Telegram, in Redis
 when the queue is Redis, else in the database — with a burst of the whole period's requests:
 ``600/min`` lets a client send 600 at once, then one every 0.1 s. A refused request gets 429
 with ``Retry-After`` (whole seconds until the next one would be let through). A per-process
 counter would let N web processes allow N times the rate.
+
+The address is ``REMOTE_ADDR``, or behind a proxy (``DJANGO_BEHIND_PROXY``) the one it puts
+last in ``X-Forwarded-For`` (DRF's ``NUM_PROXIES``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
 from redis.exceptions import RedisError
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -25,32 +36,103 @@ from notifications.api.auth import client_of
 logger = logging.getLogger("notifications.api")
 
 
+def address_of(request: HttpRequest | Request) -> str:
+    """The client's address, as DRF's throttles read it."""
+    return BaseThrottle().get_ident(request)
+
+
+def wait_for(name: str, rate: tuple[int, float] | None) -> float | None:
+    """Book one request on pace ``name`` at ``rate`` (requests, seconds): None when it may go
+    now, else the seconds until one would be let through. An unreachable schedule lets it go
+    (the request itself needs the database; an unreachable Redis should not stop it)."""
+    if rate is None:
+        return None
+    requests, seconds = rate
+    interval = seconds / requests
+    horizon = interval * (requests - 1)
+    try:
+        booking = pacing.schedule().book_all([f"api:{name}"], [interval], horizon, horizon)
+    except (OperationalError, InterfaceError, RedisError) as err:
+        logger.warning("API throttling unavailable (%s); request let through", err)
+        return None
+    if not booking.refused:
+        return None
+    return max(booking.at - horizon - time.time(), 0.0)
+
+
+def anonymous_wait(request: HttpRequest | Request) -> float | None:
+    """Book one request without a valid key or session from the client's address."""
+    return wait_for(f"ip:{address_of(request)}", settings.NOTIFY_API_ANON_RATE)
+
+
 class ClientRateThrottle(BaseThrottle):
-    """DRF throttle with one scope per API key or staff user."""
+    """DRF throttle: one allowance per API key or staff user, one per address for anonymous
+    requests that reach it (the public schema and docs)."""
 
     def __init__(self) -> None:
         self._wait: float | None = None
 
     def allow_request(self, request: Request, view) -> bool:
-        rate = settings.NOTIFY_API_RATE
         client = client_of(request)
-        if rate is None or client is None:
-            return True
-        requests, seconds = rate
-        interval = seconds / requests
-        horizon = interval * (requests - 1)
-        try:
-            booking = pacing.schedule().book_all(
-                [f"api:{client}"], [interval], horizon, tolerance=horizon
-            )
-        except (OperationalError, InterfaceError, RedisError) as err:
-            # The request itself needs the database; an unreachable Redis should not stop it.
-            logger.warning("API throttling unavailable (%s); request let through", err)
-            return True
-        if not booking.refused:
-            return True
-        self._wait = max(booking.at - horizon - time.time(), 0.0)
-        return False
+        if client is None:
+            self._wait = anonymous_wait(request)
+        else:
+            self._wait = wait_for(client, settings.NOTIFY_API_RATE)
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
+
+
+class CountsFailedAuthentication:
+    """An ``APIView`` mixin: a request refused for want of valid credentials (401, or a
+    missing key where the view needs one) costs its address one anonymous request, and past
+    ``NOTIFY_API_ANON_RATE`` gets 429 instead."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        try:
+            super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        except (exceptions.NotAuthenticated, exceptions.AuthenticationFailed):
+            wait = anonymous_wait(request)
+            if wait is not None:
+                raise exceptions.Throttled(wait) from None
+            raise
+
+
+def login_refused(request: HttpRequest) -> HttpResponse | None:
+    """A login POST (each counts, failed or not) past the address's allowance: 429."""
+    wait = anonymous_wait(request)
+    if wait is None:
+        return None
+    seconds = max(1, math.ceil(wait))
+    response = HttpResponse(
+        f"Too many login attempts from this address; try again in {seconds} s.\n",
+        status=429,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+class LoginThrottleMiddleware:
+    """The browsable API's login (``rest_framework.urls``, mounted by the project at
+    ``/api/v1/auth/``): every login POST costs its address one of ``NOTIFY_API_ANON_RATE``,
+    failed or not; past the allowance, 429 before Django checks the password."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path == login_path():
+            refused = login_refused(request)
+            if refused is not None:
+                return refused
+        return self.get_response(request)
+
+
+def login_path() -> str | None:
+    """Where the browsable API's login form posts, if the project mounts it."""
+    try:
+        return reverse("rest_framework:login")
+    except NoReverseMatch:
+        return None

@@ -1,10 +1,11 @@
 """``/api/v1/``: the endpoints, the OpenAPI schema, Swagger UI and ReDoc (served from the
-project's own static files: drf-spectacular-sidecar, no CDN)."""
+project's own static files: drf-spectacular-sidecar, no CDN), and a JSON 404 for any other
+path under it."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from notifications.api import views
+from notifications.api.docs import RedocView, SchemaView, SwaggerView
 from notifications.api.errors import not_found
 
 app_name = "api"
@@ -16,12 +17,14 @@ urlpatterns = [
     path("notifications/<int:pk>/cancel", views.NotificationCancelView.as_view(), name="cancel"),
     path("notifications/<int:pk>/resend", views.NotificationResendView.as_view(), name="resend"),
     path("users/<int:pk>/contact", views.ContactView.as_view(), name="contact"),
-    path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("users/<int:pk>/contact/invite", views.ContactInviteView.as_view(), name="contact-invite"),
+    path("schema/", SchemaView.as_view(api_version="v1"), name="schema"),
+    path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
     path(
         "redoc/",
-        SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"),
+        RedocView.as_view(url_name="api:schema", template_name="api/redoc.html"),
         name="redoc",
     ),
-    re_path(r"^(?P<path>.*)$", not_found),
+    # Any path, line breaks included (``.`` would stop at one, and Django answer in HTML).
+    re_path(r"^(?P<path>[\s\S]*)\Z", not_found),
 ]

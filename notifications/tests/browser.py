@@ -7,8 +7,9 @@ real admin served by pytest-django's ``live_server``.
   reason, when there is no Chromium (``apt-get install chromium``) or no ``playwright``;
   under CI (``CI`` set) a missing browser fails them instead, so CI never skips them quietly.
 - ``page``: a fresh page (cookies of its own) whose base URL is the live server, so
-  ``page.goto("/admin/")`` works. The test fails if a static file answers 4xx/5xx or a script
-  throws: an unstyled or broken admin is what a person would see.
+  ``page.goto("/admin/")`` works. The test fails if a static file answers 4xx/5xx, a script
+  throws, or the Content-Security-Policy refuses something the page uses: an unstyled or
+  broken admin is what a person would see.
 - ``admin_credentials``: pytest-django's ``admin_user`` with a known password.
 - ``admin_page``: ``page``, logged in through the real login form as that superuser.
 
@@ -108,6 +109,15 @@ def page(browser: Browser, live_server) -> Iterator[Page]:
     static_path = static_path if static_path.startswith("/") else "/" + static_path
     problems: list[str] = []
     new_page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    # What the Content-Security-Policy refused: a page that needs it relaxed is a bug.
+    new_page.on(
+        "console",
+        lambda message: (
+            problems.append(f"CSP: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     new_page.on(
         "response",
         lambda response: (
@@ -118,6 +128,9 @@ def page(browser: Browser, live_server) -> Iterator[Page]:
     )
     yield new_page
     context.close()
+    # A test may expect the policy to refuse something off-site (ReDoc's logo from its CDN).
+    expected = getattr(new_page, "expected_csp_refusals", ())
+    problems = [p for p in problems if not (p.startswith("CSP:") and any(e in p for e in expected))]
     if problems:
         pytest.fail("the page did not load cleanly:\n" + "\n".join(problems))
 

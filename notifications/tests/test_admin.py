@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -13,7 +14,13 @@ from django.utils import timezone
 
 from notifications import telegram_bot
 from notifications.delivery import deliver_now
-from notifications.models import ApiKey, DeliveryAttempt, Notification, UserContact
+from notifications.models import (
+    ApiKey,
+    DeliveryAttempt,
+    Notification,
+    TelegramLink,
+    UserContact,
+)
 from notifications.senders.sms import segment_count
 from notifications.services import telegram_invites_send
 from notifications.tests.conftest import wait_for_status
@@ -95,14 +102,14 @@ def test_resend_action_requeues_sent_ones_from_scratch(
 
 
 @pytest.mark.django_db
-def test_cancel_action_stops_waiting_ones_only(admin_client, admin_user, settings_no_autosend):
+def test_cancel_action_stops_all_not_sent_yet(admin_client, admin_user, settings_no_autosend):
     selected = make_notifications(
         admin_user, [Status.PENDING, Status.QUEUED, Status.SENDING, Status.SENT]
     )
     response = run_action(admin_client, "cancel_selected", selected)
-    assert messages_of(response) == ["2 cancelled, 2 skipped: 1 being sent, 1 already sent"]
+    assert messages_of(response) == ["3 cancelled, 1 skipped: 1 already sent"]
     assert sorted(Notification.objects.values_list("status", flat=True)) == sorted(
-        [Status.CANCELLED, Status.CANCELLED, Status.SENDING, Status.SENT]
+        [Status.CANCELLED, Status.CANCELLED, Status.CANCELLED, Status.SENT]
     )
 
 
@@ -387,14 +394,44 @@ def telegram_bot_settings(settings, telegram, smtp):
 
 
 @pytest.mark.django_db
-def test_contact_page_shows_the_invite_link_and_its_qr_code(admin_client, telegram_bot_settings):
+def test_contact_page_gives_the_invite_link_and_its_qr_code_only_on_request(
+    admin_client, telegram_bot_settings
+):
     user = get_user_model().objects.create_user("nia")
     url = reverse("admin:notifications_usercontact_change", args=[user.contact.pk])
     page = admin_client.get(url).content.decode()
-    link = re.search(r'id="telegram-link">(https://t\.me/notify_demo_bot\?start=[\w-]+)<', page)
-    assert link, page
-    assert "<svg" in page and 'class="segno"' in page  # the QR code, made here
-    assert link.group(1) in admin_client.get(url).content.decode()  # the same link again
+    assert "Not linked to Telegram yet." in page
+    assert "?start=" not in page and not TelegramLink.objects.exists()  # a GET never writes
+    assert "Show a Telegram link" in page
+
+    link_url = reverse("notify-contact-telegram-link", args=[user.contact.pk])
+    assert admin_client.get(link_url).status_code == 405
+    response = admin_client.post(link_url)
+    assert "no-store" in response["Cache-Control"]
+    shown = response.content.decode()
+    link = re.search(r'id="telegram-link">(https://t\.me/notify_demo_bot\?start=[\w-]+)<', shown)
+    assert link, shown
+    assert "<svg" in shown and 'class="segno"' in shown  # the QR code, made here
+    assert link.group(1) in admin_client.post(link_url).content.decode()  # the same link again
+    assert TelegramLink.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_view_only_staff_see_no_invite_link_and_cannot_get_one(client, telegram_bot_settings):
+    """Whoever has the link can move the user's Telegram chat to their own: staff who may only
+    view contacts get neither the link nor the button."""
+    user = get_user_model().objects.create_user("nia")
+    viewer = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_usercontact"))
+    client.force_login(viewer)
+    page = client.get(
+        reverse("admin:notifications_usercontact_change", args=[user.contact.pk])
+    ).content.decode()
+    assert "Not linked to Telegram yet." in page
+    assert "Show a Telegram link" not in page and "?start=" not in page
+    response = client.post(reverse("notify-contact-telegram-link", args=[user.contact.pk]))
+    assert response.status_code == 403
+    assert not TelegramLink.objects.exists()
 
 
 @pytest.mark.django_db

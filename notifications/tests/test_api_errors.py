@@ -60,9 +60,8 @@ def test_malformed_bodies_get_400_parse_error(api, body, detail):
         {"user": 1, "message": "m", "subject": ["s"]},
         {"user": 1, "message": "m", "channels": "telegram"},
         {"user": 1, "message": "m", "channels": [1, None]},
-        {"user": 1, "message": "m", "send_at": "9999-12-31T23:59:59Z"},
-        {"user": 1, "message": "m", "send_at": "0001-01-01T00:00:00+14:00"},
         {"user": 1, "message": "m", "expires_at": "2030-02-30T00:00:00Z"},
+        {"user": 1, "message": "m", "send_at": "2030-01-01 09:00:00+03:00"},
         {"user": 1, "message": "m", "send_at": 1_700_000_000},
         {"\ud800": 1},
     ],
@@ -71,6 +70,17 @@ def test_wrong_types_and_values_get_400_not_500(api, make_user, body):
     make_user()  # user 1 may exist; the other fields are wrong anyway
     response = raw_post(api, URL, json.dumps(body).encode())
     assert assert_shape(response, 400)["code"] in {"invalid", "parse_error"}
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00"])
+def test_times_beyond_a_hundred_years_get_422_not_500(api, make_user, when):
+    """Well-formed (RFC 3339, as the schema says) but out of range: a rule, so 422."""
+    body = {"user": make_user().pk, "message": "m", "send_at": when}
+    response = raw_post(api, URL, json.dumps(body).encode())
+    assert assert_shape(response, 422)["fields"] == {
+        "send_at": ["This time is more than 100 years away."]
+    }
     assert not Notification.objects.exists()
 
 
@@ -115,3 +125,79 @@ def test_unknown_urls_get_a_json_404(api, method, path):
 def test_a_trailing_slash_gets_a_hint(api):
     body = assert_shape(api.get(f"{URL}/"), 404)
     assert body["detail"].endswith("Did you mean /api/v1/notifications (no trailing slash)?")
+
+
+def test_a_batch_of_a_thousand_3_kb_messages_is_taken(api, make_user, settings):
+    """About 3 MB: over Django's default 2.5 MB body limit, which is now the API's own."""
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == settings.NOTIFY_API_MAX_BODY_BYTES
+    user = make_user()
+    items = [{"user": user.pk, "message": f"{i:04d}" + "x" * 2996} for i in range(1000)]
+    body = json.dumps({"notifications": items}).encode()
+    assert 3_000_000 < len(body) < settings.NOTIFY_API_MAX_BODY_BYTES
+
+    response = raw_post(api, f"{URL}/batch", body)
+
+    assert response.status_code == 202, response.content[:300]
+    assert Notification.objects.count() == 1000
+
+
+@pytest.mark.parametrize("path", [URL, f"{URL}/batch"])
+def test_a_body_over_the_limit_gets_413_and_creates_nothing(api, make_user, settings, path):
+    limit = settings.NOTIFY_API_MAX_BODY_BYTES
+    assert limit == 8 * 1024 * 1024  # the default, as the README says
+    head = json.dumps({"user": make_user().pk, "message": "m"}).encode()
+    body = head[:-1] + b" " * (limit + 1 - len(head)) + b"}"  # valid JSON, one byte too many
+    assert len(body) == limit + 1
+
+    response = raw_post(api, path, body)
+
+    body = assert_shape(response, 413)
+    assert body["code"] == "payload_too_large"
+    assert body["detail"].startswith("The request body is larger than 8,388,608 bytes")
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize("charset", ["undefined", "rot13", "base64"])
+def test_a_charset_the_api_cannot_read_gets_415_not_500(api, make_user, charset):
+    body = json.dumps({"user": make_user().pk, "message": "m"}).encode()
+    response = raw_post(api, URL, body, f"application/json; charset={charset}")
+    assert assert_shape(response, 415)["code"] == "unsupported_media_type"
+    assert response.json()["detail"] == (
+        f"The charset {charset!r} is not one the API reads; send UTF-8 JSON."
+    )
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("notifications", {"message": 12345}, "message"),
+        ("notifications", {"message": True}, "message"),
+        ("notifications", {"message": "m", "subject": 5}, "subject"),
+        ("notifications", {"message": "m", "subject": 1.5}, "subject"),
+        ("contact", {"telegram_chat_id": 12345}, "telegram_chat_id"),
+        ("contact", {"email": 5}, "email"),
+        ("contact", {"phone": 79161234567}, "phone"),
+        ("contact", {"language": 1}, "language"),
+        ("contact", {"sms_opt_out": 1}, "sms_opt_out"),
+        ("contact", {"sms_opt_out": "true"}, "sms_opt_out"),
+    ],
+)
+def test_a_number_or_flag_is_never_taken_for_a_string(api, make_user, path, body, field):
+    """Strict types: a string field takes a JSON string, a flag true or false; nothing is
+    coerced ("12345" stored from 12345) and nothing is stored."""
+    user = make_user()
+    if path == "notifications":
+        response = api.post(URL, {"user": user.pk, **body})
+    else:
+        response = api.put(f"/api/v1/users/{user.pk}/contact", body)
+    assert list(assert_shape(response, 400)["fields"]) == [field]
+    assert not Notification.objects.exists()
+    contact = user.contact
+    contact.refresh_from_db()
+    assert (contact.telegram_chat_id, contact.email, contact.phone, contact.sms_opt_out) == (
+        "",
+        "",
+        "",
+        False,
+    )

@@ -19,7 +19,7 @@ def test_errors_stay_english_for_a_russian_client_on_a_russian_service(api, make
         {"user": user.pk, "message": "привет", "expires_at": "2000-01-01T00:00:00Z"},
         HTTP_ACCEPT_LANGUAGE="ru",
     )
-    assert response.status_code == 400, response.json()
+    assert response.status_code == 422, response.json()
     assert response.json()["fields"] == {  # a services' message
         "expires_at": ["The expiry must be after the time the notification is sent."]
     }

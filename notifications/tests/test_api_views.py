@@ -74,8 +74,6 @@ def test_a_future_send_at_schedules_it_and_expiry_defaults_to_the_ttl_after(
         ),
         ({"channels": ["email", "email"]}, {"channels": ["Name each channel at most once."]}),
         ({"channels": ["pigeon"]}, {"channels.0": ['"pigeon" is not a valid choice.']}),
-        ({"user": 999999}, {"user": ["No user with id 999999."]}),
-        ({"user": "nobody"}, {"user": ["No user named 'nobody'."]}),
         ({"user": True}, {"user": ["Give the user's id (a number) or username (a string)."]}),
         ({"template": "welcome"}, {"template": ["Unknown field; the fields are user, message, "
                                                 "subject, channels, send_at, expires_at."]}),
@@ -96,6 +94,26 @@ def test_invalid_input_gets_400_with_the_services_messages_per_field(
     assert not Notification.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("fields", "errors"),
+    [
+        ({"user": 999999}, {"user": ["No user with id 999999."]}),
+        ({"user": "nobody"}, {"user": ["No user named 'nobody'."]}),
+    ],
+)
+def test_a_user_who_does_not_exist_gets_422(api, make_user, fields, errors):
+    """The body is as its schema says; that the user exists is a rule beyond it."""
+    user = make_user()
+    response = api.post(URL, {"user": user.pk, "message": "Hello", **fields})
+    assert response.json() == {
+        "status": 422,
+        "code": "invalid",
+        "detail": "The request breaks a rule: see the field errors.",
+        "fields": errors,
+    }
+    assert not Notification.objects.exists()
+
+
 def test_an_expiry_before_the_send_time_is_refused_as_by_notification_create(api, make_user):
     user = make_user()
     now = timezone.now()
@@ -108,7 +126,7 @@ def test_an_expiry_before_the_send_time_is_refused_as_by_notification_create(api
             "expires_at": iso(now + timedelta(hours=1)),
         },
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["fields"] == {
         "expires_at": ["The expiry must be after the time the notification is sent."]
     }
@@ -166,11 +184,20 @@ def test_batch_is_all_or_nothing_with_each_bad_item_named(api, make_user):
         {"user": user.pk, "message": "fine", "channels": ["sms", "sms"]},
     ]
     response = api.post(f"{URL}/batch", {"notifications": items})
-    assert response.status_code == 400
+    assert response.status_code == 400  # against the schema: checked first, for every item
     assert response.json()["fields"] == {
         "notifications.1.message": ["The message is empty; write something to send."],
-        "notifications.2.user": ["No user named 'ghost'."],
         "notifications.3.channels": ["Name each channel at most once."],
+    }
+    del items[3], items[1]
+    items.append({"user": user.pk, "message": "m", "expires_at": "2000-01-01T00:00:00Z"})
+    response = api.post(f"{URL}/batch", {"notifications": items})
+    assert response.status_code == 422  # then the rules, for every item
+    assert response.json()["fields"] == {
+        "notifications.1.user": ["No user named 'ghost'."],
+        "notifications.2.expires_at": [
+            "The expiry must be after the time the notification is sent."
+        ],
     }
     assert not Notification.objects.exists()
 
@@ -274,15 +301,36 @@ def test_list_filters_by_user_status_channel_and_creation_time(api, make_user):
         ("status=lost", "status"),
         ("channel=pigeon", "channel"),
         ("created_after=yesterday", "created_after"),
-        ("cursor=bz1hYmM%3D", "cursor"),  # o=abc
-        ("cursor=cD1ub3RhZGF0ZQ==", "cursor"),  # p=notadate
-        ("cursor=%E2%9C%93", "cursor"),
+        ("created_after=2026-01-01T00:00:00", "created_after"),  # no offset
+        ("created_after=2026-01-01T00:00:00 03:00", "created_after"),  # + not encoded
+        ("status=sent,", "status"),
+        ("status=", "status"),  # an empty list and a blank status read the same: refused
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
     ],
 )
-def test_bad_filters_and_cursors_get_400_naming_the_parameter(api, query, field):
+def test_bad_filters_get_400_naming_the_parameter(api, query, field):
     response = api.get(f"{URL}?{query}")
     assert response.status_code == 400
     assert list(response.json()["fields"]) == [field]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "bz1hYmM%3D",  # o=abc
+        "cD1ub3RhZGF0ZQ==",  # p=notadate
+        "cD0wMDAxLTAxLTAxIDAwOjAwOjAwKzE0OjAw",  # p=0001-01-01 00:00:00+14:00: before time
+        "%E2%9C%93",
+    ],
+)
+def test_a_cursor_the_api_did_not_give_gets_422(api, cursor):
+    response = api.get(f"{URL}?cursor={cursor}")
+    assert response.status_code == 422
+    assert response.json()["fields"] == {
+        "cursor": ["Invalid cursor: use the next and previous links as given."]
+    }
 
 
 def test_the_list_uses_an_index_for_each_filter_it_pages_by():
@@ -357,16 +405,18 @@ def test_contact_read_and_update_with_the_admins_validation(api, make_user):
     assert (contact.phone, contact.sms_opt_out) == ("+79161234567", True)
 
     refused = api.put(url, {"phone": "+7 495 123-45-67", "telegram_chat_id": "not an id"})
-    assert refused.status_code == 400
+    assert refused.status_code == 400  # the chat id breaks the schema's pattern
     assert refused.json()["fields"] == {
         "telegram_chat_id": [
             "Enter a numeric Telegram chat id (e.g. 123456789, or -100… for a group) or a "
             "channel username such as @my_channel."
         ],
+    }
+    refused = api.put(url, {"phone": "+7 495 123-45-67"})
+    assert refused.status_code == 422  # a phone number, but not a mobile one
+    assert refused.json()["fields"] == {
         "phone": ["'+7 495 123-45-67' is not a mobile number, so it cannot receive SMS."],
     }
     assert UserContact.objects.get(user=user).phone == "+79161234567"
     assert api.get(f"/api/v1/users/{user.pk + 1000}/contact").status_code == 404
     assert api.put(url, {"fax": "5"}).status_code == 400
-    # A contact read, changed and put back whole is fine: read-only fields are ignored.
-    assert api.put(url, {**api.get(url).json(), "user": 5}).status_code == 200

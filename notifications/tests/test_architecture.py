@@ -1,6 +1,6 @@
 """The import graph of the service: one-way layers, no cycles, no imports hidden in functions.
 
-models ← content ← senders ← channels, pacing ← selectors, rendering ← rollup, delivery ← recovery ←
+models ← content ← senders ← channels, pacing ← selectors, rendering ← rollup, recording ← delivery ← recovery ←
 composing ← tasks ← services ← forms ← admin, API, views, commands. Read statically from the source, so it holds for every import path.
 """
 
@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 LAYERS = {
     "notifications.redaction": 0,
     "notifications.validators": 0,
+    "notifications.invite_tokens": 0,
     "notifications.models": 1,
     "notifications.content": 2,
     "notifications.senders": 3,
@@ -26,6 +27,7 @@ LAYERS = {
     "notifications.receipts": 5,
     "notifications.rendering": 5,
     "notifications.rollup": 5.5,
+    "notifications.recording": 5.8,
     "notifications.delivery": 6,
     "notifications.recovery": 7,
     "notifications.telegram_bot": 7,

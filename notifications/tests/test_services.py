@@ -204,13 +204,15 @@ def test_send_keeps_a_future_send_at(user, rung, django_capture_on_commit_callba
     assert rung == [([n.pk], send_at)]
 
 
-def test_cancel_stops_waiting_ones_only(user):
+def test_cancel_stops_waiting_ones_and_those_being_sent_but_not_done_ones(user):
     waiting = _pending(user, 1, status=Status.SCHEDULED) + _pending(user, 1, status=Status.QUEUED)
     busy = _pending(user, 1, status=Status.SENDING)
+    done = _pending(user, 1, status=Status.SENT)
     result = services.notifications_cancel(
-        queryset=Notification.objects.filter(pk__in=[n.pk for n in waiting + busy])
+        queryset=Notification.objects.filter(pk__in=[n.pk for n in waiting + busy + done])
     )
-    assert result.describe("cancelled") == "2 cancelled, 1 skipped: 1 being sent"
+    assert result.describe("cancelled") == "3 cancelled, 1 skipped: 1 already sent"
+    assert Notification.objects.get(pk=done[0].pk).status == Status.SENT
 
 
 def test_editing_saves_only_the_edited_fields_and_only_while_pending(user):

@@ -15,15 +15,17 @@ from django.utils import timezone, translation
 
 from notifications import telegram_bot
 from notifications.delivery import deliver_now
+from notifications.invite_tokens import MASK
 from notifications.management.commands.runservice import Command as RunService
 from notifications.models import (
     DeliveryAttempt,
+    Notification,
     TelegramLink,
     TelegramPollOffset,
     TelegramUpdate,
     UserContact,
 )
-from notifications.services import notification_create
+from notifications.services import notification_create, telegram_invites_send
 from notifications.tests.fakes.server import post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -214,6 +216,47 @@ def test_malformed_webhook_bodies_get_400_and_ignored_updates_200(webhook, live_
     assert TelegramUpdate.objects.count() == 2
 
 
+@pytest.mark.parametrize(
+    "chat_id", [b"Infinity", b"-Infinity", b"1e400", b"1.5", b"true", str(2**70).encode()]
+)
+def test_an_update_whose_chat_id_is_not_an_integer_is_recorded_and_ignored(
+    webhook, live_server, contact, chat_id
+):
+    url = f"{live_server.url}/telegram/webhook/"
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    for n, kind in enumerate(("message", "my_chat_member")):
+        body = (
+            b'{"update_id": %d, "%s": {"chat": {"id": %s, "type": "private"}, "text": "/stop",'
+            b' "new_chat_member": {"status": "kicked"}}}' % (40 + n, kind.encode(), chat_id)
+        )
+        assert post(url, body, headers) == 200
+    assert sorted(TelegramUpdate.objects.values_list("update_id", flat=True)) == [40, 41]
+    assert UserContact.objects.filter(telegram_opt_out=True).count() == 0
+    assert webhook.delivered_to(CHAT) == []
+
+
+def test_an_update_id_too_large_to_record_is_ignored_not_an_error(webhook, live_server):
+    url = f"{live_server.url}/telegram/webhook/"
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    body = b'{"update_id": %d, "message": {"chat": {"id": 5}, "text": "hi"}}' % 2**70
+    assert post(url, body, headers) == 200  # answered: Telegram would only send it again
+    assert not TelegramUpdate.objects.exists()
+
+
+def test_the_poller_survives_updates_it_cannot_record(bot, telegram, contact):
+    """In poll mode an ``OverflowError`` used to kill the poller: the next updates were never
+    read."""
+    telegram.push_raw_update({"update_id": 2**70, "message": {"chat": {"id": CHAT}}})
+    bad = telegram.message_update(CHAT, "/stop")
+    bad["message"]["chat"]["id"] = float("inf")
+    telegram.push_update(bad)
+    good = telegram.push_update(telegram.message_update(CHAT + 1, "hello"))
+    poll()
+    assert TelegramUpdate.objects.filter(update_id=good).exists()
+    assert telegram.delivered_to(CHAT + 1) == [telegram_bot.text("how_to_link", "en")]
+    assert telegram.delivered_to(CHAT) == []
+
+
 # --- conversations ------------------------------------------------------------------------------
 
 
@@ -357,6 +400,31 @@ def test_prune_forgets_old_update_ids_and_dead_links(bot, telegram, contact):
     assert telegram_bot.prune() == {"updates": 0, "links": 0}
     later = timezone.now() + timedelta(days=40)
     assert telegram_bot.prune(later) == {"updates": 1, "links": 1}
+
+
+def test_an_invite_is_stored_masked_and_sent_with_its_live_link(bot, telegram, smtp, contact):
+    """The stored message never holds a live token: whoever reads notifications (a read-only
+    API key, view-only staff, a copy of the database) can't take over the user's Telegram."""
+    result = telegram_invites_send(contacts=UserContact.objects.filter(pk=contact.pk))
+    assert result.sent == 1
+    invite = Notification.objects.get(user=contact.user)
+    assert f"https://t.me/fake_bot?start={MASK}" in invite.message
+    link = TelegramLink.objects.get(contact=contact)
+    assert invite.telegram_link_id == link.pk
+    assert invite.expires_at == link.expires_at  # a dead link is not worth sending
+
+    deliver_now([invite.pk])
+
+    (mail,) = smtp.received
+    token = re.search(r"start=([A-Za-z0-9_-]{43})", mail.body).group(1)
+    assert telegram_bot.token_hash(token) == link.token_hash  # the live one went out
+    invite.refresh_from_db()
+    assert invite.status == "sent"
+    assert token not in invite.message and MASK in invite.message  # still masked at rest
+    assert token not in " ".join(invite.attempts.values_list("error", flat=True))
+    start(telegram, token)
+    poll()
+    assert refreshed(contact).telegram_chat_id == str(CHAT)
 
 
 def test_make_run_starts_the_poller_only_when_polling(bot):

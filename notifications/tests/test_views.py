@@ -273,6 +273,36 @@ def test_the_list_polls_the_state_of_live_rows(admin_client, admin_user):
     assert admin_client.get(reverse("notify-notification-states") + "?ids=x").status_code == 400
 
 
+@pytest.mark.parametrize("ids", ["99999999999999999999", "1,9223372036854775808", "0", "-5"])
+def test_the_live_rows_endpoint_refuses_ids_no_row_can_have(admin_client, ids):
+    response = admin_client.get(reverse("notify-notification-states") + f"?ids={ids}")
+    assert response.status_code == 400
+    assert "between 1 and 9223372036854775807" in response.json()["error"]
+
+
+def test_every_page_sends_a_content_security_policy_without_inline_script(admin_client, client):
+    for response in (
+        admin_client.get(reverse("admin:index")),
+        admin_client.get(reverse("notify-dashboard")),
+        client.get(reverse("admin:login")),
+    ):
+        policy = dict(
+            part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";")
+        )
+        assert policy["script-src"] == "'self'"
+        assert policy["style-src"] == "'self'"
+        assert policy["object-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'"
+
+
+def test_a_page_previewing_email_html_lets_only_inline_styles_through(admin_client):
+    chosen = people(1)
+    response = compose(admin_client, [u.pk for u in chosen], message="hi")
+    policy = response["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self';" in policy + ";"
+
+
 def test_the_notification_page_reads_its_attempts_as_a_timeline(admin_client, admin_user):
     notification = Notification.objects.create(user=admin_user, message="hi", status=Status.SENT)
     now = timezone.now()
@@ -315,6 +345,14 @@ def test_send_a_test_creates_one_notification_for_the_contact(admin_client, rung
     assert response.json()["id"] == notification.pk
     assert notification.status == Status.QUEUED and "test notification" in notification.message
     assert notification.expires_at is not None
+
+
+@pytest.mark.parametrize("period", ["today", "7d", "30d"])
+def test_the_dashboard_of_a_fresh_install_answers(admin_client, period):
+    """Nothing sent yet: on PostgreSQL the percentiles of no rows used to be a 500."""
+    response = admin_client.get(reverse("notify-dashboard") + f"?period={period}")
+    assert response.status_code == 200
+    assert "Dashboard" in response.text
 
 
 def test_the_dashboard_shows_the_numbers(admin_client, admin_user, settings):

@@ -41,18 +41,35 @@
     }).finally(() => setTimeout(() => pollList(url), POLL_MS));
   }
 
-  // A campaign's page: the progress bar and its figures.
+  // A campaign's page: the progress bar, its figures and the fields below move together.
   function pollProgress(box) {
     getJSON(box.dataset.nfProgress).then((data) => {
-      const bar = box.querySelector(".nf-progress-bar");
-      bar.style.width = `${data.percent}%`;
-      box.querySelector(".nf-progress").setAttribute("aria-valuenow", data.percent);
+      const bar = box.querySelector(".nf-progress");
+      bar.value = data.percent;
+      bar.setAttribute("aria-valuenow", data.percent);
       for (const [key, text] of Object.entries(data.text)) {
         box.querySelectorAll(`[data-nf-text="${key}"]`).forEach((el) => { el.textContent = text; });
       }
+      for (const [name, text] of Object.entries(data.fields || {})) {
+        document.querySelectorAll(`.field-${name} .readonly`).forEach((el) => { el.textContent = text; });
+      }
+      if (!data.cancellable) document.querySelectorAll("[data-nf-cancel]").forEach((form) => form.remove());
       box.dataset.nfDone = data.done ? "true" : "false";
-      if (!data.done) setTimeout(() => pollProgress(box), POLL_MS);
+      if (data.done) refreshForm(); else setTimeout(() => pollProgress(box), POLL_MS);
     }, () => setTimeout(() => pollProgress(box), POLL_MS * 4));
+  }
+
+  // Once a campaign is done, the rest of its page (the skipped recipients, every field) is
+  // read again and put in place, with no reload.
+  function refreshForm() {
+    const form = document.querySelector("#content-main form[id$='_form']");
+    if (!form) return;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById(form.id);
+        if (fresh) form.replaceWith(document.adoptNode(fresh));
+      });
   }
 
   // A contact's "Send a test": create it, then follow it until a channel took it (or none).
@@ -88,5 +105,8 @@
     const box = document.querySelector("[data-nf-progress]");
     if (box && box.dataset.nfDone !== "true") setTimeout(() => pollProgress(box), POLL_MS);
     document.querySelectorAll("form[data-nf-send-test]").forEach(sendTest);
+    document.querySelectorAll("[data-nf-select-on-focus]").forEach((input) => {
+      input.addEventListener("focus", () => input.select());
+    });
   });
 })();

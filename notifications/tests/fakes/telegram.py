@@ -276,6 +276,13 @@ class FakeTelegram(LocalServer):
                 self.updates_changed.notify_all()
         return update_id
 
+    def push_raw_update(self, update: dict[str, Any]) -> None:
+        """Queue ``update`` exactly as given, its ``update_id`` included: a malformed one (an
+        id past 64 bits), to see that the bot survives it."""
+        with self.lock:
+            self.updates.append(dict(update))
+            self.updates_changed.notify_all()
+
     def pending_updates(self) -> list[dict[str, Any]]:
         with self.lock:
             return list(self.updates)

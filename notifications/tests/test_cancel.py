@@ -1,0 +1,175 @@
+"""Cancel stops sends: a notification cancelled while it waits for its pacing slot, or behind
+a slow channel, is not sent; a call already in flight finishes and ends as what happened; a
+campaign's "Cancel the rest" stops its paced lane with the real consumer (issue 15: 429 were
+sent after the click, the last 16 s later).
+
+In process with ``delivery.claim``/``advance`` against the fakes, and end to end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from notifications import delivery, services
+from notifications.models import Campaign, DeliveryAttempt, Notification, UserContact
+from notifications.senders.email import EmailSender
+from notifications.senders.telegram import TelegramSender
+from notifications.tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Status = Notification.Status
+Outcome = DeliveryAttempt.Outcome
+User = get_user_model()
+
+
+@pytest.fixture
+def chain(settings, telegram, smtp):
+    settings.TELEGRAM_BOT_TOKEN = telegram.token
+    settings.TELEGRAM_API_URL = telegram.url
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+    settings.DEFAULT_FROM_EMAIL = "service@example.com"
+    settings.NOTIFY_HTTP_TIMEOUT = 1.0
+    return settings
+
+
+def cancel(notification: Notification) -> services.BulkResult:
+    return services.notifications_cancel(queryset=Notification.objects.filter(pk=notification.pk))
+
+
+def test_a_notification_cancelled_while_it_waits_for_its_pacing_slot_is_not_sent(
+    chain, telegram, make_user
+):
+    chain.NOTIFY_TELEGRAM_RATE = 2.0  # a slot every half second: the second one waits
+    first = services.notification_create(user=make_user(telegram_chat_id="101"), message="one")
+    second = services.notification_create(user=make_user(telegram_chat_id="102"), message="two")
+    jobs = delivery.claim([first.pk, second.pk])
+    assert isinstance(delivery.advance(jobs[0]), delivery.Decision)
+    waiting = delivery.advance(jobs[1])
+    assert isinstance(waiting, delivery.Wait)  # in the lane, row `sending`
+
+    assert cancel(second).changed == 1
+    time.sleep(max(waiting.at - time.time(), 0))
+    decision = delivery.advance(waiting.job)  # its slot came
+
+    assert decision.status is None  # the row is no longer this round's
+    assert telegram.delivered_to("102") == []
+    assert telegram.delivered_to("101") == ["one"]
+    second.refresh_from_db()
+    assert second.status == Status.CANCELLED
+    assert second.sent_at is None
+
+
+def test_a_chain_stops_at_its_next_provider_call_after_a_cancel(
+    chain, telegram, smtp, make_user, monkeypatch
+):
+    """Telegram fails slowly; the operator cancels meanwhile: email is not tried."""
+    monkeypatch.setattr(delivery, "CANCEL_CHECK_SECONDS", 0.0)
+    user = make_user(email="slow@example.com", telegram_chat_id="103")
+    notification = services.notification_create(user=user, message="stop me")
+    original = TelegramSender.send_part
+
+    def cancelled_during(self, prepared, index):
+        cancel(notification)  # the operator's click, while Telegram is being called
+        return original(self, prepared, index)
+
+    telegram.per_chat["103"] = "500"
+    monkeypatch.setattr(TelegramSender, "send_part", cancelled_during)
+    delivery.deliver_now([notification.pk])
+
+    notification.refresh_from_db()
+    assert notification.status == Status.CANCELLED
+    assert smtp.received == []
+    # What happened is recorded: the Telegram call that was in flight.
+    assert list(notification.attempts.values_list("channel", "outcome")) == [
+        ("telegram", Outcome.TRANSIENT)
+    ]
+
+
+def test_a_send_in_flight_when_cancelled_ends_sent_as_it_was(
+    chain, telegram, smtp, make_user, monkeypatch
+):
+    user = make_user(email="late@example.com")
+    notification = services.notification_create(user=user, message="already on its way")
+    original = EmailSender.send_part
+
+    def cancelled_during(self, prepared, index):
+        result = original(self, prepared, index)  # the provider took it
+        cancel(notification)  # and the click lands before the round is recorded
+        return result
+
+    monkeypatch.setattr(EmailSender, "send_part", cancelled_during)
+    delivery.deliver_now([notification.pk])
+
+    notification.refresh_from_db()
+    assert len(smtp.received) == 1
+    assert (notification.status, notification.channel) == (Status.SENT, "email")
+    assert notification.sent_at is not None
+    assert notification.attempts.filter(outcome=Outcome.SUCCESS).count() == 1
+
+
+def test_a_split_message_cancelled_between_its_parts_records_the_parts_sent(
+    chain, telegram, make_user, monkeypatch
+):
+    monkeypatch.setattr(delivery, "CANCEL_CHECK_SECONDS", 0.0)
+    user = make_user(telegram_chat_id="104")
+    notification = services.notification_create(user=user, message="word " * 2000)  # 3 parts
+    original = TelegramSender.send_part
+
+    def cancelled_after_first(self, prepared, index):
+        result = original(self, prepared, index)
+        if index == 0:
+            cancel(notification)
+        return result
+
+    monkeypatch.setattr(TelegramSender, "send_part", cancelled_after_first)
+    delivery.deliver_now([notification.pk])
+
+    notification.refresh_from_db()
+    assert notification.status == Status.CANCELLED
+    assert len(telegram.delivered_to("104")) == 1
+    partial = notification.attempts.get()
+    assert (partial.channel, partial.outcome) == ("telegram", Outcome.PARTIAL)
+    assert partial.error.startswith("1 of 3 parts accepted; the rest not sent")
+    assert partial.provider_message_id  # the part that went out, for the record
+
+
+@pytest.mark.e2e
+def test_cancel_the_rest_stops_a_paced_campaign_within_its_in_flight_sends(
+    start_consumer, telegram, make_user
+):
+    """300 Telegram recipients at 20/s (15 s of sends). After the cancel, only the sends
+    already under way may finish: at most one per worker and paced thread."""
+    users = User.objects.bulk_create(User(username=f"tg{i}") for i in range(300))
+    UserContact.objects.bulk_create(
+        UserContact(user=u, telegram_chat_id=str(5000 + i)) for i, u in enumerate(users)
+    )
+    admin = User.objects.create_superuser("boss", password="x")
+    workers, paced = 4, 4
+    start_consumer(
+        workers=workers, NOTIFY_TELEGRAM_RATE="20", NOTIFY_PACED_THREADS=str(paced), EMAIL_HOST=""
+    )
+    campaign = services.campaign_create(
+        created_by=admin, user_ids=[u.pk for u in users], message="Sale starts now"
+    )
+    wait_for(lambda: len(telegram.messages) >= 40, 60, "40 sends before the click")
+
+    result = services.campaign_cancel(campaign=Campaign.objects.get(pk=campaign.pk))
+    at_click = len(telegram.messages)
+
+    def settled() -> bool:
+        return not Notification.objects.filter(
+            campaign=campaign, status__in=(Status.QUEUED, Status.SCHEDULED, Status.SENDING)
+        ).exists()
+
+    wait_for(settled, 60, "every notification of the campaign final")
+    time.sleep(1.5)  # a send that would still leak out has time to show at the fake
+    after = len(telegram.messages) - at_click
+    assert result.changed > 200
+    assert after <= workers + paced, f"{after} sent after the click"
+    statuses = Notification.objects.filter(campaign=campaign)
+    # What the fake received is what the rows say: those in flight ended sent, not cancelled.
+    assert statuses.filter(status=Status.SENT).count() == len(telegram.messages)
+    assert statuses.filter(status=Status.CANCELLED).count() == 300 - len(telegram.messages)
