@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "notifications",
+    "notifications.operations",
 ]
 
 MIDDLEWARE = [

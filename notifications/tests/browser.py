@@ -1,7 +1,8 @@
 """Browser fixtures: Playwright for Python driving the system Chromium, headless, against the
 real admin served by pytest-django's ``live_server``.
 
-``conftest.py`` star-imports this module, so every test can ask for:
+``fixtures.py`` (the suite's pytest plugin, loaded by the root ``conftest.py``) star-imports
+this module, so every test can ask for:
 
 - ``browser`` (module scope): a headless Chromium. Tests that use it are skipped, with the
   reason, when there is no Chromium (``apt-get install chromium``) or no ``playwright``;

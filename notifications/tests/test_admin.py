@@ -23,7 +23,7 @@ from notifications.models import (
 )
 from notifications.senders.sms import segment_count
 from notifications.services import telegram_invites_send
-from notifications.tests.conftest import wait_for_status
+from notifications.tests.fixtures import wait_for_status
 
 Status = Notification.Status
 CHANGELIST = "admin:notifications_notification_changelist"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from huey.contrib.djhuey import HUEY
 
 from notifications.models import DeliveryAttempt, Notification
-from notifications.tests.conftest import Consumer, wait_for, wait_for_status
+from notifications.tests.fixtures import Consumer, wait_for, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

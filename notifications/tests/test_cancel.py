@@ -16,7 +16,7 @@ from notifications import delivery, services
 from notifications.models import Campaign, DeliveryAttempt, Notification, UserContact
 from notifications.senders.email import EmailSender
 from notifications.senders.telegram import TelegramSender
-from notifications.tests.conftest import wait_for
+from notifications.tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from notifications.management.commands.runservice import Command as RunService
 from notifications.models import Notification
-from notifications.tests.conftest import BASE_DIR, wait_for
+from notifications.tests.fixtures import BASE_DIR, wait_for
 from notifications.tests.fakes.smtp import free_port
 
 

@@ -19,7 +19,7 @@ from notifications import delivery, services
 from notifications.models import DeliveryAttempt, Notification, SmsDailyCount, UserContact
 from notifications.senders.sms import next_day_start
 from notifications.senders.telegram import TelegramSender
-from notifications.tests.conftest import wait_for
+from notifications.tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

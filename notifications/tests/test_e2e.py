@@ -9,7 +9,7 @@ import pytest
 from notifications import tasks
 from notifications.models import DeliveryAttempt, Notification
 from notifications.services import notification_create
-from notifications.tests.conftest import wait_for, wait_for_status
+from notifications.tests.fixtures import wait_for, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -27,7 +27,7 @@ import smpplib.exceptions
 from smpplib import smpp
 from smpplib.gsm import make_parts
 
-from notifications.tests.conftest import wait_for
+from notifications.tests.fixtures import wait_for
 from notifications.tests.fakes.smpp import ESM_CLASS_RECEIPT, UNKNOWN_COMMAND_ID, FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.telegram import FakeTelegram

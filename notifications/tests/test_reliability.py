@@ -28,7 +28,7 @@ from huey.storage import BaseSqlStorage, PostgresStorage
 from notifications import tasks
 from notifications.models import DeliveryAttempt, Notification, UserContact
 from notifications.services import notification_create, notifications_queue
-from notifications.tests.conftest import wait_for
+from notifications.tests.fixtures import wait_for
 
 pytestmark = [
     pytest.mark.e2e,

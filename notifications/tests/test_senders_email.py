@@ -11,7 +11,7 @@ import pytest
 from notifications.models import Notification, UserContact
 from notifications.senders.base import ConfigurationError, DeliveryError
 from notifications.senders.email import EmailSender, classify_mail_error
-from notifications.tests.conftest import send_with
+from notifications.tests.fixtures import send_with
 from notifications.tests.fakes.smtp import FakeSmtp
 
 

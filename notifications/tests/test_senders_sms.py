@@ -27,7 +27,7 @@ from notifications.senders.sms import (
 from notifications.senders.sms_api import SafeSmsAero, SmsAeroApiSender, classify
 from notifications.senders.sms_smpp import SmppSender, session
 from notifications.senders.sms_smtp import SmsSmtpSender
-from notifications.tests.conftest import send_with, wait_for
+from notifications.tests.fixtures import send_with, wait_for
 from notifications.tests.fakes.smsaero import FakeSmsAero
 
 Outcome = DeliveryAttempt.Outcome

@@ -13,7 +13,7 @@ from notifications.models import Notification, UserContact
 from notifications.senders import http
 from notifications.senders.base import ConfigurationError, DeliveryError, SkipChannel
 from notifications.senders.telegram import MAX_MESSAGE_LENGTH, TelegramSender, split_text
-from notifications.tests.conftest import send_with
+from notifications.tests.fixtures import send_with
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from notification_service.env import env_bool, env_int, env_list, env_rate
 from notification_service.gunicorn_logging import RedactingLogger
 from notification_service.queue import huey_from_url
 from notifications.redaction import RedactingFilter
-from notifications.tests.conftest import BASE_DIR
+from notifications.tests.fixtures import BASE_DIR
 from notifications.validators import normalize_phone
 
 PRODUCTION = {

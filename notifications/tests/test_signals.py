@@ -13,7 +13,7 @@ from huey.contrib.djhuey import HUEY
 
 from notifications.models import Notification
 from notifications.services import notification_create
-from notifications.tests.conftest import wait_for_status
+from notifications.tests.fixtures import wait_for_status
 
 Status = Notification.Status
 

@@ -18,7 +18,7 @@ from notifications.delivery import deliver_now
 from notifications.models import DeliveryAttempt, Notification
 from notifications.senders import sms_smpp
 from notifications.services import notification_create
-from notifications.tests.conftest import wait_for, wait_for_status
+from notifications.tests.fixtures import wait_for, wait_for_status
 from notifications.tests.test_senders_sms import configure
 
 Status = Notification.Status

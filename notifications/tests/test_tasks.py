@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from notifications import pacing, services, tasks
 from notifications.models import ApiIdempotencyKey, Notification
-from notifications.tests.conftest import wait_for
+from notifications.tests.fixtures import wait_for
 
 Status = Notification.Status
 

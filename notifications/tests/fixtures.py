@@ -1,4 +1,5 @@
-"""Fixtures: fake providers on 127.0.0.1 and the real huey consumer in a process of its own."""
+"""The suite's pytest plugin (the root ``conftest.py`` loads it, so the tests of every package
+see it): fake providers on 127.0.0.1, the real huey consumer in a process of its own, users."""
 
 from __future__ import annotations
 
