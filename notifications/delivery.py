@@ -322,6 +322,7 @@ def claim(ids: list[int]) -> list[Job]:
         if progress.resume:
             job.channel_index = int(progress.resume.get("channel", 0))
             job.transient = bool(progress.resume.get("transient"))
+            job.daily_limit = bool(progress.resume.get("daily_limit"))
             progress.resume = None
         jobs.append(job)
     return jobs
@@ -383,11 +384,44 @@ def _usable(job: Job, channel: str) -> tuple[list[Sender], str, str]:
         senders[0].address(job.contact)
     except SkipChannel as skip:
         return [], Outcome.SKIPPED, str(skip)
+    except Exception as err:  # noqa: BLE001 - recorded; a later round may find the address
+        job.channel_transient = True
+        return [], Outcome.TRANSIENT, _unexpected(err).message
     closed = channel_closed_reason(channel)
     if closed and not partial:
         job.daily_limit = True
         return [], Outcome.DEFERRED, closed
     return senders, "", ""
+
+
+def _resume_point(job: Job) -> dict[str, Any]:
+    """Where a round deferred mid-chain goes on (``Progress.resume``): the channel, and what
+    the channels before it found (a transient error: a later round is due; the SMS day's
+    limit reached: waiting for tomorrow)."""
+    point: dict[str, Any] = {"channel": job.channel_index, "transient": job.transient}
+    if job.daily_limit:
+        point["daily_limit"] = True
+    return point
+
+
+def _record_unfinished(job: Job, why: str) -> None:
+    """The parts of a split message a provider took before the round stopped short of the
+    rest (``why``), recorded as partly sent, with their ids and cost."""
+    if not job.accepted or job.success is not None or job.prepared is None:
+        return
+    sender = job.senders[job.transport_index]
+    job.record(
+        job.order[job.channel_index],
+        sender.transport,
+        Outcome.PARTIAL,
+        error=f"{len(job.accepted)} of {len(job.prepared.parts)} parts accepted; the rest not "
+        f"sent: {why}",
+        started_at=job.started_at,
+        duration_ms=_elapsed_ms(job),
+        provider_message_id=",".join(job.accepted),
+        cost=job.cost,
+        segments=job.prepared.segments,
+    )
 
 
 def _elapsed_ms(job: Job) -> int:
@@ -510,7 +544,7 @@ def _fail_part(job: Job, channel: str, sender: Sender, err: DeliveryError) -> st
         return "channel"
     if err.rate_limited:
         job.retry_after = max(job.retry_after or 0.0, err.retry_after or 0.0)
-        job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
+        job.progress.resume = _resume_point(job)
         return "stop"
     if job.accepted:
         # Partly delivered: completed on this transport or not at all.
@@ -582,7 +616,7 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
             job.paces_held += booking.held
             if booking.refused:
                 job.defer_until = booking.at
-                job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
+                job.progress.resume = _resume_point(job)
                 return "stop"
             job.slot_at = max(job.slot_at or 0.0, booking.at)
             if booking.at - time.time() > SLOT_TOLERANCE:
@@ -678,21 +712,7 @@ def _conclude(job: Job) -> Decision:
     notification = job.notification
     now = timezone.now()
     if job.lost:
-        if job.accepted and job.success is None and job.prepared is not None:
-            # Parts went out before the row stopped being ours (cancelled mid-message).
-            sender = job.senders[job.transport_index]
-            job.record(
-                job.order[job.channel_index],
-                sender.transport,
-                Outcome.PARTIAL,
-                error=f"{len(job.accepted)} of {len(job.prepared.parts)} parts accepted; the "
-                "rest not sent: the notification was cancelled (or its lease lost)",
-                started_at=job.started_at,
-                duration_ms=_elapsed_ms(job),
-                provider_message_id=",".join(job.accepted),
-                cost=job.cost,
-                segments=job.prepared.segments,
-            )
+        _record_unfinished(job, "the notification was cancelled (or its lease lost)")
         write_round(_round_of(job), {})
         return Decision(notification.pk, None)
     if job.success is not None:
@@ -705,11 +725,18 @@ def _conclude(job: Job) -> Decision:
             last_error=job.summary(),
         )
     if _expired(job):
+        partly = bool(job.accepted) and job.success is None
+        _record_unfinished(job, "it expired (its expires_at passed)")
+        head = (
+            "expired before the rest of it was sent"
+            if partly
+            else "expired before it could be delivered"
+        )
         return _finish(
             job,
             status=Status.EXPIRED,
             next_attempt_at=None,
-            last_error=f"expired before it could be delivered; {job.summary()}".rstrip("; "),
+            last_error=f"{head}; {job.summary()}".rstrip("; "),
         )
     if job.stuck:
         return _finish(job, status=Status.FAILED, next_attempt_at=None, last_error=job.stuck)
@@ -778,7 +805,7 @@ def _round_of(job: Job) -> Round:
 def release(job: Job) -> Decision:
     """Give a job waiting for its slot back to the queue (its consumer is stopping): due
     now, the round not counted, the chain resuming where it stood."""
-    job.progress.resume = {"channel": job.channel_index, "transient": job.transient}
+    job.progress.resume = _resume_point(job)
     return _finish(
         job,
         status=Status.QUEUED,

@@ -114,6 +114,22 @@ def test_an_unexpected_exception_is_recorded_and_the_chain_goes_on(
     assert failed.error == "unexpected ValueError: something nobody expected"
 
 
+def test_an_unexpected_exception_finding_an_address_is_recorded_and_the_chain_goes_on(
+    chain, telegram, smtp, make_user, monkeypatch
+):
+    """Whatever a sender raises, even before it is called, the round ends recorded."""
+
+    def broken(self, contact):
+        raise RuntimeError("the contact's address could not be read")
+
+    monkeypatch.setattr(TelegramSender, "address", broken)
+    n = round_now(create(make_user(email="addr@example.com", telegram_chat_id="14")))
+    assert (n.status, n.channel) == (Status.SENT, "email")
+    failed = n.attempts.get(channel="telegram")
+    assert failed.outcome == Outcome.TRANSIENT
+    assert failed.error == "unexpected RuntimeError: the contact's address could not be read"
+
+
 @pytest.mark.parametrize("address", ["a@b.com, c@d.com", "bob@"])
 def test_a_bad_account_email_is_a_recorded_permanent_failure(chain, smtp, make_user, address):
     user = make_user(email=address)
