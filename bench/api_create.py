@@ -1,4 +1,5 @@
-"""The HTTP API's create throughput on PostgreSQL, and its list at a million rows.
+"""The HTTP API's create throughput on PostgreSQL. (Its list at a million rows:
+``bench/operator_million.py``.)
 
 A benchmark, not a test: ``python bench/api_create.py`` (``make bench`` will run it later).
 
@@ -15,10 +16,8 @@ keep-alive connection:
 
 Every notification is created queued, its doorbell rung in Redis after commit, as in
 production; no consumer runs, so only the API is measured. Throttling stays on at a rate that
-never binds (``NOTIFY_API_RATE=1000000/s``), so its cost is counted. Then the table is filled
-to 1,000,000 notifications and the list (``GET /api/v1/notifications``, 50 a page) is timed:
-the first page, the 200th page reached by following ``next``, and filtered by user, by a
-rare status and by channel. It prints markdown tables (``--out FILE`` writes them too).
+never binds (``NOTIFY_API_RATE=1000000/s``), so its cost is counted. It prints a markdown
+table (``--out FILE`` writes it too).
 The clients share the machine's cores with the server, PostgreSQL and Redis.
 """
 
@@ -45,7 +44,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notify_bench_api")
 REDIS_URL = os.environ.get("BENCH_QUEUE_URL", "redis://127.0.0.1:6379/13")
 USERS = 1000
-LIST_ROWS = int(os.environ.get("BENCH_LIST_ROWS") or 1_000_000)
 
 
 def free_port() -> int:
@@ -208,65 +206,6 @@ def create_rows(server: Server, headers: dict[str, str]) -> list[dict]:
     return rows
 
 
-FILL_SQL = """
-INSERT INTO notifications_notification
-    (user_id, subject, message, channels, status, channel, created_at, queued_at, sent_at,
-     rounds, last_error, progress, rendered)
-SELECT 1 + (g %% %(users)s),
-       '', 'message ' || g, '[]'::jsonb,
-       CASE WHEN g %% 100 = 0 THEN 'failed' ELSE 'sent' END,
-       CASE WHEN g %% 100 = 0 THEN '' WHEN g %% 5 = 0 THEN 'email' ELSE 'telegram' END,
-       now() - make_interval(secs => (%(rows)s - g) * 2.5),
-       now() - make_interval(secs => (%(rows)s - g) * 2.5), NULL, 1, '', '{}'::jsonb,
-       '{}'::jsonb
-FROM generate_series(1, %(rows)s) AS g
-"""
-
-
-def list_rows(server: Server, headers: dict[str, str]) -> list[dict]:
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        have = conn.execute("SELECT count(*) FROM notifications_notification").fetchone()[0]
-        began = time.perf_counter()
-        conn.execute(FILL_SQL, {"rows": LIST_ROWS - have, "users": USERS})
-        conn.execute("ANALYZE notifications_notification")
-        total = conn.execute("SELECT count(*) FROM notifications_notification").fetchone()[0]
-    print(f"  filled to {total:,} rows in {time.perf_counter() - began:.0f} s")
-    session = requests.Session()
-    session.headers.update(headers)
-    base = f"{server.url}/notifications?limit=50"
-
-    def timed(url: str, repeat: int = 20) -> tuple[float, float]:
-        session.get(url, timeout=60).raise_for_status()
-        times = []
-        for _ in range(repeat):
-            began = time.perf_counter()
-            response = session.get(url, timeout=60)
-            times.append(time.perf_counter() - began)
-            response.raise_for_status()
-        return statistics.median(times) * 1000, percentile(times, 0.95) * 1000
-
-    deep = base
-    for _ in range(199):
-        deep = session.get(deep, timeout=60).json()["next"]
-    cases = [
-        ("first page", base),
-        ("page 200 (following next)", deep),
-        ("user=user17 (1,000 rows each)", f"{base}&user=user17"),
-        ("status=failed (1% of rows)", f"{base}&status=failed"),
-        ("channel=email", f"{base}&channel=email"),
-        ("created_before a week ago", f"{base}&created_before={week_ago()}"),
-    ]
-    rows = []
-    for label, url in cases:
-        p50, p95 = timed(url)
-        rows.append({"query": label, "p50_ms": p50, "p95_ms": p95, "rows": total})
-    return rows
-
-
-def week_ago() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7 * 86400))
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -282,7 +221,7 @@ def machine() -> str:
     )
 
 
-def report(create: list[dict], listing: list[dict]) -> str:
+def report(create: list[dict]) -> str:
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}. gunicorn 2 "
         "workers × 4 threads; client threads on the same machine; PostgreSQL + Redis.",
@@ -297,20 +236,12 @@ def report(create: list[dict], listing: list[dict]) -> str:
             f"| {r['per_second']:,.0f} | {r['requests_per_second']:,.0f} | {r['p50_ms']:.1f} "
             f"| {r['p95_ms']:.1f} |"
         )
-    if listing:
-        lines += [
-            "",
-            f"| API list at {listing[0]['rows']:,} rows (50 a page) | p50 (ms) | p95 (ms) |",
-            "|---|---:|---:|",
-        ]
-        lines += [f"| {r['query']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |" for r in listing]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="also write the tables to this file")
-    parser.add_argument("--no-list", action="store_true", help="skip the million-row list")
     options = parser.parse_args()
 
     fresh_database()
@@ -323,11 +254,10 @@ def main() -> None:
     try:
         print("API create:")
         create = create_rows(server, headers)
-        listing = [] if options.no_list else (print("API list:"), list_rows(server, headers))[1]
     finally:
         server.stop()
         redis.Redis.from_url(REDIS_URL).flushdb()
-    text = report(create, listing)
+    text = report(create)
     print()
     print(text)
     if options.out:

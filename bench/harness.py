@@ -32,7 +32,7 @@ def env_flag(name: str) -> bool:
 QUICK = env_flag("BENCH_QUICK")  # every scenario at reduced size: a check of the bench itself
 FULL = env_flag("BENCH_FULL")  # the 1-thread and in-request runs send as many as the others
 # BENCH_PROFILE=32: only the throughput of that many threads (and the two-consumer run on
-# PostgreSQL + Redis), printed; no report written.
+# PostgreSQL + Redis, and throughput_preferences), printed; no report written.
 PROFILE_THREADS = int(os.environ.get("BENCH_PROFILE") or 0)
 ONLY = [name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip()]
 TIERS = [t.strip() for t in os.environ.get("BENCH_TIERS", "sqlite,pg").split(",") if t.strip()]

@@ -1,9 +1,11 @@
 """The operator's admin, measured (not bench/operator.py: a file of that name beside the other
-bench scripts would stand in for the standard library's ``operator`` and break them): a campaign's creation for 50,000 recipients, and the
-dashboard at 1,000,000 notifications.
+bench scripts would stand in for the standard library's ``operator`` and break them): a
+campaign's creation for 50,000 recipients. (The dashboard, the admin's list and the API's list
+at a million notifications: ``bench/operator_million.py``.)
 
     .venv/bin/python bench/operator_bench.py            # both tiers; prints a markdown table
     .venv/bin/python bench/operator_bench.py --tier sqlite --recipients 5000
+    .venv/bin/python bench/operator_bench.py --repeats 3   # each campaign's median of three
 
 Each tier runs in a process of its own on a database of its own, made afresh and dropped at
 the end: SQLite (a temporary file, SqliteHuey) and PostgreSQL
@@ -12,13 +14,12 @@ database; ``--pg`` changes the server). Nothing is sent: the campaign is created
 doorbells rung, as the consumer's ``campaign_fill`` task does it, and timed from the
 operator's click (``services.campaign_create``) to the last notification created.
 
-The dashboard rows are made by SQL (``generate_series``) over the last 30 days: statuses and
-channels in realistic shares, one attempt per notification plus failed ones, SMS with parts
-and cost. ``selectors.dashboard`` and the whole page (logged in, through Django's test client)
-are timed warm, the median of five, for today, 7 and 30 days, at 22:00–23:00 local time
-(a ``TIME_ZONE`` is chosen for it: the end of a day is the dashboard's worst case), after the hourly rollup of
-past days (``notifications.rollup``) has run; the rollup itself, and 30 days before it first
-ran (every row scanned), are timed once.
+Three campaigns, to every recipient each: a message; a template with a per-user variable;
+and a message in a category sent at a local time (``local_send_at``: 10:00 tomorrow in each
+recipient's zone, tomorrow by the zone furthest ahead), after every recipient was given a time
+zone (ten IANA zones in turn, ``bench.scenarios_preferences.ZONES``) and four Preference rows
+(Email on and Telegram and SMS off for the campaign's category, Email off for another): its
+time is printed against the plain message's.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.scenarios_preferences import ZONES  # noqa: E402 (the root is on the path from here)
+
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 PG_NAME = "notify_bench_operator"
 
@@ -86,8 +91,55 @@ def make_users(count: int) -> None:
             )
 
 
-def campaign_run(admin, template=None) -> dict:
-    """One campaign to every user but the admin (the whole users list filtered), timed."""
+def recipients_choose() -> list:
+    """Every user but the admin gets a time zone of ZONES (in turn, by id) and four
+    Preference rows: Email on, Telegram and SMS off for *maintenance*, Email off for
+    *offers*. Returns the two categories (none required; *maintenance* capped)."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.db.models.functions import Mod
+
+    from notifications.models import UserContact
+    from notifications.preferences.models import Category, Preference
+
+    maintenance = Category.objects.create(
+        key="bench-maintenance",
+        name_en="Maintenance",
+        cap_count=10,
+        cap_window=timedelta(days=1),
+    )
+    offers = Category.objects.create(key="bench-offers", name_en="Offers")
+    for k, zone in enumerate(ZONES):
+        UserContact.objects.alias(slot=Mod("user_id", len(ZONES))).filter(slot=k).update(
+            timezone=zone
+        )
+    choices = (
+        (maintenance, "email", True),
+        (maintenance, "telegram", False),
+        (maintenance, "sms", False),
+        (offers, "email", False),
+    )
+    ids = list(get_user_model().objects.filter(is_staff=False).values_list("pk", flat=True))
+    for start in range(0, len(ids), 5000):
+        with transaction.atomic():
+            Preference.objects.bulk_create(
+                Preference(user_id=pk, category=category, channel=channel, enabled=enabled)
+                for pk in ids[start : start + 5000]
+                for category, channel, enabled in choices
+            )
+    return [maintenance, offers]
+
+
+def tomorrow_at_ten() -> str:
+    """10:00 on the day after today in the zone of ZONES furthest ahead: in the future, and
+    tomorrow or the day after, in every zone."""
+    ahead = max(datetime.now(ZoneInfo(zone)).date() for zone in ZONES)
+    return f"{ahead + timedelta(days=1):%Y-%m-%d}T10:00"
+
+
+def campaign_run(admin, template=None, **options) -> dict:
+    """One campaign to every user but the admin (the whole users list filtered), timed;
+    ``options`` go to ``services.campaign_create`` (``local_send_at``, ``category``)."""
     from django.contrib.auth import get_user_model
 
     from notifications import services, tasks
@@ -104,19 +156,19 @@ def campaign_run(admin, template=None) -> dict:
         subject="" if template else "Плановые работы",
         template=template,
         context={"start": "02:00"} if template else None,
+        **options,
     )
     tasks.campaign_fill.call_local(campaign.pk)
     took = time.perf_counter() - started
     campaign = Campaign.objects.get(pk=campaign.pk)
     assert campaign.state == Campaign.State.READY, campaign.error
-    return {"recipients": campaign.recipients, "seconds": took}
+    return {"recipients": campaign.recipients, "skipped": campaign.skipped, "seconds": took}
 
 
-def bench_campaign(recipients: int) -> list[dict]:
+def bench_campaign(recipients: int, repeats: int = 1) -> list[dict]:
     from django.contrib.auth import get_user_model
-    from huey.contrib.djhuey import HUEY
 
-    from notifications.models import Notification, Template
+    from notifications.models import Template
 
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw")
     make_users(recipients)
@@ -134,145 +186,33 @@ def bench_campaign(recipients: int) -> list[dict]:
     )
     rows = []
     for label, chosen in (("message", None), ("template, per-user variable", template)):
-        HUEY.flush()
-        result = campaign_run(admin, chosen)
-        rows.append({"kind": label, **result, "queued": HUEY.pending_count()})
-        Notification.objects.all().delete()
-    HUEY.flush()
+        rows.append(campaign_median(repeats, label, admin, chosen))
+    maintenance, _ = recipients_choose()
+    wall = tomorrow_at_ten()
+    label = f"message, preferences, local time ({len(ZONES)} zones)"
+    rows.append(campaign_median(repeats, label, admin, local_send_at=wall, category=maintenance))
     return rows
 
 
-DASHBOARD_SQL = """
-INSERT INTO notifications_notification
-  (user_id, subject, message, status, channel, created_at, queued_at, sent_at, next_attempt_at,
-   rounds, last_error, channels, progress, rendered)
-SELECT %(user)s, '', 'Bench notification ' || n,
-  CASE WHEN n %% 100 < 80 THEN 'sent' WHEN n %% 100 < 88 THEN 'delivered'
-       WHEN n %% 100 < 90 THEN 'undelivered' WHEN n %% 100 < 96 THEN 'failed'
-       WHEN n %% 100 < 98 THEN 'cancelled' ELSE 'queued' END,
-  CASE WHEN n %% 100 >= 90 THEN '' WHEN n %% 10 < 6 THEN 'telegram' WHEN n %% 10 < 9 THEN 'email'
-       ELSE 'sms' END,
-  now() - (n * interval '30 days' / %(rows)s),
-  now() - (n * interval '30 days' / %(rows)s),
-  CASE WHEN n %% 100 < 90 THEN now() - (n * interval '30 days' / %(rows)s)
-       + ((n %% 50) * interval '200 milliseconds') END,
-  CASE WHEN n %% 100 >= 98 THEN now() - (n * interval '30 days' / %(rows)s) END,
-  1, '', '[]', '{}', '{}'
-FROM generate_series(1, %(rows)s) AS n
-"""
-ATTEMPTS_SQL = """
-INSERT INTO notifications_deliveryattempt
-  (notification_id, round, channel, transport, outcome, error, provider_message_id, started_at,
-   duration_ms, cost, segments, receipt_status, receipt_error)
-SELECT id, 1, CASE WHEN channel = '' THEN 'telegram' ELSE channel END,
-  CASE WHEN channel = 'sms' THEN 'smsaero' WHEN channel = '' THEN 'telegram' ELSE channel END,
-  CASE WHEN status IN ('sent', 'delivered', 'undelivered') THEN 'success'
-       WHEN status = 'failed' THEN 'permanent' ELSE 'skipped' END,
-  CASE WHEN status = 'failed' THEN
-    (ARRAY['Telegram 403: Forbidden: bot was blocked by the user',
-           'Telegram 400: Bad Request: chat not found',
-           'SMTP 550: mailbox unavailable'])[1 + id %% 3] ELSE '' END,
-  '', created_at, 120,
-  CASE WHEN channel = 'sms' THEN 4.95 * (1 + id %% 2) END,
-  CASE WHEN channel = 'sms' THEN 1 + id %% 2 END,
-  CASE WHEN status = 'delivered' THEN 'delivered' WHEN status = 'undelivered' THEN 'undelivered'
-       ELSE '' END,
-  CASE WHEN status = 'undelivered' THEN 'status 2' ELSE '' END
-FROM notifications_notification;
-INSERT INTO notifications_deliveryattempt
-  (notification_id, round, channel, transport, outcome, error, provider_message_id, started_at,
-   duration_ms, receipt_status, receipt_error)
-SELECT id, 1, 'telegram', 'telegram', 'permanent',
-  'Telegram 403: Forbidden: bot was blocked by the user', '', created_at, 80, '', ''
+def campaign_median(repeats: int, label: str, admin, template=None, **options) -> dict:
+    """``campaign_run`` ``repeats`` times, each from an empty queue, its notifications
+    deleted after; the median time."""
+    from huey.contrib.djhuey import HUEY
 
-FROM notifications_notification WHERE channel IN ('email', 'sms') AND id %% 4 = 0;
-"""
+    from notifications.models import Notification
+
+    runs = []
+    for _ in range(repeats):
+        HUEY.flush()
+        runs.append({**campaign_run(admin, template, **options), "queued": HUEY.pending_count()})
+        Notification.objects.all().delete()
+        HUEY.flush()
+    seconds = statistics.median(run["seconds"] for run in runs)
+    kind = f"{label} (median of {repeats})" if repeats > 1 else label
+    return {**runs[0], "kind": kind, "seconds": seconds, "runs": [r["seconds"] for r in runs]}
 
 
-def bench_dashboard(rows: int) -> list[dict]:
-    from django.contrib.auth import get_user_model
-    from django.db import connection, reset_queries
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    from notifications import rollup, selectors
-
-    admin = get_user_model().objects.create_superuser("dash", "dash@example.com", "pw")
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(DASHBOARD_SQL, {"rows": rows, "user": admin.pk})
-        for statement in ATTEMPTS_SQL.split(";"):
-            if statement.strip():
-                cursor.execute(statement.replace("%%", "%"))
-        cursor.execute("ANALYZE")
-    print(f"  {rows:,} notifications made in {time.perf_counter() - started:.0f} s", flush=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM notifications_deliveryattempt")
-        attempts = cursor.fetchone()[0]
-    client = Client()
-    client.force_login(admin)
-    # Before the hourly rollup has run: every row of 30 days scanned (once).
-    t0 = time.perf_counter()
-    selectors.dashboard("30d")
-    unrolled = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    refreshed = rollup.refresh()
-    refresh_s = time.perf_counter() - t0
-    print(
-        f"  30d with no rollup {unrolled:.2f} s; rollup of {refreshed['days']} days "
-        f"({refreshed['counts']:,} counts) {refresh_s:.2f} s",
-        flush=True,
-    )
-    results = [
-        {
-            "period": "30d, before the first rollup",
-            "rows": rows,
-            "attempts": attempts,
-            "selector_s": unrolled,
-            "page_s": None,
-            "queries": "",
-        },
-        {
-            "period": "the rollup itself (hourly task)",
-            "rows": rows,
-            "attempts": attempts,
-            "selector_s": refresh_s,
-            "page_s": None,
-            "queries": "",
-        },
-    ]
-    for period in selectors.PERIODS:
-        selectors.dashboard(period)  # warm
-        timings = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            selectors.dashboard(period)
-            timings.append(time.perf_counter() - t0)
-        pages = []
-        for _ in range(5):
-            reset_queries()
-            with CaptureQueriesContext(connection) as queries:
-                t0 = time.perf_counter()
-                response = client.get(f"/admin/dashboard/?period={period}")
-                pages.append(time.perf_counter() - t0)
-            assert response.status_code == 200
-        aggregate = [
-            q for q in queries.captured_queries if "notifications_" in q["sql"]
-        ]  # the dashboard's own, not the session's
-        results.append(
-            {
-                "period": period,
-                "rows": rows,
-                "attempts": attempts,
-                "selector_s": statistics.median(timings),
-                "page_s": statistics.median(pages),
-                "queries": len(aggregate),
-            }
-        )
-    return results
-
-
-def run_tier(tier: str, recipients: int, rows: int, pg: str) -> dict:
+def run_tier(tier: str, recipients: int, pg: str, repeats: int = 1) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"notify-bench-operator-{tier}-"))
     if tier == "sqlite":
         setup(f"sqlite:///{work / 'db.sqlite3'}", f"sqlite:///{work / 'huey.sqlite3'}", work)
@@ -284,10 +224,7 @@ def run_tier(tier: str, recipients: int, rows: int, pg: str) -> dict:
         subprocess.run(["psql", f"{pg}/postgres", "-qc", f"CREATE DATABASE {PG_NAME}"], check=True)
         setup(f"{pg}/{PG_NAME}", f"{pg}/{PG_NAME}", work)
     try:
-        result = {"tier": tier, "campaign": bench_campaign(recipients)}
-        if tier == "postgresql" and rows:
-            result["dashboard"] = bench_dashboard(rows)
-        return result
+        return {"tier": tier, "campaign": bench_campaign(recipients, repeats)}
     finally:
         from django.db import connections
 
@@ -306,28 +243,20 @@ def run_tier(tier: str, recipients: int, rows: int, pg: str) -> dict:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| tier | campaign | recipients | creation (s) | recipients/s | doorbells queued |",
-        "|---|---|---:|---:|---:|---:|",
+        "| tier | campaign | recipients | creation (s) | recipients/s | time against message "
+        "| doorbells queued |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for result in results:
+        plain = result["campaign"][0]["seconds"]
         for row in result["campaign"]:
+            against = (
+                f"{row['seconds'] / plain - 1:+.0%}" if row is not result["campaign"][0] else ""
+            )
             lines.append(
                 f"| {result['tier']} | {row['kind']} | {row['recipients']:,} | "
-                f"{row['seconds']:.1f} | {row['recipients'] / row['seconds']:,.0f} | {row['queued']:,} |"
-            )
-    dashboards = [row for result in results for row in result.get("dashboard", [])]
-    if dashboards:
-        lines += [
-            "",
-            "| tier | period | notifications | attempts | dashboard queries (s) | whole page (s) | queries |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for row in dashboards:
-            lines.append(
-                f"| postgresql | {row['period']} | {row['rows']:,} | {row['attempts']:,} | "
-                f"{row['selector_s']:.3f} | "
-                + ("—" if row["page_s"] is None else f"{row['page_s']:.3f}")
-                + f" | {row['queries']} |"
+                f"{row['seconds']:.1f} | {row['recipients'] / row['seconds']:,.0f} | {against} "
+                f"| {row['queued']:,} |"
             )
     return "\n".join(lines)
 
@@ -336,19 +265,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tier", choices=["sqlite", "postgresql"])
     parser.add_argument("--recipients", type=int, default=50_000)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="dashboard notifications")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each campaign (median)")
     parser.add_argument("--pg", default=PG_SERVER, help="PostgreSQL server URL (no database)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tier:
-        result = run_tier(args.tier, args.recipients, args.rows, args.pg)
+        result = run_tier(args.tier, args.recipients, args.pg, args.repeats)
         print("RESULT " + json.dumps(result))
         return
     results = []
     for tier in ("sqlite", "postgresql"):
         print(f"{tier}:", flush=True)
         command = [sys.executable, __file__, "--tier", tier, "--recipients", str(args.recipients)]
-        command += ["--rows", str(args.rows), "--pg", args.pg]
+        command += ["--pg", args.pg, "--repeats", str(args.repeats)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         print(

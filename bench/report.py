@@ -7,6 +7,7 @@ ran, so a ``BENCH_ONLY`` run reports what it measured and nothing else.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from collections.abc import Callable
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import BASE_DIR, LATENCY, RESULTS, TIER_LABEL, machine
-from bench.scenarios import CLICK_GAP, DEFAULT_WORKERS, SMTP_COSTS
+from bench.scenarios import CLICK_GAP, DEFAULT_WORKERS, RETENTION_SEND_EVERY, SMTP_COSTS
+from bench.scenarios_preferences import CAP, CHAIN, ZONES
 
 Results = dict[str, dict[str, Any]]
 SMTP_COST = (
@@ -103,6 +105,74 @@ def bulk_table(results: Results) -> list[str]:
     for tier, rows in ran:
         cells = " | ".join(f"{v['queries']} queries, {v['ms']} ms" for v in rows.values())
         lines.append(f"| {TIER_LABEL[tier]} | {cells} |")
+    return lines
+
+
+# --- recipients in control (bench/scenarios_preferences.py) ----------------------------------
+def claim_table(results: Results) -> list[str]:
+    ran = _ran(results, "claim_queries")
+    if not ran:
+        return []
+    sizes = list(ran[0][1]["sizes"])
+    lines = [
+        "**claim_queries**: SQL queries and milliseconds (median of 3) of one claim "
+        "(`delivery.claim`, as the consumer's `deliver` task calls it) of queued, due "
+        "notifications a quarter in each of three categories (none required, two capped) and "
+        f"a quarter in the default one; their users in {len(ZONES)} time zones, with quiet "
+        "hours and 9 Preference rows each; the default category cached, as in a running "
+        "consumer.",
+        "",
+        "| tier | claim with preferences: "
+        + " | ".join(f"{s} notification{'s' if s != '1' else ''}" for s in sizes)
+        + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for tier, c in ran:
+        cells = " | ".join(f"{v['queries']} queries, {v['ms']} ms" for v in c["sizes"].values())
+        lines.append(f"| {TIER_LABEL[tier]} | {cells} |")
+    return lines
+
+
+def preferences_throughput_table(results: Results) -> list[str]:
+    ran = _ran(results, "throughput_preferences")
+    if not ran:
+        return []
+    first = ran[0][1]
+    lines = [
+        f"**throughput_preferences**: {first['plain']['n']:,} notifications from one bulk "
+        f"action, {first['threads']} threads, Telegram fake answering in 50 ms; "
+        + (f"median of {first['repeats']} runs" if first["repeats"] > 1 else "one run")
+        + " of each workload, interleaved. *Plain*: as `throughput`. "
+        f"*{' → '.join(CHAIN)}*: the same through that chain (Email skipped: no address). "
+        "*With preferences*: the same chain, every notification in a category that is not "
+        f"required and capped at {CAP} a day per user (not binding), its users in "
+        f"{len(ZONES)} time zones with quiet hours that are not now and 9 Preference rows "
+        "each, Email turned off for the category by every other one (the policy skips it)."
+        + (
+            f" *Before*: `throughput` at as many threads in another checkout ({before})."
+            if (before := next((t["before"]["source"] for _, t in ran if "before" in t), ""))
+            else ""
+        ),
+        "",
+        "| tier | threads | workload | notifications/s | p50 queued→sent (s) | p95 (s) "
+        "| consumer CPU ms/notification | against plain | against before |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for tier, t in ran:
+        before = t.get("before")
+        workloads = [("before", before)] if before else []
+        workloads += [
+            ("plain", t["plain"]),
+            (" → ".join(CHAIN), t["chain"]),
+            ("with preferences", t["preferences"]),
+        ]
+        for label, row in workloads:
+            plain = _pct(row["rate"] / t["plain"]["rate"]) if label != "before" else ""
+            then = _pct(row["rate"] / before["rate"]) if before else ""
+            lines.append(
+                f"| {TIER_LABEL[tier]} | {t['threads']} | {label} | {row['rate']} | {row['p50']} "
+                f"| {row['p95']} | {row.get('cpu_ms', '')} | {plain} | {then} |"
+            )
     return lines
 
 
@@ -230,6 +300,54 @@ def cpu_table(results: Results) -> list[str]:
     return lines
 
 
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f}"
+
+
+def retention_table(results: Results) -> list[str]:
+    ran = _ran(results, "retention")
+    if not ran:
+        return []
+    lines = []
+    for tier, r in ran:
+        pruned = r["pruned"]
+        lines += [
+            f"**retention**: {r['rows']:,} final notifications older than NOTIFY_RETENTION_DAYS "
+            f"(made in {r['made_seconds']} s by SQL), with their attempts and SMS receipts, "
+            f"pruned by `manage.py prune_old` ({pruned['notifications']:,} notifications, "
+            f"{pruned['attempts']:,} attempts, {pruned['sms_parts']:,} SMS receipts in "
+            f"{r['prune_seconds']} s: {r['prune_rate']:,} notifications/s); meanwhile a campaign "
+            f"of {r['send_n']:,} sent by {r['threads']} threads every "
+            f"{RETENTION_SEND_EVERY:g} s, and the same campaign before the prune and after it "
+            f"(and VACUUM) for comparison ({TIER_LABEL[tier]}).",
+            "",
+            "| campaign sent | notifications/s | p50 queued→sent (s) | p95 (s) "
+            "| consumer CPU ms/notification |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        sent = [("without a prune", row) for row in r["quiet"]]
+        sent += [
+            ("while pruning" if row["pruning_throughout"] else "as the prune ended (left out)", row)
+            for row in r["pruning"]
+        ]
+        for label, row in sent:
+            lines.append(
+                f"| {label} | {row['rate']} | {row['p50']} | {row['p95']} | {row['cpu_ms']} |"
+            )
+        lines += [
+            "",
+            "| table (MiB, with indexes) | before | after the prune and VACUUM "
+            "| after VACUUM FULL |",
+            "|---|---:|---:|---:|",
+        ]
+        for table, size in r["bytes_before"].items():
+            lines.append(
+                f"| notifications_{table} | {_mib(size)} | {_mib(r['bytes_vacuumed'][table])} "
+                f"| {_mib(r['bytes_compacted'][table])} |"
+            )
+    return lines
+
+
 # --- against the issue's targets ----------------------------------------------------------------
 TARGETS: list[tuple[str, str, str, Callable[[dict], tuple[str, bool]]]] = [
     (
@@ -272,6 +390,34 @@ TARGETS: list[tuple[str, str, str, Callable[[dict], tuple[str, bool]]]] = [
         lambda c: (_pct(c["paged_share_of_one"]), c["paged_share_of_one"] >= 0.90),
     ),
     (
+        "retention",
+        "a campaign's send rate while old notifications are pruned, against without",
+        "within 10%",
+        lambda r: (
+            f"{_pct(r['share'])}" + ("" if r["pruning_throughout"] else " (prune ended first)"),
+            r["share"] >= 0.90 and r["pruning_throughout"],
+        ),
+    ),
+    (
+        "claim_queries",
+        "queries of one claim with preferences loaded, 1 to 1,000 notifications",
+        "the same at every size",
+        lambda c: (
+            " / ".join(str(v["queries"]) for v in c["sizes"].values()),
+            len({v["queries"] for v in c["sizes"].values()}) == 1,
+        ),
+    ),
+    (
+        "throughput_preferences",
+        "throughput with preferences, against today's (BENCH_BEFORE's, else plain)",
+        "within 5%",
+        lambda t: (
+            f"{_pct(t['share_of_today'])} of {'before' if t['today_is_before'] else 'plain'} "
+            f"({t['preferences']['rate']}/s, {t['threads']} threads)",
+            t["share_of_today"] >= 0.95,
+        ),
+    ),
+    (
         "cpu",
         "consumer CPU per notification, 32 threads, Telegram fake in its own process",
         "≤ 3 ms",
@@ -308,8 +454,10 @@ def tables(results: Results, skipped: dict[str, str]) -> str:
     """Every table the results allow, in markdown."""
     blocks = [
         throughput_table(results),
+        preferences_throughput_table(results),
         paced_table(results),
         bulk_table(results),
+        claim_table(results),
         memory_line(results),
         targets_table(results),
         mixed_table(results),
@@ -317,6 +465,7 @@ def tables(results: Results, skipped: dict[str, str]) -> str:
         smtp_table(results),
         clicks_table(results),
         cpu_table(results),
+        retention_table(results),
         errors_table(results),
         [f"{TIER_LABEL[tier]}: skipped ({why})." for tier, why in skipped.items()],
     ]
@@ -412,12 +561,17 @@ def write(
         else ""
     )
     how = f" with {', '.join(settings)}" if settings else ""
+    # The chart needs matplotlib (requirements-bench.txt, which `make bench` installs); a
+    # bench run without it still writes its tables.
+    drawn = bool(results) and importlib.util.find_spec("matplotlib") is not None
+    if results and not drawn:
+        print("bench.png not drawn: no matplotlib (pip install -r requirements-bench.txt)")
     text = (
         f"# Benchmark\n\nRun {meta['date']} on {meta['machine']}; `make bench`{how} took "
         f"{minutes:.1f} min. The Telegram fake answers in {LATENCY * 1000:.0f} ms and runs in a "
         f"process of its own, as does the SMTP fake. Throughput runs use "
         f"NOTIFY_TELEGRAM_RATE=1000 (pacing on, not binding).{speed}\n\n"
-        f"{tables(results, skipped)}\n\n![benchmark](bench.png)\n"
+        f"{tables(results, skipped)}\n" + ("\n![benchmark](bench.png)\n" if drawn else "")
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.md").write_text(text)
@@ -429,7 +583,7 @@ def write(
         "tiers": results,
     }
     (RESULTS / "results.json").write_text(json.dumps(payload, indent=1))
-    if results:
+    if drawn:
         chart(results, RESULTS / "bench.png")
         if complete:
             shutil.copy(RESULTS / "bench.png", BASE_DIR / "assets" / "bench.png")

@@ -11,14 +11,19 @@ that drives the real consumer (``manage.py run_huey``) as a subprocess. It write
 - ``bench/harness.py``: settings from the environment, fakes in processes, tiers, CPU/memory;
 - ``bench/workbench.py``: the Django side (users, notifications, the bulk action, consumers);
 - ``bench/scenarios.py``: one function per scenario (``@scenario(tiers)``), returning a dict;
+- ``bench/scenarios_preferences.py``: those of recipients in control (preferences, caps);
 - ``bench/report.py``: the markdown tables, the chart and the files.
 
 Environment: ``BENCH_ONLY=mixed,burst`` runs those scenarios only; ``BENCH_QUICK=1`` runs every
 scenario at reduced size (a couple of minutes); ``BENCH_FULL=1`` sends as many with 1 thread
 and in the request as with 8; ``BENCH_TIERS=sqlite`` one tier; ``BENCH_PROFILE=32`` only the
-throughput with that many threads; ``BENCH_SMTP_TLS=1`` email over STARTTLS;
+throughput with that many threads (plain and with preferences), printed; ``BENCH_SMTP_TLS=1``
+email over STARTTLS;
 ``BENCH_DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/notify_bench``, dropped
-and created afresh) and ``BENCH_QUEUE_URL`` (default ``redis://127.0.0.1:6379/14``, flushed).
+and created afresh) and ``BENCH_QUEUE_URL`` (default ``redis://127.0.0.1:6379/14``, flushed);
+``BENCH_RETENTION_ROWS`` the old notifications the ``retention`` scenario prunes (5,000,000);
+``BENCH_BEFORE`` a file with another checkout's 32-thread throughput, shown beside
+``throughput_preferences`` (``bench/scenarios_preferences.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
+import bench.scenarios_preferences  # noqa: E402, F401 (registers its scenarios too)
 from bench import report  # noqa: E402 (the project's root is on the path only from here)
 from bench.harness import (  # noqa: E402
     FULL,
@@ -55,14 +61,13 @@ from bench.harness import (  # noqa: E402
 )
 from bench.scenarios import SCENARIOS  # noqa: E402
 
-# Benches of their own, run as scripts after the tiers: the HTTP API's create throughput, and
-# the operator's campaign creation and dashboard (each prints a markdown table).
+# Benches of their own, run as scripts after the tiers: the HTTP API's create throughput, the
+# operator's campaign creation, and the operator's views (dashboard, admin list, API list) at a
+# million notifications (each prints a markdown table).
 SCRIPTS = {
-    "api": ("bench/api_create.py", ["--no-list"] if QUICK else []),
-    "operator": (
-        "bench/operator_bench.py",
-        ["--recipients", "5000", "--rows", "100000"] if QUICK else [],
-    ),
+    "api": ("bench/api_create.py", []),
+    "operator": ("bench/operator_bench.py", ["--recipients", "5000"] if QUICK else []),
+    "million": ("bench/operator_million.py", ["--rows", "100000"] if QUICK else []),
 }
 
 
@@ -86,9 +91,16 @@ def run_scripts() -> tuple[list[str], bool]:
     return tables, failed
 
 
+# What BENCH_PROFILE runs (those of them BENCH_ONLY names, if it names some).
+PROFILED = ("throughput", "two_consumers", "throughput_preferences")
+
+
 def selected() -> list[str]:
     """The scenarios to run, in the order they are defined."""
-    wanted = ["throughput", "two_consumers"] if PROFILE_THREADS else ONLY or list(SCENARIOS)
+    if PROFILE_THREADS:
+        wanted = [name for name in PROFILED if not ONLY or name in ONLY]
+    else:
+        wanted = ONLY or list(SCENARIOS)
     wanted = [name for name in wanted if name not in SCRIPTS]
     unknown = sorted(set(wanted) - set(SCENARIOS))
     if unknown:
@@ -154,7 +166,7 @@ def orchestrate() -> int:
     reference.append(cpu_reference_ms())
     if PROFILE_THREADS:
         for tier, res in results.items():
-            print(tier, json.dumps({k: res.get(k) for k in ("throughput", "two_consumers")}))
+            print(tier, json.dumps(res))
         return 0
     settings = [
         f"{name}={value}"

@@ -1,24 +1,29 @@
 """The bench's scenarios: one function each, taking the tier's ``Bench`` and returning a dict.
 
 Add one by writing a function here decorated with ``@scenario("sqlite", "pg")`` (the tiers it
-runs on). Its name is what ``BENCH_ONLY`` selects and the key of its results in
-``results.json``; the first line of its docstring describes it in the report. Scenarios run
-in the order they are defined, each from a clean slate: ``bench.fresh(users)`` deletes every
-notification and empties the queue. Sizes shrink with ``BENCH_QUICK=1``.
+runs on), or in a module of its own that ``bench/run.py`` imports (``scenarios_preferences``).
+Its name is what ``BENCH_ONLY`` selects and the key of its results in ``results.json``; the
+first line of its docstring describes it in the report. Scenarios run in the order they are
+defined, each from a clean slate: ``bench.fresh(users)`` deletes every notification and
+empties the queue. Sizes shrink with ``BENCH_QUICK=1``.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import re
 import sqlite3
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import FULL, PROFILE_THREADS, QUICK, TOKEN, CpuMeter, rss_kib
+from bench.harness import BASE_DIR, FULL, PROFILE_THREADS, QUICK, TOKEN, CpuMeter, rss_kib
 from bench.workbench import Bench
 
 Result = dict[str, Any]
@@ -483,4 +488,208 @@ def cpu(bench: Bench) -> Result:
         "cpu_share_of_a_core": round(run.cpu.total / bench.finished(ids, run.started), 2),
     }
     _say(bench, "cpu", row)
+    return row
+
+
+# --- retention -----------------------------------------------------------------------------
+# BENCH_RETENTION_ROWS: the old notifications made and pruned (5,000,000 in a full run).
+RETENTION_ROWS = int(os.environ.get("BENCH_RETENTION_ROWS") or (50_000 if QUICK else 5_000_000))
+RETENTION_SEND_N = 500 if QUICK else 5000  # the campaign sent with and without the prune
+RETENTION_THREADS = 32
+RETENTION_SEND_EVERY = 120.0  # seconds from one campaign's start to the next while pruning
+# The consumers' own hourly prune finds nothing: only the measured one prunes.
+NO_HOURLY_PRUNE = {"NOTIFY_RETENTION_DAYS": "36500"}
+RETENTION_TABLES = ("notification", "deliveryattempt", "smspart")
+# Old rows over the year before the last 100 days: statuses and channels in realistic shares,
+# ids in the order of their creation, as the service makes them.
+OLD_NOTIFICATIONS_SQL = """
+INSERT INTO notifications_notification
+  (user_id, subject, message, status, channel, created_at, queued_at, sent_at, rounds,
+   last_error, channels, progress, rendered)
+SELECT %(first_user)s + n %% %(users)s, '', 'Old notification ' || n,
+  CASE WHEN n %% 100 < 80 THEN 'sent' WHEN n %% 100 < 88 THEN 'delivered'
+       WHEN n %% 100 < 90 THEN 'undelivered' WHEN n %% 100 < 97 THEN 'failed'
+       ELSE 'cancelled' END,
+  CASE WHEN n %% 100 >= 90 THEN '' WHEN n %% 10 < 6 THEN 'telegram' WHEN n %% 10 < 9 THEN 'email'
+       ELSE 'sms' END,
+  at, at, CASE WHEN n %% 100 < 90 THEN at + interval '2 seconds' END, 1, '', '[]', '{}', '{}'
+FROM generate_series(%(first)s, %(last)s) AS n,
+  LATERAL (SELECT now() - interval '465 days' + n * interval '365 days' / %(rows)s AS at) AS t
+"""
+# One attempt per notification (a failed Telegram one before each email and SMS), SMS receipts.
+OLD_ATTEMPTS_SQL = """
+INSERT INTO notifications_deliveryattempt
+  (notification_id, round, channel, transport, outcome, error, provider_message_id, started_at,
+   duration_ms, cost, segments, receipt_status, receipt_error)
+SELECT id, 1, CASE WHEN channel = '' THEN 'email' ELSE channel END,
+  CASE WHEN channel = 'sms' THEN 'sms_api' WHEN channel = '' THEN 'email' ELSE channel END,
+  CASE WHEN status IN ('sent', 'delivered', 'undelivered') THEN 'success'
+       WHEN status = 'failed' THEN 'permanent' ELSE 'skipped' END,
+  CASE WHEN status = 'failed' THEN 'SMTP 550: mailbox unavailable' ELSE '' END,
+  CASE WHEN channel = 'sms' THEN 'old-' || id ELSE '' END, created_at, 120,
+  CASE WHEN channel = 'sms' THEN 4.95 END, CASE WHEN channel = 'sms' THEN 1 END,
+  CASE WHEN status IN ('delivered', 'undelivered') THEN status ELSE '' END, ''
+FROM notifications_notification WHERE id BETWEEN %(low)s AND %(high)s;
+INSERT INTO notifications_deliveryattempt
+  (notification_id, round, channel, transport, outcome, error, provider_message_id, started_at,
+   duration_ms, receipt_status, receipt_error)
+SELECT id, 1, 'telegram', 'telegram', 'permanent',
+  'Telegram 403: Forbidden: bot was blocked by the user', '', created_at, 80, '', ''
+FROM notifications_notification
+WHERE id BETWEEN %(low)s AND %(high)s AND channel IN ('email', 'sms') AND id %% 4 = 0;
+INSERT INTO notifications_smspart
+  (transport, message_id, attempt_id, part, state, provider_status, error_code, created_at)
+SELECT 'sms_api', provider_message_id, id, 1, 'delivered', '1', '', started_at
+FROM notifications_deliveryattempt
+WHERE notification_id BETWEEN %(low)s AND %(high)s AND channel = 'sms' AND outcome = 'success';
+"""
+
+
+def _old_rows(bench: Bench, rows: int) -> None:
+    """``rows`` final notifications older than NOTIFY_RETENTION_DAYS, their attempts and SMS
+    receipts, by SQL, a million at a time; then ANALYZE."""
+    from django.db import connection, transaction
+
+    users = bench.telegram_users
+    for first in range(1, rows + 1, 1_000_000):
+        last = min(first + 999_999, rows)
+        with transaction.atomic(), connection.cursor() as cursor:
+            params = {"first_user": users[0].pk, "users": len(users), "rows": rows}
+            cursor.execute(OLD_NOTIFICATIONS_SQL, {**params, "first": first, "last": last})
+            sequence = "pg_get_serial_sequence('notifications_notification', 'id')"
+            high = _one(cursor, f"SELECT currval({sequence})")  # nothing else inserts meanwhile
+            cursor.execute(OLD_ATTEMPTS_SQL, {"low": high - (last - first), "high": high})
+    with connection.cursor() as cursor:
+        for table in RETENTION_TABLES:
+            cursor.execute(f"ANALYZE notifications_{table}")
+
+
+def _sizes() -> dict[str, int]:
+    """Bytes of each table with its indexes and TOAST (pg_total_relation_size)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        return {
+            table: _one(cursor, "SELECT pg_total_relation_size(%s)", [f"notifications_{table}"])
+            for table in RETENTION_TABLES
+        }
+
+
+def _one(cursor: Any, sql: str, params: list | None = None) -> Any:
+    cursor.execute(sql, params)
+    return cursor.fetchone()[0]
+
+
+def _deleted_so_far() -> int:
+    """Notifications deleted since the server's statistics began (pg_stat_user_tables)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        sql = "SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = %s"
+        return _one(cursor, sql, ["notifications_notification"])
+
+
+def _campaign_send(bench: Bench) -> Result:
+    """A campaign of RETENTION_SEND_N Telegram notifications sent by a consumer of
+    RETENTION_THREADS threads: from the click to the last `sent`."""
+    from notifications.models import Campaign, Notification
+
+    campaign = Campaign.objects.create(name="bench", state=Campaign.State.READY)
+    users = bench.telegram_users[:RETENTION_SEND_N]
+    made = Notification.objects.bulk_create(
+        [
+            Notification(user=u, message=f"bench {i}", campaign=campaign)
+            for i, u in enumerate(users)
+        ],
+        batch_size=2000,
+    )
+    ids = [n.pk for n in made]
+    bench.telegram.reset()
+    consumer = bench.consumer(RETENTION_THREADS, **FAST, **NO_HOURLY_PRUNE)
+    run = bench.click_and_wait(ids, [consumer], 600)
+    return {**bench.timings(ids, run.started), **run.cpu.per_item_ms(len(ids))}
+
+
+@scenario("pg")
+def retention(bench: Bench) -> Result:
+    """A campaign's send throughput while 5,000,000 old notifications are pruned, against none."""
+    from django.db import connection
+
+    from notifications import rollup
+
+    bench.fresh([])
+    began = time.perf_counter()
+    _old_rows(bench, RETENTION_ROWS)
+    made_seconds = time.perf_counter() - began
+    rollup.refresh()
+    before = _sizes()
+    quiet = [_campaign_send(bench)]
+    _say(bench, "retention, no prune", quiet[-1])
+
+    # `manage.py prune_old`, as the hourly task runs it, with no time budget.
+    deleted_at_start = _deleted_so_far()
+    began = time.perf_counter()
+    pruner = subprocess.Popen(
+        [sys.executable, "manage.py", "prune_old", "--seconds", "86400"],
+        cwd=BASE_DIR,
+        env=bench.service_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pruning = []  # a campaign every RETENTION_SEND_EVERY, from the start to the end
+    try:
+        while _deleted_so_far() == deleted_at_start and pruner.poll() is None:
+            time.sleep(0.2)
+        while pruner.poll() is None:
+            next_at = time.monotonic() + RETENTION_SEND_EVERY
+            pruning.append({**_campaign_send(bench), "pruning_throughout": pruner.poll() is None})
+            _say(bench, "retention, while pruning", pruning[-1])
+            while pruner.poll() is None and time.monotonic() < next_at:
+                time.sleep(0.5)
+        output, _ = pruner.communicate()
+    finally:
+        if pruner.poll() is None:
+            pruner.terminate()
+            pruner.wait()
+    prune_seconds = time.perf_counter() - began
+    found = re.search(r"Deleted (\d+) notification\(s\), (\d+) attempt\(s\), (\d+) SMS", output)
+    if pruner.returncode or not found:
+        raise RuntimeError(f"prune_old failed ({pruner.returncode}): {output[-2000:]}")
+    notifications, attempts, sms_parts = (int(n) for n in found.groups())
+
+    # VACUUM (what autovacuum would do next, and would do during the campaign after), then
+    # the same campaign again with no prune, then VACUUM FULL.
+    with connection.cursor() as cursor:
+        for table in RETENTION_TABLES:
+            cursor.execute(f"VACUUM notifications_{table}")
+    vacuumed = _sizes()
+    quiet.append(_campaign_send(bench))
+    _say(bench, "retention, no prune (after)", quiet[-1])
+    with connection.cursor() as cursor:
+        for table in RETENTION_TABLES:
+            cursor.execute(f"VACUUM FULL notifications_{table}")
+    compacted = _sizes()
+    during = [r for r in pruning if r["pruning_throughout"]]  # not the one the prune's end cut
+    quiet_rate = statistics.mean(r["rate"] for r in quiet)
+    pruning_rate = statistics.mean(r["rate"] for r in during) if during else 0.0
+    row = {
+        "rows": RETENTION_ROWS,
+        "made_seconds": round(made_seconds, 1),
+        "send_n": RETENTION_SEND_N,
+        "threads": RETENTION_THREADS,
+        "quiet": quiet,
+        "pruning": pruning,
+        "quiet_rate": round(quiet_rate, 1),
+        "pruning_rate": round(pruning_rate, 1),
+        "share": round(pruning_rate / quiet_rate, 3) if quiet_rate else 0.0,
+        "pruning_throughout": bool(during),
+        "pruned": {"notifications": notifications, "attempts": attempts, "sms_parts": sms_parts},
+        "prune_seconds": round(prune_seconds, 1),
+        "prune_rate": round(notifications / prune_seconds, 1),
+        "bytes_before": before,
+        "bytes_vacuumed": vacuumed,
+        "bytes_compacted": compacted,
+    }
+    _say(bench, "retention", row)
     return row

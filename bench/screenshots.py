@@ -14,6 +14,7 @@ seeded ids) or a function ``(page, ids)`` that leaves the page as it should be p
 from __future__ import annotations
 
 import argparse
+import datetime
 import html
 import logging
 import os
@@ -130,6 +131,11 @@ def compose_preview(page, ids: dict[str, int]) -> None:
         "The service is down for maintenance tonight from 02:00 to 03:00 UTC. "
         "Nothing is lost: messages sent meanwhile arrive after it."
     )
+    # At 10:00 tomorrow on each recipient's own clock (issue 16).
+    tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
+    page.locator("#id_send_at_0").fill(tomorrow)
+    page.locator("#id_send_at_1").fill("10:00:00")
+    page.get_by_label("In each recipient's local time").check()
     page.get_by_role("button", name="Preview").click()
     page.locator("#nf-preview").wait_for()
 
@@ -146,6 +152,59 @@ def campaign_page(page, ids: dict[str, int]) -> None:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
     page.reload()
     page.locator('#campaign-progress[data-nf-done="true"]').wait_for()
+
+
+PHONE = {"width": 360, "height": 740}
+
+
+def preference_page(viewport: dict[str, int], lang: str, save: bool = False) -> Callable:
+    """A user's preference page as they reach it from the link in their emails (no login), in
+    ``lang`` on a screen of ``viewport``; ``save``: Promotions by email ticked and saved
+    first, so the picture shows "Saved"."""
+
+    def picture_page(page, ids: dict[str, int]) -> None:
+        from django.urls import reverse
+
+        from notifications.preferences.links import page_token
+
+        page.set_viewport_size(viewport)
+        page.goto(reverse("preferences-page", args=[page_token(ids["alice"])]) + f"?lang={lang}")
+        if save:
+            page.locator('input[value="promotions:email"]').check()
+            page.locator('button[type="submit"]').click()
+            page.locator(".saved").wait_for()
+
+    return picture_page
+
+
+def seed_topics() -> None:
+    """The categories users choose from (and one always sent), for the preference page."""
+    from notifications.preferences.models import Category
+
+    Category.objects.create(
+        key="orders",
+        name_en="Order updates",
+        name_ru="Заказы",
+        description_en="Shipping and delivery of your orders.",
+        description_ru="Отправка и доставка ваших заказов.",
+    )
+    Category.objects.create(
+        key="promotions",
+        name_en="Promotions",
+        name_ru="Акции",
+        description_en="Offers and discounts, at most once a week.",
+        description_ru="Предложения и скидки, не чаще раза в неделю.",
+        opt_in=True,
+        default_channels=["email"],
+    )
+    Category.objects.create(
+        key="security",
+        name_en="Security",
+        name_ru="Безопасность",
+        description_en="Sign-in codes and alerts about your account.",
+        description_ru="Коды входа и предупреждения о вашей учётной записи.",
+        required=True,
+    )
 
 
 def russian_admin(page, ids: dict[str, int]) -> None:
@@ -168,6 +227,10 @@ SHOTS: list[tuple[str | Callable, str]] = [
     (campaign_page, "admin-campaign.png"),
     ("/admin/dashboard/?period=today", "admin-dashboard.png"),
     (russian_admin, "admin-russian.png"),
+    (preference_page(PHONE, "ru"), "preferences-phone-ru.png"),
+    (preference_page(PHONE, "en"), "preferences-phone-en.png"),
+    (preference_page(VIEWPORT, "en", save=True), "preferences-desktop-en.png"),
+    (preference_page(VIEWPORT, "ru"), "preferences-desktop-ru.png"),
 ]
 # The fakes, environment and work directory of this run, for shots that drive the service.
 SERVICE: dict = {}
@@ -236,7 +299,9 @@ def seed(telegram: FakeTelegram, smtp: FakeSmtp) -> dict[str, int]:
     def notify(to, message: str, subject: str = "") -> int:
         return notification_create(user=to, message=message, subject=subject).pk
 
+    seed_topics()
     ids = {
+        "alice": alice.pk,
         "alice_contact": alice.contact.pk,
         "erin_contact": erin.contact.pk,
         "shipped": notify(alice, "Your order #1042 has shipped. Track it at example.com/t/1042"),

@@ -106,12 +106,16 @@ class Bench:
 
         from notifications.models import Notification
 
+        def empty(model: Any, cursor: Any) -> None:
+            # Whatever refers to its rows (attempts, and what refers to them) goes first,
+            # whatever its name; a reference to itself (a digest's items) goes with it.
+            for related in model._meta.related_objects:
+                if related.related_model is not model:
+                    empty(related.related_model, cursor)
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
+
         with connection.cursor() as cursor:
-            # Whatever refers to notifications (attempts today) goes first, whatever its name.
-            for related in Notification._meta.related_objects:
-                table = connection.ops.quote_name(related.related_model._meta.db_table)
-                cursor.execute(f"DELETE FROM {table}")
-            cursor.execute(f"DELETE FROM {connection.ops.quote_name(Notification._meta.db_table)}")
+            empty(Notification, cursor)
         HUEY.flush()
         now = timezone.now()
         queued = {"queued_at": now, "next_attempt_at": now} if status == "queued" else {}

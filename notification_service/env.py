@@ -39,6 +39,16 @@ def env_bool(name: str, default: bool = False) -> bool:
     )
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (any case), ``default`` when unset or blank; raises on another."""
+    value = env_str(name).lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(choices)}; got {os.environ.get(name)!r}"
+        )
+    return value
+
+
 def env_int(name: str, default: int | None, minimum: int | None = None) -> int | None:
     """An integer, ``default`` when unset or blank; raises when malformed or below ``minimum``."""
     value = env_str(name)

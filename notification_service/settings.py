@@ -21,6 +21,7 @@ from dotenv import load_dotenv
 
 from notification_service.env import (
     env_bool,
+    env_choice,
     env_decimal,
     env_float,
     env_int,
@@ -29,6 +30,7 @@ from notification_service.env import (
     env_str,
 )
 from notification_service.queue import queue_config
+from notifications.preferences.quiet_hours import read_window
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 if not env_bool("NOTIFY_SKIP_DOTENV", False):
@@ -107,9 +109,13 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "notifications",
     "notifications.operations",
+    "notifications.preferences",
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before anything else (no host check, no
+    # HTTPS redirect, no session): notifications.operations.views.
+    "notifications.operations.views.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -355,6 +361,17 @@ if NOTIFY_PUBLIC_URL and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", NOT
         f"NOTIFY_PUBLIC_URL must be an http(s) URL such as https://notify.example.com; "
         f"got {NOTIFY_PUBLIC_URL!r}"
     )
+# Where users reach this service (https://notify.example.com): the links in what it sends —
+# a user's preference page, one-click unsubscribe. NOTIFY_PUBLIC_URL when blank (one address
+# serves both).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/") or NOTIFY_PUBLIC_URL
+if PUBLIC_BASE_URL and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", PUBLIC_BASE_URL):
+    raise ImproperlyConfigured(
+        f"PUBLIC_BASE_URL must be an http(s) URL such as https://notify.example.com; "
+        f"got {PUBLIC_BASE_URL!r}"
+    )
+# How long a preference-page link works (days).
+NOTIFY_PREFERENCE_LINK_DAYS = env_int("NOTIFY_PREFERENCE_LINK_DAYS", 90, minimum=1)
 # The secret path part of SMS Aero's callback URL (NOTIFY_PUBLIC_URL/sms/callback/<secret>/).
 SMS_CALLBACK_SECRET = env_str("SMS_CALLBACK_SECRET")
 if SMS_CALLBACK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", SMS_CALLBACK_SECRET):
@@ -379,6 +396,13 @@ if len(set(NOTIFY_CHANNEL_ORDER)) != len(NOTIFY_CHANNEL_ORDER) or not NOTIFY_CHA
         f"NOTIFY_CHANNEL_ORDER must name each channel at most once; got {NOTIFY_CHANNEL_ORDER}"
     )
 NOTIFY_SEND_ON_CREATE = env_bool("NOTIFY_SEND_ON_CREATE", True)
+# Quiet hours for users who set none of their own, in each user's time zone: "22:00-08:00"
+# (blank: none). Notifications that are not required wait until they end.
+NOTIFY_QUIET_HOURS = env_str("NOTIFY_QUIET_HOURS")
+try:
+    NOTIFY_QUIET_WINDOW = read_window(NOTIFY_QUIET_HOURS)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"NOTIFY_QUIET_HOURS: {_error}") from None
 NOTIFY_HTTP_TIMEOUT = env_float("NOTIFY_HTTP_TIMEOUT", 10.0, minimum=0.1)
 # Subject of emails whose notification has none; blank: "Notification" in the recipient's
 # language (their contact's, else DJANGO_LANGUAGE_CODE).
@@ -408,6 +432,28 @@ NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 # Campaigns: recipients created per insert (and the largest selection created inside the
 # request; a larger one, or a whole changelist filter, is created by the consumer).
 NOTIFY_CAMPAIGN_CHUNK = env_int("NOTIFY_CAMPAIGN_CHUNK", 1000, minimum=1)
+
+# --- Probes and metrics (notifications/operations, docs/operations.md) ----------------------
+# /readyz fails when no consumer reported alive for this long (each does every 5 s).
+NOTIFY_READY_HEARTBEAT_SECONDS = env_float("NOTIFY_READY_HEARTBEAT_SECONDS", 30.0, minimum=10)
+# Prometheus sends it as "Authorization: Bearer <token>"; blank: the web's /metrics is off.
+NOTIFY_METRICS_TOKEN = env_str("NOTIFY_METRICS_TOKEN")
+# A consumer serves its metrics on this port (0: not), bound to NOTIFY_METRICS_BIND.
+NOTIFY_METRICS_PORT = env_int("NOTIFY_METRICS_PORT", 0, minimum=0)
+NOTIFY_METRICS_BIND = env_str("NOTIFY_METRICS_BIND", "127.0.0.1")
+# prometheus_client's multiprocess mode (manage.py runservice sets it for its processes).
+if (_metrics_dir := env_str("PROMETHEUS_MULTIPROC_DIR")) and not Path(_metrics_dir).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR must be an existing directory; got {_metrics_dir!r}"
+    )
+
+# --- Retention (notifications/operations/retention.py, docs/operations.md) ---------------------
+# Final notifications nothing touched for this many days go hourly, with their attempts, SMS
+# receipts and the skipped recipients of campaigns that ended as long ago.
+NOTIFY_RETENTION_DAYS = env_int("NOTIFY_RETENTION_DAYS", 90, minimum=1)
+# Notifications deleted per transaction, and the seconds one hourly run may take.
+NOTIFY_RETENTION_BATCH = env_int("NOTIFY_RETENTION_BATCH", 1000, minimum=1)
+NOTIFY_RETENTION_SECONDS = env_float("NOTIFY_RETENTION_SECONDS", 600.0, minimum=1)
 
 # --- HTTP API (notifications/api) ---------------------------------------------------------
 # Requests per API key (or staff user) and period, shared by every web process and host:
@@ -456,6 +502,7 @@ SPECTACULAR_SETTINGS = {
         "NotificationStatus": "notifications.models.Notification.Status",
         "Channel": "notifications.models.Channel",
         "DeliveryOutcome": "notifications.models.DeliveryAttempt.Outcome",
+        "CategoryOverCap": "notifications.preferences.models.Category.OverCap",
         "Language": ["", "ru", "en"],
     },
     # A nullable enum is the enum and `nullable`, not a oneOf with a one-value NullEnum.
@@ -466,13 +513,32 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# Error reports to Sentry: off unless SENTRY_DSN is set (notifications.operations.sentry).
+SENTRY_DSN = env_str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT")
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0)
+
+# LOG_FORMAT: "plain" (default, for people) or "json" (one object per line, for a log
+# pipeline). Either way secrets are masked and each record carries the ids of the
+# notification and campaign being worked on (notifications.operations.logs).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "notifications.redaction.RedactingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {
+        "redact": {"()": "notifications.redaction.RedactingFilter"},
+        "context": {"()": "notifications.operations.logs.ContextFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
+        "json": {"()": "notifications.operations.logs.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact", "context"],
+        }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {

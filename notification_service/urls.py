@@ -1,7 +1,8 @@
 """URL routes: the admin is the operator's interface; `/` sends visitors there. Beside the
 model admin: the dashboard and the small JSON endpoints its pages poll (notifications.views),
 Django's set_language for the admin's language switcher, what providers call (the Telegram
-webhook and the SMS delivery callback), and the HTTP API for other services under `/api/v1/`."""
+webhook and the SMS delivery callback), users' preference pages (`/preferences/<token>/`, a
+signed link, no login), and the HTTP API for other services under `/api/v1/`."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -10,6 +11,7 @@ from django.views.generic import RedirectView
 
 from notifications import provider_views, views
 from notifications.api.errors import not_found
+from notifications.preferences import views as preference_views
 
 admin.site.site_header = _("Notification Service")
 admin.site.site_title = _("Notification Service")
@@ -53,6 +55,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("telegram/webhook/", provider_views.telegram_webhook, name="telegram-webhook"),
     path("sms/callback/<str:secret>/", provider_views.sms_callback, name="sms-callback"),
+    # A user's preference page, reached without a login by the signed link in their emails.
+    path("preferences/<str:token>/", preference_views.page, name="preferences-page"),
     # The browsable API's log-in and log-out links (staff sessions).
     path("api/v1/auth/", include("rest_framework.urls")),
     path("api/v1/", include("notifications.api.urls")),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.conf import settings
@@ -33,11 +34,17 @@ from django.utils.translation import gettext as _
 
 from notifications.channels import channel_order, senders_for
 from notifications.models import Campaign, CampaignSkip, Notification, Template, UserContact
+from notifications.operations import metrics
+from notifications.preferences import digests
+from notifications.preferences.models import Category, Preference
+from notifications.preferences.services import default_category
 from notifications.rendering import TemplateRenderer, default_language, validate_context
 from notifications.senders.base import SkipChannel
 
 Status = Notification.Status
 IDEMPOTENCY_KEY_MAX_LENGTH = Notification._meta.get_field("idempotency_key").max_length
+# Fields whose rows the caller gives (validating them would cost a query per notification).
+RELATED = ["user", "campaign", "template", "category", "digest", "telegram_link"]
 
 
 # --- one notification -------------------------------------------------------------------------
@@ -137,14 +144,20 @@ def notification_build(
     renderer: TemplateRenderer | None = None,
     contact: UserContact | None = None,
     campaign: Campaign | None = None,
+    category: Category | None = None,
+    digest_key: str = "",
 ) -> Notification:
     """A validated, unsaved notification (what ``notification_create`` saves).
 
     With a ``template`` (or a ``renderer`` of one), its texts are rendered for ``user`` in
     their contact's language with ``context``, checked, and kept on the notification
     (``rendered``); its ``message`` and ``subject`` are then the email's. ``queue``: queued
-    (or scheduled) at once; default ``NOTIFY_SEND_ON_CREATE``. Runs no query. Raises
-    ``ValidationError`` with a message per field (a missing template variable included).
+    (or scheduled) at once; default ``NOTIFY_SEND_ON_CREATE``. ``category``: what it is about
+    (None: the template's, else the default category, read when it is sent). ``digest_key``
+    (or the template's): it waits ``batched`` to be collected into a digest
+    (``preferences.digests``), which needs a category with a digest window. Runs no query.
+    Raises ``ValidationError`` with a message per field (a missing template variable
+    included).
     """
     now = now or timezone.now()
     key = validate_key(idempotency_key)
@@ -162,6 +175,16 @@ def notification_build(
         rendered = result.as_json(renderer.template.key)
     elif context:
         raise ValidationError({"context": _("A context is used only with a template.")})
+    template_used = renderer.template if renderer is not None else None
+    if category is None and template_used is not None:
+        category = template_used.category
+    digest_key = digest_key or (template_used.digest_key if template_used is not None else "")
+    if digest_key:
+        if category is None:
+            raise ValidationError(
+                {"digest_key": _("A digest key needs a category with a digest window.")}
+            )
+        digest_key = digests.validate_key(digest_key, category)
     notification = Notification(
         user=user,
         message=message,
@@ -171,20 +194,24 @@ def notification_build(
         expires_at=validate_times(now, send_at, expires_at),
         idempotency_key=key,
         rendered=rendered,
-        template=renderer.template if renderer is not None else None,
+        template=template_used,
         campaign=campaign,
+        category=category,
+        digest_key=digest_key,
     )
     # The message's own validation covers the database's check constraint, which Django
     # would check with a query per notification.
     notification.full_clean(
-        exclude=["idempotency_key", "user", "campaign", "template"]
-        if key
-        else ["user", "campaign", "template"],
+        exclude=[*RELATED, "idempotency_key"] if key else RELATED,
         validate_constraints=False,
     )
     # Made here: whether it is queued is decided, so the save signal leaves it alone
     # (``services.notification_queue_saved``).
     notification._built = True
+    if digest_key:  # collected into a digest once saved (services), which is rung instead
+        notification.status = Status.BATCHED
+        notification.queued_at = now
+        return notification
     if queue if queue is not None else settings.NOTIFY_SEND_ON_CREATE:
         later = send_at is not None and send_at > now
         notification.status = Status.SCHEDULED if later else Status.QUEUED
@@ -206,16 +233,23 @@ def due_of(notifications: list[Notification]) -> list[tuple[int, datetime | None
 
 
 def unreachable(
-    user: AbstractBaseUser, contact: UserContact | None, channels: list[str]
+    user: AbstractBaseUser,
+    contact: UserContact | None,
+    channels: list[str],
+    turned_off: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, str] | None:
-    """None when some channel of the chain has an address and no opt-out for this user;
-    else channel -> "opted_out" / "no_address". (Whether a channel is configured is
+    """None when some channel of the chain has an address, no opt-out and is not turned off
+    (``turned_off``: the channels the user turned off for the category) for this user; else
+    channel -> "opted_out" / "turned_off" / "no_address". (Whether a channel is configured is
     the consumer's business: it may be by the time the notification is sent.)"""
     contact = contact if contact is not None else UserContact(user=user)
     why: dict[str, str] = {}
     for channel in channel_order(channels):
         if getattr(contact, f"{channel}_opt_out", False):
             why[channel] = "opted_out"
+            continue
+        if channel in turned_off:
+            why[channel] = "turned_off"
             continue
         senders = senders_for(channel)
         try:
@@ -231,7 +265,61 @@ def unreachable(
 def skip_reason(why: dict[str, str]) -> str:
     if why and all(value == "opted_out" for value in why.values()):
         return CampaignSkip.Reason.OPTED_OUT
+    if why and all(value in ("opted_out", "turned_off") for value in why.values()):
+        return CampaignSkip.Reason.TURNED_OFF
     return CampaignSkip.Reason.NO_ADDRESS
+
+
+def local_send_time(wall: str, contact: UserContact | None) -> datetime | None:
+    """``wall`` (``2026-12-07T10:00``) in the recipient's time zone (else the service's)."""
+    if not wall:
+        return None
+    where = ZoneInfo((contact.timezone if contact is not None else "") or settings.TIME_ZONE)
+    return datetime.fromisoformat(wall).replace(tzinfo=where)
+
+
+def send_time(
+    send_at: datetime | None, local_send_at: str, contact: UserContact | None
+) -> datetime | None:
+    """When to send: ``send_at``, or ``local_send_at`` on the recipient's own clock; raises
+    ``ValidationError`` when both are given, or the local time is not one."""
+    if not local_send_at:
+        return send_at
+    if send_at is not None:
+        raise ValidationError(
+            {"send_at_local": _("Give a time to send at, or a local time, not both.")}
+        )
+    try:
+        wall = validate_local_time(local_send_at)
+    except ValidationError:
+        raise ValidationError(
+            {
+                "send_at_local": _(
+                    "Give the local date and time without an offset, e.g. 2026-12-07T10:00."
+                )
+            }
+        ) from None
+    return local_send_time(wall, contact)
+
+
+def validate_local_time(wall: str | None) -> str:
+    """A wall time to send at in each recipient's zone, as stored (``2026-12-07T10:00``);
+    raises ``ValidationError`` for one that is not a date and time without an offset."""
+    if not wall:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(str(wall).strip())
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is not None:
+        raise ValidationError(
+            {
+                "local_send_at": _(
+                    "Give the local date and time without an offset, e.g. 2026-12-07T10:00."
+                )
+            }
+        )
+    return parsed.strftime("%Y-%m-%dT%H:%M")
 
 
 # --- a campaign's audience ----------------------------------------------------------------------
@@ -309,6 +397,7 @@ class CampaignFiller:
         self.chunk = chunk or settings.NOTIFY_CAMPAIGN_CHUNK
         self._audience: QuerySet | None = None
         self._renderer: TemplateRenderer | None = None
+        self._category: Category | None = None
 
     def step(self) -> FillStep:
         """Create the next chunk in one transaction (a fixed number of queries); raises
@@ -335,6 +424,32 @@ class CampaignFiller:
             self._renderer = TemplateRenderer(campaign.template, campaign.context)
         if not campaign.template_id and not campaign.message:
             raise CampaignError(_("Its template was deleted."))
+        if self._category is None:
+            self._category = (
+                campaign.category
+                or (campaign.template.category if campaign.template_id else None)
+                or default_category()
+            )
+
+    def _turned_off(self, users: list) -> dict[int, set[str]]:
+        """The channels each of ``users`` turned off for the campaign's category (one query;
+        none for a required category, which users don't choose)."""
+        category = self._category
+        if category.required or not users:
+            return {}
+        chosen: dict[int, dict[str, bool]] = {}
+        for user_id, channel, enabled in Preference.objects.filter(
+            user_id__in=[u.pk for u in users], category=category
+        ).values_list("user_id", "channel", "enabled"):
+            chosen.setdefault(user_id, {})[channel] = enabled
+        return {
+            user.pk: {
+                channel
+                for channel in settings.CHANNELS
+                if not chosen.get(user.pk, {}).get(channel, category.channel_default(channel))
+            }
+            for user in users
+        }
 
     def _step(self, campaign: Campaign) -> FillStep:
         self._prepare(campaign)
@@ -348,9 +463,12 @@ class CampaignFiller:
             done = len(users) < self.chunk
             notifications: list[Notification] = []
             skips: list[CampaignSkip] = []
+            turned_off = self._turned_off(users)
             for user in users:
                 contact = contact_of(user)
-                why = unreachable(user, contact, campaign.channels)
+                why = unreachable(
+                    user, contact, campaign.channels, turned_off.get(user.pk, frozenset())
+                )
                 if why is not None:
                     skips.append(
                         CampaignSkip(
@@ -365,12 +483,14 @@ class CampaignFiller:
                             message="" if self._renderer else campaign.message,
                             subject="" if self._renderer else campaign.subject,
                             channels=campaign.channels,
-                            send_at=campaign.send_at,
+                            send_at=local_send_time(campaign.local_send_at, contact)
+                            or campaign.send_at,
                             queue=True,
                             now=now,
                             renderer=self._renderer,
                             contact=contact,
                             campaign=campaign,
+                            category=self._category,
                         )
                     )
                 except ValidationError as err:
@@ -398,6 +518,7 @@ class CampaignFiller:
             created = Notification.objects.bulk_create(notifications) if notifications else []
             if skips:
                 CampaignSkip.objects.bulk_create(skips)
+            transaction.on_commit(lambda: metrics.notifications_created("campaign", created))
         return FillStep(due=due_of(created), created=len(created), skipped=len(skips), done=done)
 
 

@@ -1,8 +1,8 @@
 """Delivering notifications: claim → channel chain → record → a decision.
 
-This module decides; ``tasks`` enqueues. ``claim(ids)`` takes queued, due notifications with
-one conditional UPDATE (whoever changes a row owns its send until its lease expires) and
-returns a ``Job`` for each. ``advance(job)`` walks the job's channel chain until it is done,
+This module decides; ``tasks`` enqueues. ``claim(ids)`` (``notifications.claiming``) takes
+queued, due notifications with one conditional UPDATE (whoever changes a row owns its send
+until its lease expires) and returns a ``Job`` (``notifications.job``) for each. ``advance(job)`` walks the job's channel chain until it is done,
 and returns either a ``Decision`` (sent / queued again at a time / failed / …) or a ``Wait``:
 the next part holds a pacing slot that starts soon, and the task layer calls ``advance``
 again at that time, holding no worker meanwhile.
@@ -32,24 +32,26 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import (
-    IntegrityError,
-    connection,
-)
-from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications import invite_tokens, pacing
-from notifications.channels import channel_closed_reason, channel_order, senders_for
-from notifications.models import DeliveryAttempt, Notification, TelegramLink, UserContact
+from notifications import pacing
+from notifications.channels import channel_closed_reason, senders_for
+from notifications.claiming import CLAIMABLE as CLAIMABLE  # re-exported: the sweeper's
+from notifications.claiming import claim
+from notifications.claiming import end_unclaimable as end_unclaimable
+from notifications.job import Decision, Job, Wait
+from notifications.job import Progress as Progress
+from notifications.models import DeliveryAttempt, Notification
+from notifications.operations import logs
+from notifications.preferences import digests as digests_module
+from notifications.preferences import policy
 from notifications.recording import Round, retrying_db, write_round
-from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender, SkipChannel
+from notifications.senders.base import DeliveryError, PartResult, Sender, SkipChannel
 from notifications.senders.sms import DailyLimitReached, next_day_start
 
 logger = logging.getLogger(__name__)
@@ -71,7 +73,14 @@ LATE_SLOT_TOLERANCE = 0.1
 # scheduling jitter of a busy process; 10 ms late adds at most 1 % to any second.
 LATE_SLOT_FLOOR = 0.01
 LATE_SLOT_REBOOKS = 5
-CLAIMABLE = (Status.QUEUED, Status.SCHEDULED)
+# How a round's end is logged: what an operator may want to look into at INFO, a send that
+# went as it should at DEBUG (a line per notification at INFO would cost a busy consumer).
+ROUND_LOG_LEVELS = {
+    Status.SENT: logging.DEBUG,
+    Status.QUEUED: logging.INFO,
+    Status.FAILED: logging.INFO,
+    Status.EXPIRED: logging.INFO,
+}
 # A provider call more than this after the row was last seen ours reads it first: a cancel
 # stops sends within about this long (``_still_ours``).
 CANCEL_CHECK_SECONDS = 1.0
@@ -82,268 +91,6 @@ def retry_delay(round_number: int) -> float:
     delay = settings.NOTIFY_RETRY_BASE_SECONDS * 2 ** max(round_number - 1, 0)
     delay = min(delay, settings.NOTIFY_RETRY_MAX_SECONDS)
     return delay * random.uniform(0.5, 1.0)
-
-
-# --- decisions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decision:
-    """How a round ended: the notification's new status, and when to ring for it again."""
-
-    notification_id: int
-    status: str | None  # None: the row is no longer ours (lease lost) or no longer exists
-    due: datetime | None = None
-
-
-@dataclass
-class Wait:
-    """Call ``advance(job)`` again at ``at`` (Unix time): a pacing slot is booked for then."""
-
-    at: float
-    job: Job
-
-
-# --- the state of one run, kept on the row ---------------------------------------------------
-
-
-@dataclass
-class Progress:
-    """``Notification.progress``: what the current run (since the last Send/Resend) knows.
-
-    - ``blocked``: channel → why it is not tried again in this run ("permanent", or
-      "unknown": a paid send whose outcome is unknown);
-    - ``partial``: a split message partly accepted: its channel, transport, the provider's
-      ids of the parts accepted, how many parts in all, and their cost;
-    - ``resume``: after a deferral (pacing, rate limit), the chain index to go on from and
-      whether earlier channels of the round had transient errors.
-    """
-
-    blocked: dict[str, str] = field(default_factory=dict)
-    partial: dict[str, Any] | None = None
-    resume: dict[str, Any] | None = None
-
-    @classmethod
-    def load(cls, value: Any) -> Progress:
-        value = value if isinstance(value, dict) else {}
-        blocked = value.get("blocked")
-        return cls(
-            blocked=dict(blocked) if isinstance(blocked, dict) else {},
-            partial=value.get("partial") if isinstance(value.get("partial"), dict) else None,
-            resume=value.get("resume") if isinstance(value.get("resume"), dict) else None,
-        )
-
-    def dump(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.blocked:
-            out["blocked"] = self.blocked
-        if self.partial:
-            out["partial"] = self.partial
-        if self.resume:
-            out["resume"] = self.resume
-        return out
-
-
-# --- a claimed notification ------------------------------------------------------------------
-
-
-@dataclass
-class Job:
-    """One claimed notification in one round: where its chain stands and what it recorded."""
-
-    notification: Notification
-    contact: UserContact
-    lease: datetime
-    progress: Progress
-    order: list[str]
-    channel_index: int = 0
-    senders: list[Sender] | None = None
-    transport_index: int = 0
-    prepared: Prepared | None = None
-    part: int = 0
-    accepted: list[str] = field(default_factory=list)
-    cost: Decimal | None = None
-    paces_held: int = 0
-    slot_at: float | None = None  # the latest slot held for the next part (Unix time)
-    rebooks: int = 0
-    started_at: datetime | None = None
-    began: float = 0.0
-    attempts: list[DeliveryAttempt] = field(default_factory=list)
-    success: DeliveryAttempt | None = None
-    transient: bool = False  # some channel may succeed in a later round
-    channel_transient: bool = False
-    retry_after: float | None = None  # rate limited: requeue after this, not a round
-    defer_until: float | None = None  # pacing slot beyond the horizon (Unix time)
-    daily_limit: bool = False  # SMS waits for tomorrow's count
-    stuck: str = ""  # a partly sent message that can't be completed
-    lost: bool = False  # the lease was taken over, the row cancelled, or gone
-    seen_ours: float = field(default_factory=time.monotonic)  # the row last seen ours
-
-    @property
-    def round(self) -> int:
-        return self.notification.rounds
-
-    def record(
-        self,
-        channel: str,
-        transport: str,
-        outcome: str,
-        *,
-        error: str = "",
-        started_at: datetime | None = None,
-        duration_ms: int = 0,
-        provider_message_id: str = "",
-        cost: Decimal | None = None,
-        segments: int | None = None,
-    ) -> DeliveryAttempt:
-        attempt = DeliveryAttempt(
-            notification_id=self.notification.pk,
-            round=self.round,
-            channel=channel,
-            transport=transport,
-            outcome=outcome,
-            error=error,
-            provider_message_id=provider_message_id[:255],
-            started_at=started_at or timezone.now(),
-            duration_ms=duration_ms,
-            cost=cost,
-            segments=segments,
-        )
-        self.attempts.append(attempt)
-        return attempt
-
-    def summary(self) -> str:
-        return "; ".join(
-            f"{a.transport}: {a.error}" for a in self.attempts if a.outcome != Outcome.SUCCESS
-        )
-
-
-# --- claim ------------------------------------------------------------------------------------
-
-
-def _claim_ids(ids: list[int], lease: datetime, now: datetime) -> list[int]:
-    """The ids of ``ids`` this call claimed: one conditional UPDATE … RETURNING."""
-    if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
-        claimed = []
-        for pk in ids:
-            if (
-                _claimable(Notification.objects.filter(pk=pk), now).update(
-                    status=Status.SENDING, lease_expires_at=lease, rounds=F("rounds") + 1
-                )
-                == 1
-            ):
-                claimed.append(pk)
-        return claimed
-    table = connection.ops.quote_name(Notification._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    marks = ", ".join(["%s"] * len(ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET status = %s, lease_expires_at = %s, rounds = rounds + 1 "
-            f"WHERE id IN ({marks}) AND status IN (%s, %s) "
-            f"AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
-            f"AND (expires_at IS NULL OR expires_at > %s) AND rounds < %s RETURNING id",
-            [
-                Status.SENDING,
-                adapt(lease),
-                *ids,
-                *CLAIMABLE,
-                adapt(now),
-                adapt(now),
-                settings.NOTIFY_MAX_ROUNDS,
-            ],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _claimable(queryset, now: datetime):
-    return (
-        queryset.filter(status__in=CLAIMABLE, rounds__lt=settings.NOTIFY_MAX_ROUNDS)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    )
-
-
-def end_unclaimable(ids: list[int], now: datetime) -> None:
-    """Rows of ``ids`` that can never be claimed end now: expired ones ``expired``, those
-    with no rounds left ``failed`` (so nothing waits, or loops, forever)."""
-    waiting = Notification.objects.filter(pk__in=ids, status__in=CLAIMABLE)
-    waiting.filter(expires_at__lte=now).update(
-        status=Status.EXPIRED,
-        next_attempt_at=None,
-        last_error="expired before it could be delivered (its expires_at passed)",
-    )
-    waiting.filter(rounds__gte=settings.NOTIFY_MAX_ROUNDS).update(
-        status=Status.FAILED,
-        next_attempt_at=None,
-        last_error=f"no rounds left: {settings.NOTIFY_MAX_ROUNDS} used (NOTIFY_MAX_ROUNDS)",
-    )
-
-
-def claim(ids: list[int]) -> list[Job]:
-    """Take ownership of the queued, due notifications among ``ids``: a ``Job`` for each one
-    this call won (others are someone else's, not due, or done)."""
-    if not ids:
-        return []
-    now = timezone.now()
-    lease = now + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
-    claimed = _claim_ids(list(ids), lease, now)
-    if len(claimed) < len(ids):
-        won = set(claimed)
-        retrying_db(lambda: end_unclaimable([pk for pk in ids if pk not in won], now))
-    if not claimed:
-        return []
-    # Ours now: ride out a database restart rather than leave them to the sweeper. One
-    # query loads each with its user and the user's contact.
-    notifications = retrying_db(
-        lambda: list(Notification.objects.filter(pk__in=claimed).select_related("user__contact"))
-    )
-    _fill_invites(notifications)
-    order = {pk: n for n, pk in enumerate(claimed)}
-    jobs = []
-    for notification in sorted(notifications, key=lambda n: order[n.pk]):
-        try:
-            contact = notification.user.contact
-        except UserContact.DoesNotExist:  # a user made before contacts existed
-            try:
-                contact, _ = UserContact.objects.get_or_create(user_id=notification.user_id)
-            except IntegrityError:  # the user was deleted meanwhile
-                continue
-            contact.user = notification.user
-        notification.lease_expires_at = lease
-        progress = Progress.load(notification.progress)
-        job = Job(
-            notification=notification,
-            contact=contact,
-            lease=lease,
-            progress=progress,
-            order=channel_order(notification.channels),
-        )
-        if progress.resume:
-            job.channel_index = int(progress.resume.get("channel", 0))
-            job.transient = bool(progress.resume.get("transient"))
-            job.daily_limit = bool(progress.resume.get("daily_limit"))
-            progress.resume = None
-        jobs.append(job)
-    return jobs
-
-
-def _fill_invites(notifications: list[Notification]) -> None:
-    """A Telegram invite is stored with its token masked; the live link is put in here, in
-    memory only (no write of this round touches ``message``). One query, only when some of
-    them carry an invite."""
-    carrying = {n.telegram_link_id for n in notifications if n.telegram_link_id}
-    if not carrying:
-        return
-    nonces = dict(
-        retrying_db(
-            lambda: list(TelegramLink.objects.filter(pk__in=carrying).values_list("pk", "nonce"))
-        )
-    )
-    for notification in notifications:
-        nonce = nonces.get(notification.telegram_link_id)
-        if nonce:
-            notification.message = invite_tokens.fill(notification.message, nonce)
 
 
 # --- the chain --------------------------------------------------------------------------------
@@ -379,7 +126,12 @@ def _usable(job: Job, channel: str) -> tuple[list[Sender], str, str]:
     if not senders:
         return [], Outcome.SKIPPED, "not configured"
     if getattr(job.contact, f"{channel}_opt_out", False):
+        job.chose = True
         return [], Outcome.SKIPPED, "opted out"
+    refusal = policy.channel_refusal(job.notification, job.category, channel, job.policy)
+    if refusal:
+        job.chose = True
+        return [], Outcome.SKIPPED, refusal
     try:
         senders[0].address(job.contact)
     except SkipChannel as skip:
@@ -683,7 +435,19 @@ def _unexpected(err: Exception, *, ambiguous: bool = False) -> DeliveryError:
 
 def advance(job: Job) -> Decision | Wait:
     """Walk the job's chain from where it stands; a ``Decision`` when the round is over, or
-    a ``Wait`` for a pacing slot."""
+    a ``Wait`` for a pacing slot. What is logged meanwhile carries the notification's id and
+    its campaign's."""
+    notification = job.notification
+    with logs.bound(notification_id=notification.pk, campaign_id=notification.campaign_id):
+        return _advance(job)
+
+
+def _advance(job: Job) -> Decision | Wait:
+    if not job.held:
+        job.held = True
+        held = _hold(job)
+        if held is not None:
+            return held
     while job.channel_index < len(job.order):
         channel = job.order[job.channel_index]
         if job.senders is None:
@@ -707,6 +471,45 @@ def advance(job: Job) -> Decision | Wait:
     return _conclude(job)
 
 
+def _hold(job: Job) -> Decision | None:
+    """The round's policy, before any channel: a digest with nothing left in it ends; quiet
+    hours or a frequency cap may make it wait (``scheduled``, the round not counted), expire,
+    or not be sent (``suppressed``). None: go on (with a cap slot taken, if capped)."""
+    if job.empty_digest:
+        return _finish(
+            job,
+            status=Status.CANCELLED,
+            next_attempt_at=None,
+            last_error="every item of this digest was cancelled",
+        )
+    now = timezone.now()
+    notification, category = job.notification, job.category
+    hold = policy.quiet_hold(notification, job.contact, category, now)
+    if hold is None:
+        slot = retrying_db(lambda: policy.take_slot(notification, job.contact, category, now))
+        if isinstance(slot, policy.Slot):
+            job.slot = slot
+        else:
+            hold = slot
+    if hold is None:
+        return None
+    if hold.until is not None:
+        return _finish(
+            job,
+            status=Status.SCHEDULED,
+            next_attempt_at=hold.until,
+            rounds_back=True,
+            last_error=hold.reason,
+            due=hold.until,
+        )
+    return _finish(
+        job,
+        status=Status.EXPIRED if hold.expire else Status.SUPPRESSED,
+        next_attempt_at=None,
+        last_error=hold.reason,
+    )
+
+
 def _conclude(job: Job) -> Decision:
     """Write the round's attempts and the notification's new state; the decision."""
     notification = job.notification
@@ -714,6 +517,7 @@ def _conclude(job: Job) -> Decision:
     if job.lost:
         _record_unfinished(job, "the notification was cancelled (or its lease lost)")
         write_round(_round_of(job), {})
+        _after_round(job, None, {})
         return Decision(notification.pk, None)
     if job.success is not None:
         return _finish(
@@ -772,6 +576,14 @@ def _conclude(job: Job) -> Decision:
             last_error=f"round {job.round}: {job.summary()}",
             due=due,
         )
+    if job.chose and all(a.outcome == Outcome.SKIPPED for a in job.attempts):
+        # Every channel off by the recipient's own choice (or with no address): on purpose.
+        return _finish(
+            job,
+            status=Status.SUPPRESSED,
+            next_attempt_at=None,
+            last_error="suppressed by the recipient's choices: " + job.summary(),
+        )
     if all(a.outcome == Outcome.SKIPPED for a in job.attempts):
         reason = "no usable contact: " + job.summary()
     elif job.transient or wait_for_sms:
@@ -787,9 +599,31 @@ def _finish(
     """End the round: ``changes`` to the row (``rounds_back``: the round is not counted)."""
     changes.setdefault("lease_expires_at", None)
     changes["progress"] = job.progress.dump()
-    if not write_round(_round_of(job), changes, rounds_back=rounds_back):
+    written = write_round(_round_of(job), changes, rounds_back=rounds_back)
+    _after_round(job, changes["status"] if written else None, changes)
+    if not written:
         return Decision(job.notification.pk, None)
-    return Decision(job.notification.pk, changes["status"], due)
+    status = changes["status"]
+    logger.log(
+        ROUND_LOG_LEVELS.get(status, logging.DEBUG) if not rounds_back else logging.DEBUG,
+        "round %s: %s%s%s",
+        job.round,
+        status,
+        f" via {changes['channel']}" if changes.get("channel") else "",
+        f", due {due:%Y-%m-%d %H:%M:%S}" if due is not None else "",
+        extra={"status": status, "round": job.round},
+    )
+    return Decision(job.notification.pk, status, due)
+
+
+def _after_round(job: Job, status: str | None, changes: dict[str, Any]) -> None:
+    """What a round's end owes others: a cap slot back when it sent nothing; a digest's
+    items end with it. ``status``: what was written (None: nothing was)."""
+    if job.slot is not None and status != Status.SENT:
+        slot, job.slot = job.slot, None
+        retrying_db(lambda: policy.give_back(slot))
+    if status is not None and job.notification.digest_size:
+        retrying_db(lambda: digests_module.settle(job.notification.pk, changes))
 
 
 def _round_of(job: Job) -> Round:

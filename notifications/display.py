@@ -22,7 +22,7 @@ from notifications import selectors
 from notifications.models import Campaign, Channel, Notification
 
 Status = Notification.Status
-LIVE = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING)
+LIVE = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.BATCHED)
 
 # The fixed reasons the chain, the senders and the sweeper write into attempts and last_error
 # (in English: they are data, read by logs, the API and tests), shown in the operator's

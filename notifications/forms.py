@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from notifications import services
 from notifications.channels import channel_order
 from notifications.models import Channel, Template
+from notifications.preferences.models import Category
 from notifications.rendering import check_template
 
 
@@ -88,6 +89,24 @@ class ComposeForm(forms.Form):
         widget=AdminSplitDateTime,
         help_text=_("Blank: now."),
     )
+    local_time = forms.BooleanField(
+        label=_("In each recipient's local time"),
+        required=False,
+        help_text=_(
+            "Send at that date and time on each recipient's own clock (their time zone, else "
+            "the service's): 10:00 is 10:00 in Berlin and 10:00 in New York."
+        ),
+    )
+    category = forms.ModelChoiceField(
+        label=_("Category"),
+        queryset=Category.objects.all(),
+        required=False,
+        empty_label=_("— the template's, else the default —"),
+        help_text=_(
+            "What it is about: recipients who turned it off on every channel are skipped, and "
+            "their quiet hours and its caps apply unless it is required."
+        ),
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -100,6 +119,8 @@ class ComposeForm(forms.Form):
             self.add_error("context", _("Variables are used only with a template."))
         if cleaned.get("context") is None:
             cleaned["context"] = {}
+        if cleaned.get("local_time") and not cleaned.get("send_at"):
+            self.add_error("local_time", _("Give the date and time to send at, above."))
         try:
             services.validate_options(
                 channels=cleaned.get("channels"), send_at=cleaned.get("send_at")
@@ -119,11 +140,15 @@ class TemplateForm(forms.ModelForm):
             "key",
             "name",
             "example_context",
+            "category",
+            "digest_key",
             *(f"{part}_{lang}" for lang in ("ru", "en") for part in Template.PARTS),
+            "digest_text_ru",
+            "digest_text_en",
         )
         widgets = {
             f"{part}_{lang}": forms.Textarea(attrs={"rows": 4, "cols": 70})
-            for part in ("telegram_text", "email_text", "email_html", "sms_text")
+            for part in ("telegram_text", "email_text", "email_html", "sms_text", "digest_text")
             for lang in ("ru", "en")
         }
 

@@ -57,6 +57,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from notifications.models import DeliveryAttempt, Notification, ReceiptStatus, SmsPart
+from notifications.operations import metrics
 from notifications.senders.base import DeliveryError
 from notifications.senders.sms_api import SmsAeroApiSender
 
@@ -261,7 +262,9 @@ def record(receipt: Receipt, now: datetime | None = None) -> bool:
             SmsPart.objects.bulk_create([SmsPart(**key)], ignore_conflicts=True)
             part = SmsPart.objects.select_for_update().get(**key)
         if part.state != ReceiptStatus.PENDING:
+            transaction.on_commit(lambda: metrics.receipt_recorded(receipt.transport, "repeated"))
             return False
+        transaction.on_commit(lambda: metrics.receipt_recorded(receipt.transport, receipt.state))
         changes: dict[str, Any] = {
             "received_at": part.received_at or now,
             "provider_status": receipt.provider_status[:64],

@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError, connection, models, tran
 
 from notifications import receipts
 from notifications.models import DeliveryAttempt, Notification
+from notifications.operations import metrics
 
 logger = logging.getLogger("notifications.delivery")
 
@@ -100,6 +101,7 @@ def write_round(entry: Round, changes: dict[str, Any], *, rounds_back: bool = Fa
     # The provider may already have accepted the message: losing this write would send it
     # again after the lease expires, so ride out a database restart here.
     updated = retrying_db(write)
+    metrics.attempts_recorded(entry.attempts)
     if changes and not updated:
         logger.warning("notification %s: lease lost or row gone; attempts kept if it exists", pk)
     return bool(updated)

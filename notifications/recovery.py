@@ -7,7 +7,8 @@
   last (``NOTIFY_MAX_ROUNDS``), it ends ``failed`` instead, so a lease can never loop;
 - waiting rows whose ``expires_at`` passed end ``expired``;
 - the ids of due rows that waited longer than ``NOTIFY_SWEEP_STALE_SECONDS`` are returned,
-  so the task layer can ring their doorbells again.
+  so the task layer can ring their doorbells again;
+- items of a digest that ended without them end as it did.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from django.utils import timezone
 
 from notifications.delivery import CLAIMABLE, end_unclaimable
 from notifications.models import DeliveryAttempt, Notification
+from notifications.operations import metrics
+from notifications.preferences import digests
 
 Status = Notification.Status
 
@@ -39,9 +42,14 @@ LEASE_EXPIRED_LAST = (
 class SweepResult:
     requeued: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    digest_items: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"lease_expired": len(self.requeued), "failed": len(self.failed)}
+        return {
+            "lease_expired": len(self.requeued),
+            "failed": len(self.failed),
+            "digest_items_settled": self.digest_items,
+        }
 
 
 def sweep(now: datetime | None = None) -> SweepResult:
@@ -69,24 +77,33 @@ def sweep(now: datetime | None = None) -> SweepResult:
             )
         # The round its worker never recorded, so the attempts tell the operator why the
         # notification may have arrived twice.
-        DeliveryAttempt.objects.bulk_create(
+        lost = DeliveryAttempt.objects.bulk_create(
             DeliveryAttempt(
                 notification_id=pk,
                 round=rounds,
                 channel="",
                 transport="lease",
                 outcome=DeliveryAttempt.Outcome.AMBIGUOUS,
-                error=LEASE_EXPIRED if rounds < settings.NOTIFY_MAX_ROUNDS else LEASE_EXPIRED_LAST,
+                error=(
+                    error := LEASE_EXPIRED
+                    if rounds < settings.NOTIFY_MAX_ROUNDS
+                    else LEASE_EXPIRED_LAST
+                ),
+                reason=error,  # a fixed text: its own reason (notifications.reasons)
                 started_at=lease,
             )
             for pk, rounds, lease in rows
         )
+        transaction.on_commit(lambda: metrics.attempts_recorded(lost))
     waiting = Notification.objects.filter(status__in=CLAIMABLE).filter(
         Q(expires_at__lte=now) | Q(rounds__gte=settings.NOTIFY_MAX_ROUNDS)
     )
     ended = list(waiting.values_list("pk", flat=True)[:10_000])
     if ended:
         end_unclaimable(ended, now)
+    # Items of a digest that ended without them (its worker died between the two writes, or
+    # it ended expired or failed at claim): they end as it did.
+    result.digest_items = digests.stranded()
     return result
 
 

@@ -22,6 +22,9 @@ SECRET_SETTINGS = (
 # Settings holding URLs whose password part must never be shown.
 SECRET_URL_SETTINGS = ("DATABASE_URL", "QUEUE_URL")
 MASK = "***"
+# A preference page's path carries its signed token (notifications.preferences.links): a
+# credential for 90 days, masked wherever the path is logged.
+PREFERENCE_PATH = re.compile(r"(/preferences/)[A-Za-z0-9_.:-]{20,}(?=/)")
 
 
 def _url_password(url: str) -> str:
@@ -49,10 +52,11 @@ def secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """``text`` with every configured secret value replaced by ``***``."""
+    """``text`` with every configured secret value, and preference page tokens, replaced by
+    ``***``."""
     for value in secret_values():
         text = text.replace(value, MASK)
-    return text
+    return PREFERENCE_PATH.sub(r"\1" + MASK, text)
 
 
 class RedactingFilter(logging.Filter):

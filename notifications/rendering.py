@@ -315,6 +315,7 @@ PART_ENGINES = {
     "email_text": TEXT_ENGINE,
     "email_html": HTML_ENGINE,
     "sms_text": TEXT_ENGINE,
+    "digest_text": TEXT_ENGINE,
 }
 PART_LABELS = {
     "telegram_text": gettext_lazy("Telegram text"),
@@ -322,6 +323,7 @@ PART_LABELS = {
     "email_text": gettext_lazy("email text"),
     "email_html": gettext_lazy("email HTML"),
     "sms_text": gettext_lazy("SMS text"),
+    "digest_text": gettext_lazy("digest text"),
 }
 
 
@@ -679,6 +681,13 @@ def check_template(template: Template) -> None:
                 _render_sample(compiled, part, language, template.example_context)
             except ValidationError as err:
                 errors.setdefault(f"{part}_{language}", []).extend(err.messages)
+        digest = template.digest_text(language)
+        if digest:
+            try:
+                compiled = compile_part(digest, "digest_text", language)
+                _render_sample(compiled, "digest_text", language, SAMPLE_DIGEST)
+            except ValidationError as err:
+                errors.setdefault(f"digest_text_{language}", []).extend(err.messages)
     if not errors and not template.languages():
         errors["telegram_text_ru"] = [
             _("Write at least one language version (Russian or English) in full.")
@@ -694,6 +703,20 @@ SAMPLE_USER = {
     "full_name": "Ivan Petrov",
     "email": "ivan@example.com",
 }
+
+
+# What a digest text is checked with when its template is saved.
+SAMPLE_DIGEST = {
+    "count": 3,
+    "items": [{"message": f"Comment {n}", "subject": f"Subject {n}"} for n in (1, 2, 3)],
+}
+
+
+def render_digest(template: Template, language: str, values: dict[str, Any]) -> str:
+    """A template's digest text in ``language`` for ``values`` (``count``, ``items`` and the
+    recipient's fields); raises ``ValidationError``."""
+    compiled = compile_part(template.digest_text(language), "digest_text", language)
+    return render_part(compiled, "digest_text", values, language).strip()
 
 
 class _LenientContext(Context):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,6 +18,8 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
+    FloatField,
+    IntegerField,
     Min,
     Q,
     QuerySet,
@@ -23,6 +27,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest, Left, TruncDay, TruncHour
 from django.utils import timezone
 
@@ -35,6 +40,8 @@ from notifications.models import (
     Notification,
     UserContact,
 )
+from notifications.reasons import MAX_LENGTH as REASON_LENGTH
+from notifications.reasons import reason_of
 
 Status = Notification.Status
 
@@ -138,6 +145,7 @@ FINAL = (
     Status.FAILED,
     Status.EXPIRED,
     Status.CANCELLED,
+    Status.SUPPRESSED,
 )
 REACHED = (Status.SENT, Status.DELIVERED)
 NOT_REACHED = (Status.UNDELIVERED, Status.FAILED, Status.EXPIRED)
@@ -239,6 +247,10 @@ def notification_states(ids: list[int]) -> list[Notification]:
 # yesterday is read from its rollup (``notifications.rollup``, refreshed hourly) when it has
 # one, and the rest (yesterday, today, any day not rolled up yet) live, with the same
 # queries. So the page costs about two days of rows whatever the period.
+#
+# Failures are counted by reason (``notifications.reasons``: the error without addresses,
+# ids and numbers, stored with each attempt; migration 0014 gave older attempts theirs),
+# each with one example of its errors.
 
 PERIODS = ("today", "7d", "30d")
 PERIOD_DAYS = {"today": 1, "7d": 7, "30d": 30}
@@ -263,7 +275,8 @@ class Tally:
     kind: str
     channel: str
     status: str = ""  # status, or an attempt's outcome
-    reason: str = ""
+    reason: str = ""  # a failed attempt's reason (notifications.reasons)
+    example: str = ""  # one of that reason's errors
     bucket: int | None = None
     n: int = 0
     segments: int = 0
@@ -345,63 +358,164 @@ def _time_to_send() -> ExpressionWrapper:
     return ExpressionWrapper(F("sent_at") - due, output_field=DurationField())
 
 
-def _send_time_bucket() -> Case:
+def _send_time_bucket(low: int = 0, high: int = len(SEND_TIME_EDGES) - 1) -> Case | Value:
+    """The bucket of ``took`` among buckets ``low`` to ``high``: a binary search, seven
+    comparisons a row rather than one per bucket."""
+    if low == high:
+        return Value(low)
+    middle = (low + high + 1) // 2
     return Case(
-        *(
-            When(took__lt=timedelta(seconds=edge), then=Value(i))
-            for i, edge in enumerate(SEND_TIME_EDGES[1:])
+        When(
+            took__lt=timedelta(seconds=SEND_TIME_EDGES[middle]),
+            then=_send_time_bucket(low, middle - 1),
         ),
-        default=Value(len(SEND_TIME_EDGES) - 1),
+        default=_send_time_bucket(middle, high),
     )
+
+
+# On PostgreSQL the scans group by expressions it keeps statistics on (migration 0014:
+# CREATE STATISTICS), so that it knows they make a few thousand groups, not a million, and
+# aggregates in parallel. A day is ``date_trunc`` in the session's time zone, set to the
+# service's for the scans, read as a Unix time (Django reads a timestamp as if the session
+# were in UTC); a bucket is computed, not searched. Keep these texts as the statistics
+# state them.
+PG_DAY_SQL = "date_part('epoch', date_trunc('{unit}', {column}))"
+PG_SEND_TIME_BUCKET_SQL = (
+    "(CASE WHEN sent_at IS NOT NULL AND queued_at IS NOT NULL THEN LEAST(80, GREATEST(0, "
+    "FLOOR(10 * LOG(GREATEST(date_part('epoch', sent_at - GREATEST(queued_at, "
+    "COALESCE(send_at, queued_at))), 0.001::float8) / 0.01::float8))))::integer END)"
+)
+
+
+def _day(column: str, hourly: bool) -> RawSQL | TruncDay | TruncHour:
+    """The local day (or hour) ``column`` falls in (on PostgreSQL as a Unix time:
+    ``_instant``)."""
+    if connection.vendor == "postgresql":
+        sql = PG_DAY_SQL.format(unit="hour" if hourly else "day", column=column)
+        return RawSQL(sql, [], output_field=FloatField())
+    return (TruncHour if hourly else TruncDay)(column)
+
+
+def _instant(day: datetime | float) -> datetime:
+    return day if isinstance(day, datetime) else datetime.fromtimestamp(day, UTC)
+
+
+def _bucket() -> RawSQL | Case:
+    """A sent notification's time-to-send bucket; None for one not sent."""
+    if connection.vendor == "postgresql":
+        return RawSQL(PG_SEND_TIME_BUCKET_SQL, [], output_field=IntegerField())
+    sent = Q(sent_at__isnull=False, queued_at__isnull=False)
+    return Case(When(sent, then=_send_time_bucket()), default=None)
+
+
+@contextmanager
+def _scanning() -> Iterator[None]:
+    """On PostgreSQL, a transaction set for the scans: the service's time zone (for
+    ``date_trunc``; the connection's again after them), no JIT compilation (it took longer
+    than the scans it was to speed up), and room to aggregate in memory."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('TimeZone', %s, true), set_config('jit', 'off', true), "
+            "set_config('work_mem', '64MB', true)",
+            [str(timezone.get_current_timezone())],
+        )
+        yield
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [connection.timezone_name])
 
 
 def scan(
     since: datetime, until: datetime | None = None, *, hourly: bool = False, send_times: bool = True
 ) -> list[Tally]:
     """The dashboard's counts of ``[since, until)``, grouped by day (or by hour: the chart
-    of today): notifications created by channel and status (one scan); attempts started by
-    channel, outcome and failure reason (one scan); sent notifications by channel and
-    time-to-send bucket (one scan)."""
+    of today): notifications created by channel and status, with the sent ones by
+    time-to-send bucket (one scan); attempts started by channel, outcome and failure reason,
+    with an example of each reason (one scan)."""
     created = Notification.objects.filter(created_at__gte=since).order_by()
     attempts = DeliveryAttempt.objects.filter(started_at__gte=since).order_by()
     if until is not None:
         created = created.filter(created_at__lt=until)
         attempts = attempts.filter(started_at__lt=until)
-    trunc = TruncHour if hourly else TruncDay
-    tallies = [
-        Tally(row["day"], Kind.NOTIFICATIONS, row["channel"], row["status"], n=row["n"])
-        for row in created.annotate(day=trunc("created_at"))
-        .values("day", "channel", "status")
-        .annotate(n=Count("pk"))
-    ]
-    failed = When(outcome__in=FAILED_OUTCOMES, then=Left("error", 200))
+    created = created.annotate(day=_day("created_at", hourly))
+    groups = ["day", "channel", "status"]
+    if send_times:
+        created = created.annotate(took=_time_to_send()).annotate(b=_bucket())
+        groups.append("b")
+    failed = Q(outcome__in=FAILED_OUTCOMES)
+    attempts = (
+        attempts.annotate(
+            day=_day("started_at", False),
+            key=Case(When(failed, then=F("reason")), default=Value("")),
+        )
+        .values("day", "channel", "outcome", "key")
+        .annotate(
+            n=Count("pk"),
+            segments=Sum("segments"),
+            cost=Sum("cost"),
+            example=Min(Case(When(failed, then=Left("error", REASON_LENGTH)))),
+        )
+    )
+    with _scanning():
+        created_rows = list(created.values(*groups).annotate(n=Count("pk")))
+        attempt_rows = list(attempts)
+    tallies = []
+    times: dict[tuple[datetime, str, int], int] = {}
+    for row in created_rows:
+        tallies.append(
+            Tally(
+                _instant(row["day"]), Kind.NOTIFICATIONS, row["channel"], row["status"], n=row["n"]
+            )
+        )
+        if row.get("b") is not None:
+            key = (_instant(row["day"]), row["channel"], row["b"])
+            times[key] = times.get(key, 0) + row["n"]
     tallies += [
+        Tally(day, Kind.SEND_TIME, channel, bucket=bucket, n=n)
+        for (day, channel, bucket), n in times.items()
+    ]
+    return tallies + by_reason(
         Tally(
-            row["day"],
+            _instant(row["day"]),
             Kind.ATTEMPTS,
             row["channel"],
             row["outcome"],
-            reason=row["reason"],
+            reason=row["key"],
+            example=row["example"] or "",
             n=row["n"],
             segments=row["segments"] or 0,
             cost=row["cost"],
         )
-        for row in attempts.annotate(
-            day=TruncDay("started_at"), reason=Case(failed, default=Value(""))
+        for row in attempt_rows
+    )
+
+
+def by_reason(tallies: Iterable[Tally]) -> list[Tally]:
+    """``tallies`` with each failure's reason normalized (a day rolled up before reasons
+    were counts by the error's text) and those of one reason added up, keeping an
+    example."""
+    found: dict[tuple, Tally] = {}
+    kept = []
+    for tally in tallies:
+        if tally.kind != Kind.ATTEMPTS or not tally.reason:
+            kept.append(tally)
+            continue
+        reason = reason_of(tally.reason)
+        example = tally.example or tally.reason
+        key = (tally.day, tally.channel, tally.status, reason)
+        seen = found.get(key)
+        if seen is None:
+            found[key] = replace(tally, reason=reason, example=example)
+            continue
+        found[key] = replace(
+            seen,
+            n=seen.n + tally.n,
+            segments=seen.segments + tally.segments,
+            cost=seen.cost if tally.cost is None else (seen.cost or 0) + tally.cost,
+            example=min(seen.example, example),
         )
-        .values("day", "channel", "outcome", "reason")
-        .annotate(n=Count("pk"), segments=Sum("segments"), cost=Sum("cost"))
-    ]
-    if send_times:
-        sent = created.filter(sent_at__isnull=False, queued_at__isnull=False)
-        tallies += [
-            Tally(row["day"], Kind.SEND_TIME, row["channel"], bucket=row["b"], n=row["n"])
-            for row in sent.annotate(day=TruncDay("created_at"), took=_time_to_send())
-            .annotate(b=_send_time_bucket())
-            .values("day", "channel", "b")
-            .annotate(n=Count("pk"))
-        ]
-    return tallies
+    return kept + list(found.values())
 
 
 def rolled_up(since: datetime, until: datetime) -> tuple[datetime, list[Tally]]:
@@ -417,9 +531,18 @@ def rolled_up(since: datetime, until: datetime) -> tuple[datetime, list[Tally]]:
     if rolled_until <= since:
         return since, []
     rows = DashboardCount.objects.filter(day__day__gte=since, day__day__lt=rolled_until).values(
-        "day__day", "kind", "channel", "status", "reason", "bucket", "n", "segments", "cost"
+        "day__day",
+        "kind",
+        "channel",
+        "status",
+        "reason",
+        "example",
+        "bucket",
+        "n",
+        "segments",
+        "cost",
     )
-    return rolled_until, [Tally(row.pop("day__day"), **row) for row in rows]
+    return rolled_until, by_reason(Tally(row.pop("day__day"), **row) for row in rows)
 
 
 PERCENTILES_SQL = """
@@ -552,7 +675,7 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
     # Today's SMS against the daily cap, from the same attempts scan (it always reads today).
     today = period_start("today", now)
     today_sms = SmsToday(sent=0, segments=0, cost=None, limit=settings.NOTIFY_SMS_DAILY_LIMIT)
-    failures: dict[tuple[str, str], int] = {}
+    failures: dict[tuple[str, str], list] = {}  # (channel, reason) → [n, an example]
     for tally in tallies:
         n, stats = tally.n, channels.get(tally.channel)
         if tally.kind == Kind.NOTIFICATIONS:
@@ -570,8 +693,9 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
         elif tally.kind == Kind.ATTEMPTS:
             outcome = tally.status
             if outcome in FAILED_OUTCOMES:
-                key = (tally.channel, tally.reason)
-                failures[key] = failures.get(key, 0) + n
+                failure = failures.setdefault((tally.channel, tally.reason), [0, tally.example])
+                failure[0] += n
+                failure[1] = min(failure[1], tally.example)
             if stats is None:
                 continue
             if outcome in FAILED_OUTCOMES:
@@ -582,7 +706,7 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
                 period_sms.add(n, tally.segments, tally.cost)
                 if tally.day == today:  # attempts are counted by day: today's is read live
                     today_sms.add(n, tally.segments, tally.cost)
-    top = sorted(failures.items(), key=lambda item: (-item[1], item[0][1]))[:8]
+    top = sorted(failures.items(), key=lambda item: (-item[1][0], item[0][1]))[:8]
     for name, stats in channels.items():
         stats.p50, stats.p95 = percentiles.get(name, (None, None))
 
@@ -608,7 +732,9 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
         sms_segments=period_sms.segments,
         sms_cost=period_sms.cost,
         sms_today=today_sms,
-        failures=[{"channel": c, "reason": r, "n": n} for (c, r), n in top],
+        failures=[
+            {"channel": c, "reason": r, "example": example, "n": n} for (c, r), (n, example) in top
+        ],
         queue_due=queue["due"],
         queue_later=queue["later"],
         sending=queue["sending"],
@@ -646,7 +772,7 @@ def contact_of(user_id: int) -> UserContact | None:
 
 def notification_get(pk: int) -> Notification | None:
     """One notification with its user, or None."""
-    return Notification.objects.select_related("user").filter(pk=pk).first()
+    return Notification.objects.select_related("user", "category").filter(pk=pk).first()
 
 
 def notification_list(
@@ -659,8 +785,10 @@ def notification_list(
 ) -> QuerySet[Notification]:
     """Notifications with their users, filtered: ``user`` by id (int) or username (str), the
     ``statuses`` given, delivered via ``channel``, created in [after, before). Each filter
-    that narrows to a few rows has an index that also orders them by creation time."""
-    queryset = Notification.objects.select_related("user")
+    that narrows to a few rows has an index that also orders them by creation time. (What
+    a list does not show of a notification, its delivery state and rendered texts, is not
+    read.)"""
+    queryset = Notification.objects.select_related("user", "category").defer("progress", "rendered")
     if isinstance(user, int):
         queryset = queryset.filter(user_id=user)
     elif user is not None:

@@ -30,11 +30,18 @@ from notifications import selectors, tasks, telegram_bot
 from notifications.composing import (
     CampaignFiller,
     check_campaign_content,
+    contact_of,
     due_of,
     notification_build,
+    send_time,
+    validate_local_time,
 )
 from notifications.composing import validate_options as validate_options
 from notifications.models import Campaign, Notification, TelegramLink, Template, UserContact
+from notifications.operations import metrics
+from notifications.preferences import digests
+from notifications.preferences import services as preference_services
+from notifications.preferences.models import Category
 from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
 
@@ -52,6 +59,8 @@ LEFT_ALONE_REASONS = {
     Status.FAILED: gettext_lazy("failed"),
     Status.EXPIRED: gettext_lazy("expired"),
     Status.CANCELLED: gettext_lazy("cancelled"),
+    Status.SUPPRESSED: gettext_lazy("suppressed by the recipient's choices"),
+    Status.BATCHED: gettext_lazy("waiting in a digest"),
 }
 
 
@@ -105,6 +114,21 @@ def _ring_after_commit(due: list[tuple[int, datetime | None]]) -> None:
             lambda: tasks.ring_due(due),
             f"{len(due)} notification(s) saved as queued but not rung",
         )
+
+
+def _created_after_commit(
+    source: str, notifications: list[Notification], due: list[tuple[int, datetime | None]]
+) -> None:
+    """After commit, count new ``notifications`` as created by ``source`` (operations.metrics)
+    and ring for ``due``, as ``_ring_after_commit`` does: one callback."""
+    what = f"{len(due)} notification(s) saved as queued but not rung"
+
+    def created() -> None:
+        metrics.notifications_created(source, notifications)
+        if due:
+            tasks.queue_or_leave_to_sweeper(lambda: tasks.ring_due(due), what)
+
+    transaction.on_commit(created)
 
 
 def _queue_after_commit(put: Callable[[], object], what: str) -> None:
@@ -168,7 +192,13 @@ def notifications_resend(*, queryset: QuerySet[Notification]) -> BulkResult:
     return _move_to_queued(queryset, RESENDABLE, reset=True)
 
 
-CANCELLABLE = {Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING}
+CANCELLABLE = {
+    Status.PENDING,
+    Status.SCHEDULED,
+    Status.QUEUED,
+    Status.SENDING,
+    Status.BATCHED,
+}
 
 
 def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
@@ -176,11 +206,21 @@ def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
     before its next provider call (at most ``delivery.CANCEL_CHECK_SECONDS`` later: a job
     waiting for its pacing slot, or behind a slow channel, is not sent); a call already in
     flight finishes, and if the provider took the message it ends ``sent``, as it was. The
-    row keeps its lease, so that round can tell."""
+    row keeps its lease, so that round can tell. An item waiting in a digest leaves it (the
+    digest is made of the items still waiting when it is sent); a digest not sent yet is
+    cancelled with its items."""
     counts = selectors.count_by_status(queryset)
-    changed = queryset.filter(status__in=CANCELLABLE).update(
-        status=Status.CANCELLED, next_attempt_at=None
-    )
+    with transaction.atomic():
+        digests_hit = list(
+            queryset.filter(status__in=CANCELLABLE, digest_size__gt=0).values_list("pk", flat=True)
+        )
+        changed = queryset.filter(status__in=CANCELLABLE).update(
+            status=Status.CANCELLED, next_attempt_at=None
+        )
+        if digests_hit:
+            Notification.objects.filter(digest_id__in=digests_hit, status=Status.BATCHED).update(
+                status=Status.CANCELLED, last_error="its digest was cancelled"
+            )
     return BulkResult(
         changed=changed,
         left_alone=Counter({s: n for s, n in counts.items() if s not in CANCELLABLE}),
@@ -199,9 +239,19 @@ def notification_create(
     queue: bool | None = None,
     template: Template | str | None = None,
     context: dict[str, Any] | None = None,
+    source: str = "code",
+    category: Category | str | None = None,
+    digest_key: str = "",
+    local_send_at: str = "",
 ) -> Notification:
     """Create a notification, queued when the transaction commits (``NOTIFY_SEND_ON_CREATE``,
-    or ``queue``), or scheduled for ``send_at``.
+    or ``queue``), or scheduled for ``send_at`` (or ``local_send_at``, ``2026-12-07T10:00``
+    on the user's own clock).
+
+    ``category``: a ``Category`` or its key (default: the template's, else the default
+    category): its recipients' preferences, quiet hours and caps apply unless it is
+    required. ``digest_key``: collected with the user's other notifications of that key and
+    category into one digest, sent at the end of the category's digest window.
 
     ``message`` (and ``subject``), or a ``template`` (a ``Template`` or its key) rendered now
     for the user, in their language, with ``context`` (a JSON object) besides their own fields;
@@ -209,12 +259,15 @@ def notification_create(
     ``channels``: the chain for this notification only (a subset of telegram, email, sms, in
     the order to try). ``expires_at``: never delivered after it (default: NOTIFY_MESSAGE_TTL
     after it is due). With an ``idempotency_key`` seen before, returns that notification
-    instead of a second one. Raises ``django.core.exceptions.ValidationError`` (an empty or
+    instead of a second one. ``source``: who asks (admin, api, test, code), for the metrics.
+    Raises ``django.core.exceptions.ValidationError`` (an empty or
     over-long message, NUL characters, a multi-line subject, an over-long key, an unknown
     template, a variable the template uses missing from ``context``, …).
     """
     if isinstance(template, str):
         template = template_get(key=template)
+    category = category_resolve(category, template=template, needed=bool(digest_key))
+    send_at = send_time(send_at, local_send_at, contact_of(user))
     notification = notification_build(
         user=user,
         message=message,
@@ -226,6 +279,8 @@ def notification_create(
         queue=queue,
         template=template,
         context=context,
+        category=category,
+        digest_key=digest_key,
     )
     if notification.idempotency_key:
         existing = Notification.objects.filter(idempotency_key=notification.idempotency_key).first()
@@ -234,14 +289,41 @@ def notification_create(
         try:
             with transaction.atomic():
                 notification.save()
-                _ring_after_commit(due_of([notification]))
+                _after_save([notification], source)
         except IntegrityError:  # created by a concurrent call with the same key
             return Notification.objects.get(idempotency_key=notification.idempotency_key)
         return notification
     with transaction.atomic():
         notification.save()
-        _ring_after_commit(due_of([notification]))
+        _after_save([notification], source)
     return notification
+
+
+def category_resolve(
+    category: Category | str | None, *, template: Template | None = None, needed: bool = False
+) -> Category | None:
+    """A category given by key (``ValidationError`` when there is none), else the template's;
+    the default one when ``needed`` (a digest key names one) and nothing else did."""
+    if isinstance(category, str):
+        category = preference_services.category_get(category)
+    if category is None and template is not None:
+        category = template.category
+    if category is None and needed:
+        category = preference_services.default_category()
+    return category
+
+
+def _after_save(created: list[Notification], source: str) -> None:
+    """In the transaction that saved ``created``: items of digests join theirs (or open
+    one), and after commit the doorbells ring and the metrics count."""
+    batched = [n for n in created if n.status == Status.BATCHED]
+    opened: list[tuple[int, datetime | None]] = []
+    if batched:
+        categories = {
+            c.pk: c for c in Category.objects.filter(pk__in={n.category_id for n in batched})
+        }
+        opened = list(digests.collect(batched, categories))
+    _created_after_commit(source, created, due_of(created) + opened)
 
 
 def notification_queue_saved(*, notification: Notification) -> bool:
@@ -286,12 +368,14 @@ def template_get(*, key: str) -> Template:
         ) from None
 
 
-def notifications_save_new(notifications: list[Notification]) -> list[Notification]:
+def notifications_save_new(
+    notifications: list[Notification], *, source: str = "code"
+) -> list[Notification]:
     """Save validated notifications (``notification_build``) in one bulk insert and ring
-    their doorbells after commit."""
+    their doorbells after commit; ``source`` as for ``notification_create``."""
     with transaction.atomic():
         created = Notification.objects.bulk_create(notifications)
-        _ring_after_commit(due_of(created))
+        _after_save(created, source)
     return created
 
 
@@ -409,7 +493,7 @@ def telegram_invites_send(
         built.append(notification)  # when it is sent (invite_tokens)
     with transaction.atomic():
         TelegramLink.objects.bulk_create(links)
-        notifications_save_new(built)
+        notifications_save_new(built, source="invite")
     result.sent = len(built)
     return result
 
@@ -432,19 +516,28 @@ def campaign_create(
     context: dict[str, Any] | None = None,
     channels: list[str] | None = None,
     send_at: datetime | None = None,
+    local_send_at: str = "",
+    category: Category | str | None = None,
 ) -> Campaign:
-    """One notification for each user of an audience, queued (or scheduled for ``send_at``).
+    """One notification for each user of an audience, queued (or scheduled for ``send_at``,
+    or for ``local_send_at`` — ``2026-12-07T10:00`` — in each recipient's own time zone).
 
     The audience: ``user_ids``, or (``audience_query`` given) everyone the admin's changelist
     of ``audience_model`` (``auth.user`` or ``notifications.usercontact``) shows for that
     query string, re-evaluated when the notifications are created. Up to
     ``NOTIFY_CAMPAIGN_CHUNK`` ids are created here, in a fixed number of queries; more, or a
     filter, are created by the consumer (``tasks.campaign_fill``) after commit. Users who
-    opted out of every channel, or have no address on any, get none and are listed in
-    ``campaign.skips``. Raises ``ValidationError`` (no message nor template, both, a
-    template variable missing from ``context`` for the ``sample`` recipient, bad channels or
-    time) before anything is stored.
+    opted out of every channel, turned its ``category`` off on every one, or have no address
+    on any, get none and are listed in ``campaign.skips``. Raises ``ValidationError`` (no
+    message nor template, both, a template variable missing from ``context`` for the
+    ``sample`` recipient, bad channels, time or category) before anything is stored.
     """
+    if send_at is not None and local_send_at:
+        raise ValidationError(
+            {"local_send_at": _("Give a time to send at, or a local time, not both.")}
+        )
+    local_send_at = validate_local_time(local_send_at)
+    category = category_resolve(category, template=template)
     if template is None and not (message or "").strip():
         raise ValidationError({"message": _("Write a message, or choose a template.")})
     if template is not None and (message or "").strip():
@@ -477,6 +570,8 @@ def campaign_create(
             message="" if template is not None else message,
             channels=list(channels or []),
             send_at=send_at,
+            local_send_at=local_send_at,
+            category=category,
             audience_model=audience_model,
             audience_ids=[] if everyone else ids,
             audience_query=audience_query or "",
@@ -526,6 +621,7 @@ def contact_send_test(*, contact: UserContact, sent_by: AbstractBaseUser) -> Not
         subject=subject,
         queue=True,
         expires_at=timezone.now() + TEST_EXPIRY,
+        source="test",
     )
 
 
@@ -537,6 +633,8 @@ CONTACT_FIELDS = (
     "email_opt_out",
     "sms_opt_out",
     "language",
+    "timezone",
+    "quiet_hours",
 )
 
 

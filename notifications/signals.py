@@ -9,12 +9,14 @@ from __future__ import annotations
 import sqlite3
 
 from django.conf import settings
+from django.db import transaction
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from notifications import services
 from notifications.models import Notification, UserContact
+from notifications.operations import metrics
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
@@ -38,6 +40,7 @@ def send_notification_saved_new(
     ``notifications_queue``."""
     if not created or raw or getattr(instance, "_built", False):
         return
+    transaction.on_commit(lambda: metrics.notifications_created("orm", [instance]))
     if instance.status != Notification.Status.PENDING or not settings.NOTIFY_SEND_ON_CREATE:
         return
     services.notification_queue_saved(notification=instance)

@@ -17,6 +17,8 @@ handled once per ``update_id`` (a replay changes nothing and gets no second repl
 - ``/start`` alone: how to get linked; in a chat that is linked already, notifications
   resume (the opt-out is cleared). Nothing about other users is said;
 - ``/stop``: the Telegram opt-out, confirmed;
+- ``/settings``, and the buttons of its message (``callback_query``): topics turned on or off
+  per channel, by ``notifications.preferences.bot``;
 - ``my_chat_member`` ``kicked`` (the user blocked the bot) or ``left`` (removed from a
   group): the contact is marked "bot blocked" and delivery skips Telegram; ``member`` clears
   the mark.
@@ -46,6 +48,7 @@ from django.utils.translation import gettext_lazy as _
 
 from notifications.invite_tokens import MASK, token_for, token_hash
 from notifications.models import TelegramLink, TelegramPollOffset, TelegramUpdate, UserContact
+from notifications.preferences import bot as preference_bot
 from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
 from notifications.senders.telegram import TelegramSender
@@ -54,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What the bot asks Telegram for (setWebhook and getUpdates).
-ALLOWED_UPDATES = ["message", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "my_chat_member", "callback_query"]
 USERNAME_CACHE_SECONDS = 86_400
 # Handled update ids are kept this long (Telegram keeps an undelivered update for 24 hours).
 UPDATES_KEPT = timedelta(days=7)
@@ -215,6 +218,7 @@ def invite_message(invite: Invite, lang: str | None) -> tuple[str, str]:
 class Reply:
     chat_id: str
     text: str
+    markup: dict[str, Any] | None = None  # an inline keyboard
 
 
 # Telegram's ids fit in 64 bits (chat ids in 52); anything larger is not from Telegram.
@@ -250,7 +254,9 @@ def _update_kind(update: dict[str, Any]) -> str:
     return next((key for key in update if key != "update_id"), "")
 
 
-def handle_update(update: Any, now: datetime | None = None) -> Reply | None:
+def handle_update(
+    update: Any, now: datetime | None = None
+) -> Reply | preference_bot.Pressed | None:
     """Apply one update (once per update_id); the reply to send after commit, if any.
 
     Raises ``ValueError`` for something that is not an update.
@@ -265,6 +271,8 @@ def handle_update(update: Any, now: datetime | None = None) -> Reply | None:
                 return _on_message(update["message"], now)
             if kind == "my_chat_member":
                 _on_member(update["my_chat_member"], now)
+            if kind == "callback_query":
+                return preference_bot.on_callback(update["callback_query"])
             return None
     except IntegrityError:
         logger.info("Telegram update %s already handled; ignored", update_id)
@@ -280,19 +288,25 @@ def handle_update(update: Any, now: datetime | None = None) -> Reply | None:
 
 def send_reply(reply: Reply) -> bool:
     """Send ``reply`` with sendMessage; False (logged) when Telegram did not take it."""
+    data: dict[str, Any] = {"chat_id": reply.chat_id, "text": reply.text}
+    if reply.markup is not None:
+        data["reply_markup"] = reply.markup
     try:
-        TelegramSender().call("sendMessage", {"chat_id": reply.chat_id, "text": reply.text})
+        TelegramSender().call("sendMessage", data)
     except DeliveryError as err:
         logger.warning("reply to Telegram chat %s not sent: %s", reply.chat_id, err.message)
         return False
     return True
 
 
-def process_update(update: Any) -> Reply | None:
-    """Handle one update and send its reply; raises ``ValueError`` for a non-update."""
+def process_update(update: Any) -> Reply | preference_bot.Pressed | None:
+    """Handle one update and send its reply (or a button press's answer); raises
+    ``ValueError`` for a non-update."""
     reply = handle_update(update)
-    if reply is not None:
+    if isinstance(reply, Reply):
         send_reply(reply)
+    elif reply is not None:
+        preference_bot.answer(reply)
     return reply
 
 
@@ -314,6 +328,9 @@ def _on_message(message: dict[str, Any], now: datetime) -> Reply | None:
         answer = _link(argument, chat_id, now) if argument else _start(chat_id, now)
     elif command == "/stop":
         answer = _stop(chat_id, now)
+    elif command == "/settings":
+        settings_message = preference_bot.settings_message(chat_id, lang, private)
+        return Reply(chat_id, settings_message.text, settings_message.markup)
     elif private:
         linked = UserContact.objects.filter(telegram_chat_id=chat_id).exists()
         answer = "already_linked" if linked else "how_to_link"

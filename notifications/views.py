@@ -235,6 +235,8 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
                 **row,
                 "label": channel_labels.get(row["channel"], row["channel"] or "—"),
                 "reason": error_text(row["reason"]),
+                # One of its errors, where the reason left something out of it.
+                "example": error_text(row["example"]) if row["example"] != row["reason"] else "",
             }
             for row in data.failures
         ],

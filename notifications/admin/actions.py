@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -109,13 +110,21 @@ class SendNotificationMixin:
         preview = None
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
+            local = bool(data["local_time"] and data["send_at"])
             content = {
                 "message": "" if data["template"] else data["message"],
                 "subject": "" if data["template"] else data["subject"],
                 "template": data["template"],
                 "context": data["context"] if data["template"] else None,
                 "channels": data["channels"],
-                "send_at": data["send_at"],
+                # "In each recipient's local time": the wall time as typed, read per recipient.
+                "send_at": None if local else data["send_at"],
+            }
+            when = {
+                "local_send_at": (
+                    timezone.localtime(data["send_at"]).strftime("%Y-%m-%dT%H:%M") if local else ""
+                ),
+                "category": data["category"],
             }
             try:
                 if "_send" in request.POST:
@@ -130,6 +139,7 @@ class SendNotificationMixin:
                         sample=sample,
                         name=data["name"],
                         **content,
+                        **when,
                     )
                     self.message_user(
                         request,

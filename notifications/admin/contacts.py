@@ -1,5 +1,5 @@
-"""Contacts: how to reach each user, their opt-outs and whether their Telegram is linked;
-the users' list with each user's contact inline."""
+"""Contacts: how to reach each user, their opt-outs, whether their Telegram is linked and
+their preferences (category × channel); the users' list with each user's contact inline."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from notifications.admin.actions import SendNotificationMixin, TelegramInviteAct
 from notifications.models import (
     UserContact,
 )
+from notifications.preferences.admin_forms import UserPreferencesAdminMixin
 
 User = get_user_model()
 
 
 @admin.register(UserContact)
-class UserContactAdmin(TelegramInviteActions, SendNotificationMixin, admin.ModelAdmin):
+class UserContactAdmin(
+    UserPreferencesAdminMixin, TelegramInviteActions, SendNotificationMixin, admin.ModelAdmin
+):
     list_display = (
         "user",
         "telegram_chat_id",
@@ -57,6 +60,7 @@ class UserContactAdmin(TelegramInviteActions, SendNotificationMixin, admin.Model
             gettext_lazy("Opt-outs"),
             {"fields": ("telegram_opt_out", "telegram_blocked", "email_opt_out", "sms_opt_out")},
         ),
+        (gettext_lazy("When"), {"fields": ("timezone", "quiet_hours")}),
         (gettext_lazy("Link Telegram"), {"fields": ("telegram_link",)}),
     )
 
@@ -95,6 +99,8 @@ class UserContactInline(admin.StackedInline):
         "telegram_blocked",
         "email_opt_out",
         "sms_opt_out",
+        "timezone",
+        "quiet_hours",
     )
 
 

@@ -6,17 +6,19 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from notifications import selectors, services
+from notifications import search, selectors, services
 from notifications.content import content_for
 from notifications.display import (
     allow_email_styles,
@@ -72,6 +74,27 @@ class NotificationForm(forms.ModelForm):
         return cleaned
 
 
+class CappedPaginator(Paginator):
+    """The list's pages over its newest ``CAP`` rows (as filtered and sorted): it counts at
+    most ``CAP + 1`` rows (a COUNT over a LIMIT, never over the whole table) and offers the
+    pages of those, so no page skips more than ``CAP`` rows. ``capped``: there are more (the
+    list says so; a filter, a search or the other sort order reaches them)."""
+
+    CAP = 10_000
+
+    @cached_property
+    def _counted(self) -> int:
+        return self.object_list.order_by()[: self.CAP + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self._counted, self.CAP)
+
+    @property
+    def capped(self) -> bool:
+        return self._counted > self.CAP
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     form = NotificationForm
@@ -86,10 +109,15 @@ class NotificationAdmin(admin.ModelAdmin):
         "short_error",
     )
     list_filter = ("status", "channel", "created_at", "campaign")
+    # Searched by ``get_search_results`` (an id too), each field by an index at any size.
     search_fields = ("user__username", "user__email", "message")
+    search_help_text = gettext_lazy(
+        "An id, a username or email (or part of one), or words of the message."
+    )
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
     show_full_result_count = False
+    paginator = CappedPaginator
     list_per_page = 50
     actions = ["send_selected", "resend_selected", "cancel_selected"]
     change_list_template = "admin/notifications/notification/change_list.html"
@@ -148,6 +176,7 @@ class NotificationAdmin(admin.ModelAdmin):
                 channels=obj.channels,
                 send_at=obj.send_at,
                 expires_at=obj.expires_at,
+                source="admin",
             )
             obj.pk = created.pk
             obj.status = created.status
@@ -211,9 +240,21 @@ class NotificationAdmin(admin.ModelAdmin):
         text = error_text(obj.last_error)
         return format_html("<span data-nf-data>{}</span>", text) if text else ""
 
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        """Every word matches an id, a username, an email or the message
+        (``notifications.search``); no duplicates."""
+        return search.notification_search(queryset, search_term), False
+
     def changelist_view(self, request: HttpRequest, extra_context=None):
         extra_context = {**(extra_context or {}), "channel_status": selectors.channel_status()}
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None and changelist.paginator.capped:
+            # "All 10000 selected" would understate what an action across pages acts on.
+            response.context_data["selection_note_all"] = _(
+                "All matching notifications selected (more than %(count)s)"
+            ) % {"count": changelist.result_count}
+        return response
 
     def _report(self, request: HttpRequest, result: services.BulkResult, verb: str) -> None:
         level = messages.SUCCESS if result.changed else messages.WARNING

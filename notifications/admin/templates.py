@@ -25,9 +25,10 @@ class TemplateAdmin(admin.ModelAdmin):
             return [f"{part}_{lang}" for part in Template.PARTS]
 
         return (
-            (None, {"fields": ("name", "key", "example_context")}),
-            (_("Russian"), {"fields": version("ru")}),
-            (_("English"), {"fields": version("en")}),
+            (None, {"fields": ("name", "key", "category", "example_context")}),
+            (_("Russian"), {"fields": [*version("ru"), "digest_text_ru"]}),
+            (_("English"), {"fields": [*version("en"), "digest_text_en"]}),
+            (_("Digest"), {"fields": ("digest_key",)}),
         )
 
     @admin.display(description=gettext_lazy("languages"))

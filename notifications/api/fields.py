@@ -42,6 +42,18 @@ _TLD_OR_DASH = r"[^\x00-\x2c\x2e-\x40\x5b-\x60\x7b-\xa0]"
 _TLD = rf"(?:{_TLD_CHAR}{_TLD_OR_DASH}{{0,61}}{_TLD_CHAR}|xn--[A-Za-z0-9]{{1,59}})"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 EMAIL = rf"^(?:{_ATOM}(?:\.{_ATOM})*@(?:localhost|{_LABEL}(?:\.{_LABEL})*\.{_TLD}))?\Z"
+# A date and time without an offset (a wall time, read in each user's time zone).
+LOCAL_TIME = (
+    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?\Z"
+)
+# A category's key (a slug).
+CATEGORY_KEY = r"^[-a-zA-Z0-9_]+\Z"
+# An IANA time zone's name (which zones exist is for zoneinfo to say: 422).
+ZONE_NAME = r"^(?:[A-Za-z][A-Za-z0-9_+-]{0,29}(?:/[A-Za-z0-9][A-Za-z0-9_+-]{0,29}){0,2})?\Z"
+# Quiet hours: two 24-hour times, or off.
+_CLOCK = r"(?:[01]?[0-9]|2[0-3]):[0-5][0-9]"
+QUIET_HOURS = rf"^(?:off|{_CLOCK}-{_CLOCK})?\Z"
 _YEAR = r"(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
 # RFC 3339 with its offset (what JSON Schema's date-time means), up to the calendar: a
 # 30 February matches and is refused as no date.

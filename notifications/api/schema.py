@@ -39,7 +39,8 @@ DESCRIPTIONS = {
     "application/json, UTF-8).",
     "422": "Well-formed, but it breaks a rule the schema can't state (no such user, a time "
     "out of range or an expiry before the send time, a phone number that is not a mobile, a "
-    "cursor the API did not give): `fields` has a message per field.",
+    "cursor the API did not give, no such category or a required one): `fields` has a "
+    "message per field.",
     "429": "Too many requests for this key (or, without a valid key, from this address): wait "
     "the Retry-After header's seconds.",
     "500": "Something went wrong on our side; it is logged.",
@@ -50,6 +51,7 @@ WITH_RULES = {
     "notifications_create",
     "notifications_batch",
     "users_contact_update",
+    "users_preferences_update",
 }
 RETRY_AFTER = {
     "Retry-After": {
@@ -69,6 +71,14 @@ LINKS = {
     },
     "InviteUser": {
         "operationId": "users_contact_invite",
+        "parameters": {"id": "$response.body#/user"},
+    },
+    "GetUserPreferences": {
+        "operationId": "users_preferences_retrieve",
+        "parameters": {"id": "$response.body#/user"},
+    },
+    "UpdateUserPreferences": {
+        "operationId": "users_preferences_update",
         "parameters": {"id": "$response.body#/user"},
     },
 }

@@ -10,19 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.validators import ProhibitNullCharactersValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from notifications.api.fields import (
+    CATEGORY_KEY,
     CHAT_ID,
     EMAIL,
+    LOCAL_TIME,
     NO_NUL,
     NOT_BLANK,
     ONE_LINE,
     PHONE,
+    QUIET_HOURS,
     USERNAME_MAX_LENGTH,
+    ZONE_NAME,
     AwareDateTimeField,
     ChannelListField,
     LanguageField,
@@ -35,6 +40,7 @@ from notifications.api.fields import (
 from notifications.models import Channel, DeliveryAttempt, Notification, UserContact
 from notifications.validators import validate_message
 
+User = get_user_model()
 BATCH_MAX = 1000
 # A send or expiry time further away than this is a mistake, not a plan.
 FURTHEST_YEARS = 100
@@ -134,6 +140,35 @@ class NotificationCreateSerializer(StrictSerializer):
         "NOTIFY_MESSAGE_TTL after it is due. Must be after the time it is sent and at most "
         f"{FURTHEST_YEARS} years from now (else 422).",
     )
+    send_at_local = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=19,
+        validators=[
+            pattern(LOCAL_TIME, "Give a date and time without an offset, e.g. 2026-12-07T10:00.")
+        ],
+        help_text="Not sent before this date and time on the user's own clock (their time zone, "
+        "else the service's): `2026-12-07T10:00` is 10:00 in Berlin for a user in Berlin. "
+        "Instead of `send_at` (both: 422).",
+    )
+    category = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=50,
+        validators=[pattern(CATEGORY_KEY, "Give a category's key: letters, digits, - and _.")],
+        help_text="What it is about (`GET /api/v1/categories`): the user's choices for it, "
+        "their quiet hours and its caps apply unless it is required. Default: the default "
+        "category. A key no category has gets 422.",
+    )
+    digest_key = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        validators=[pattern(NO_NUL, "The digest key contains a NUL character.")],
+        help_text="Collected with the user's other notifications of this key and category into "
+        "one digest, sent at the end of the category's digest window (status `batched` till "
+        "then). A category without a digest window gets 422.",
+    )
 
 
 class NotificationBatchSerializer(StrictSerializer):
@@ -163,7 +198,8 @@ class NotificationSerializer(serializers.Serializer):
 
     id = serializers.IntegerField(read_only=True)
     user = serializers.IntegerField(source="user_id", read_only=True)
-    username = serializers.CharField(source="user.get_username", read_only=True)
+    # The field itself, not get_username(): DRF inspects a method's signature on every row.
+    username = serializers.CharField(source=f"user.{User.USERNAME_FIELD}", read_only=True)
     subject = serializers.CharField(read_only=True)
     message = serializers.CharField(read_only=True)
     channels = serializers.ListField(
@@ -189,6 +225,20 @@ class NotificationSerializer(serializers.Serializer):
         read_only=True, help_text="How many times the channel chain was tried in this run."
     )
     last_error = serializers.CharField(read_only=True)
+    category = serializers.CharField(
+        source="category.key",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Its category's key; null: the default category.",
+    )
+    digest_key = serializers.CharField(read_only=True)
+    digest = serializers.IntegerField(
+        source="digest_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The digest that carries (or carried) it, when it was collected into one.",
+    )
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
@@ -360,6 +410,33 @@ class ContactSerializer(StrictSerializer):
     language = LanguageField(
         required=False,
         help_text="The language of the templates this user gets; blank: the service's.",
+    )
+    timezone = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=UserContact._meta.get_field("timezone").max_length,
+        validators=[
+            pattern(
+                ZONE_NAME,
+                "Enter an IANA time zone name such as Europe/Berlin, or nothing.",
+            )
+        ],
+        help_text="The user's IANA time zone (Europe/Berlin): quiet hours and local-time "
+        "campaigns follow it; blank: the service's. A name no zone has gets 422.",
+    )
+    quiet_hours = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=UserContact._meta.get_field("quiet_hours").max_length,
+        validators=[
+            pattern(
+                QUIET_HOURS,
+                "Enter two 24-hour times such as 22:00-08:00, or off, or nothing.",
+            )
+        ],
+        help_text="22:00-08:00 in the user's time zone: notifications that are not required "
+        "wait until they end; `off`: none; blank: the service's (NOTIFY_QUIET_HOURS). The "
+        "same time twice gets 422.",
     )
     telegram_blocked = serializers.BooleanField(
         read_only=True,

@@ -10,6 +10,17 @@ when the queue is Redis, else in the database — with a burst of the whole peri
 with ``Retry-After`` (whole seconds until the next one would be let through). A per-process
 counter would let N web processes allow N times the rate.
 
+In the database (no Redis), a booking is a write, and a read should not cost one: a web
+process books a client's requests a batch at a time — a twentieth of its allowance, at most
+100 (``LEASE_SHARE``, ``LEASE_MOST``) — and lets them through from memory until they run out
+or a period has passed; a refusal is remembered until the schedule's next slot. So a client
+costs one write per batch and none per refused request. The trade-off: the limit stays
+shared, but each process may hold up to a batch less one unused (a client spread over N
+processes may be refused up to N × that many requests early), and using them late lets up to
+that many more through in one period than the schedule alone would. Below 40 requests a
+period the batch is one request: exact, a write per request let through. Anonymous requests
+are booked one by one everywhere (they guard against guessing keys).
+
 The address is ``REMOTE_ADDR``, or behind a proxy (``DJANGO_BEHIND_PROXY``) the one it puts
 last in ``X-Forwarded-For`` (DRF's ``NUM_PROXIES``).
 """
@@ -18,8 +29,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -35,29 +48,93 @@ from notifications.api.auth import client_of
 
 logger = logging.getLogger("notifications.api")
 
+# A process books a client's requests in the database a batch at a time: this share of the
+# allowance, at most LEASE_MOST (see the module's docstring).
+LEASE_SHARE = 20
+LEASE_MOST = 100
+
+
+@dataclass
+class Lease:
+    """What this process holds of one client's allowance at one rate: requests booked and
+    not yet used (until ``expires``, monotonic), and a refusal (until ``refused_until``, Unix
+    time: the schedule's next slot)."""
+
+    left: int = 0
+    expires: float = 0.0
+    refused_until: float = 0.0
+
+
+_leases: dict[tuple[str, tuple[int, float]], Lease] = {}
+_leases_lock = threading.Lock()
+
+
+def _from_lease(key: tuple[str, tuple[int, float]]) -> float | None:
+    """Take a request from this process's lease: 0 when one was there, the seconds to wait
+    when the schedule refused until later, None when the schedule must be asked."""
+    with _leases_lock:
+        lease = _leases.get(key)
+        if lease is None:
+            return None
+        wait = lease.refused_until - time.time()
+        if wait > 0:
+            return wait
+        if lease.left > 0 and time.monotonic() < lease.expires:
+            lease.left -= 1
+            return 0.0
+        return None
+
+
+def _keep_lease(key: tuple[str, tuple[int, float]], left: int, seconds: float) -> None:
+    with _leases_lock:
+        _leases[key] = Lease(left=left, expires=time.monotonic() + seconds)
+
+
+def _refused(key: tuple[str, tuple[int, float]], until: float) -> None:
+    with _leases_lock:
+        _leases.setdefault(key, Lease()).refused_until = until
+
 
 def address_of(request: HttpRequest | Request) -> str:
     """The client's address, as DRF's throttles read it."""
     return BaseThrottle().get_ident(request)
 
 
-def wait_for(name: str, rate: tuple[int, float] | None) -> float | None:
+def wait_for(name: str, rate: tuple[int, float] | None, *, leased: bool = False) -> float | None:
     """Book one request on pace ``name`` at ``rate`` (requests, seconds): None when it may go
-    now, else the seconds until one would be let through. An unreachable schedule lets it go
-    (the request itself needs the database; an unreachable Redis should not stop it)."""
+    now, else the seconds until one would be let through. ``leased``: in the database, from
+    a batch this process booked (see the module's docstring). An unreachable schedule lets
+    it go (the request itself needs the database; an unreachable Redis should not stop
+    it)."""
     if rate is None:
         return None
     requests, seconds = rate
     interval = seconds / requests
     horizon = interval * (requests - 1)
+    schedule = pacing.schedule()
+    database = leased and isinstance(schedule, pacing.DatabaseSchedule)
+    batch = max(1, min(LEASE_MOST, requests // LEASE_SHARE)) if database else 1
+    key = (name, rate)
+    if database:
+        held = _from_lease(key)
+        if held is not None:
+            return held or None
+    room = horizon - interval * (batch - 1)  # the batch's last request within the horizon
     try:
-        booking = pacing.schedule().book_all([f"api:{name}"], [interval], horizon, horizon)
+        booking = schedule.book_all([f"api:{name}"], [interval * batch], room, room)
+        if booking.refused and batch > 1:  # less than a batch left: one request
+            batch = 1
+            booking = schedule.book_all([f"api:{name}"], [interval], horizon, horizon)
     except (OperationalError, InterfaceError, RedisError) as err:
         logger.warning("API throttling unavailable (%s); request let through", err)
         return None
-    if not booking.refused:
-        return None
-    return max(booking.at - horizon - time.time(), 0.0)
+    if booking.refused:
+        if database:
+            _refused(key, booking.at - horizon)
+        return max(booking.at - horizon - time.time(), 0.0)
+    if batch > 1:
+        _keep_lease(key, batch - 1, seconds)
+    return None
 
 
 def anonymous_wait(request: HttpRequest | Request) -> float | None:
@@ -77,7 +154,7 @@ class ClientRateThrottle(BaseThrottle):
         if client is None:
             self._wait = anonymous_wait(request)
         else:
-            self._wait = wait_for(client, settings.NOTIFY_API_RATE)
+            self._wait = wait_for(client, settings.NOTIFY_API_RATE, leased=True)
         return self._wait is None
 
     def wait(self) -> float | None:

@@ -4,7 +4,7 @@ path under it."""
 
 from django.urls import path, re_path
 
-from notifications.api import views
+from notifications.api import preferences, views
 from notifications.api.docs import RedocView, SchemaView, SwaggerView
 from notifications.api.errors import not_found
 
@@ -18,6 +18,8 @@ urlpatterns = [
     path("notifications/<int:pk>/resend", views.NotificationResendView.as_view(), name="resend"),
     path("users/<int:pk>/contact", views.ContactView.as_view(), name="contact"),
     path("users/<int:pk>/contact/invite", views.ContactInviteView.as_view(), name="contact-invite"),
+    path("users/<int:pk>/preferences", preferences.PreferencesView.as_view(), name="preferences"),
+    path("categories", preferences.CategoriesView.as_view(), name="categories"),
     path("schema/", SchemaView.as_view(api_version="v1"), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
     path(

@@ -26,7 +26,10 @@ from notifications.api.errors import Conflict, Unprocessable, from_django
 from notifications.api.fields import MAX_ID, user_filter, utc_clamped
 from notifications.api.idempotency import HEADER, idempotent
 from notifications.api.throttling import CountsFailedAuthentication
+from notifications.composing import send_time
 from notifications.models import Notification, UserContact
+from notifications.preferences.models import Category
+from notifications.preferences.services import default_category
 from notifications.senders.base import DeliveryError
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -85,15 +88,54 @@ def _far_times(item: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def _build(item: dict[str, Any], user: Any) -> Notification:
+def _build(item: dict[str, Any], user: Any, batch: BatchContext) -> Notification:
+    category = batch.category(item)
     return services.notification_build(
         user=user,
         message=item["message"],
         subject=item.get("subject") or "",
         channels=item.get("channels") or None,
-        send_at=item.get("send_at"),
+        send_at=send_time(
+            item.get("send_at"), item.get("send_at_local") or "", batch.contacts.get(user.pk)
+        ),
         expires_at=item.get("expires_at"),
+        category=category,
+        digest_key=item.get("digest_key") or "",
     )
+
+
+class BatchContext:
+    """What a batch's items name, read once for all of them: their categories (one query)
+    and, for local times, their users' contacts (one query)."""
+
+    def __init__(self, items: list[dict[str, Any]], users: dict[Any, Any]) -> None:
+        keys = {item["category"] for item in items if item.get("category")}
+        self.categories = {c.key: c for c in Category.objects.filter(key__in=keys)} if keys else {}
+        self._default: Category | None = None
+        local = {
+            users[item["user"]].pk
+            for item in items
+            if item.get("send_at_local") and item["user"] in users
+        }
+        self.contacts = (
+            {c.user_id: c for c in UserContact.objects.filter(user_id__in=local)} if local else {}
+        )
+
+    def category(self, item: dict[str, Any]) -> Category | None:
+        """The item's category; the default one when it names none and has a digest key.
+        Raises ``ValidationError`` for a key no category has."""
+        key = item.get("category")
+        if key:
+            if key not in self.categories:
+                raise DjangoValidationError(
+                    {"category": f"There is no category with the key {key!r}."}
+                )
+            return self.categories[key]
+        if item.get("digest_key"):
+            if self._default is None:
+                self._default = default_category()
+            return self._default
+        return None
 
 
 class NotificationPagination(CursorPagination):
@@ -227,6 +269,10 @@ class NotificationsView(ApiView):
                 channels=item.get("channels") or None,
                 send_at=item.get("send_at"),
                 expires_at=item.get("expires_at"),
+                source="api",
+                category=item.get("category") or None,
+                digest_key=item.get("digest_key") or "",
+                local_send_at=item.get("send_at_local") or "",
             )
         except DjangoValidationError as err:
             raise from_django(err) from None
@@ -264,20 +310,21 @@ class NotificationBatchView(ApiView):
         users, missing = _resolve_users([item["user"] for item in items])
         errors: dict[str, Any] = {}
         built = []
+        batch = BatchContext(items, users)
         for index, item in enumerate(items):
             problems: dict[str, Any] = _far_times(item)
             if index in missing:
                 problems["user"] = [missing[index]]
             if not problems:
                 try:
-                    built.append(_build(item, users[item["user"]]))
+                    built.append(_build(item, users[item["user"]], batch))
                 except DjangoValidationError as err:
                     problems = from_django(err).detail
             if problems:
                 errors[str(index)] = problems
         if errors:
             raise Unprocessable({"notifications": errors})
-        created = services.notifications_save_new(built)
+        created = services.notifications_save_new(built, source="api")
         return Response(
             {"notifications": s.BatchItemSerializer(created, many=True).data},
             status=status.HTTP_202_ACCEPTED,

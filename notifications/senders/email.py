@@ -38,7 +38,9 @@ from django.core.mail.message import BadHeaderError, forbid_multi_line_headers, 
 from django.core.validators import validate_email
 from django.utils.module_loading import import_string
 
-from notifications.content import content_for
+from notifications.content import content_for, recipient_language
+from notifications.operations import metrics
+from notifications.preferences.links import email_footer
 from notifications.senders.base import (
     ConfigurationError,
     DeliveryError,
@@ -72,6 +74,7 @@ def _anymail_error(err: Exception, server: str) -> DeliveryError | None:
     status = getattr(err, "status_code", None)
     response = getattr(err, "response", None)
     if status == 429:
+        metrics.rate_limited("email")
         retry_after = 1.0
         try:
             retry_after = float(response.headers.get("Retry-After") or 1)
@@ -337,16 +340,19 @@ class EmailSender(Sender):
         address = validated_address(self.address(contact), "the email address")
         sender = validated_address(settings.DEFAULT_FROM_EMAIL, "DEFAULT_FROM_EMAIL")
         content = content_for(notification, self.channel)
+        footer_text, footer_html = email_footer(
+            notification.user_id, recipient_language(notification)
+        )
         domain = sender.rpartition("@")[2] or "localhost"
         message = EmailMultiAlternatives(
             subject=content.subject,
-            body=content.text,
+            body=content.text + footer_text,
             from_email=sender,
             to=[address],
             headers={"Message-ID": make_msgid(domain=domain)},
         )
         if content.html:
-            message.attach_alternative(content.html, "text/html")
+            message.attach_alternative(_with_footer(content.html, footer_html), "text/html")
         return Prepared(address=address, parts=[checked_message(message)])
 
     def send_part(self, prepared: Prepared, index: int) -> PartResult:
@@ -362,6 +368,16 @@ class EmailSender(Sender):
         self.mailer.check()
         login = " and accepts the login" if self.backend_options().get("username") else ""
         return f"{self.server_name()} answers{login}"
+
+
+def _with_footer(html: str, footer: str) -> str:
+    """``html`` with ``footer`` at the end of its body (or of the text, if it has none)."""
+    if not footer:
+        return html
+    end = html.lower().rfind("</body>")
+    if end < 0:
+        return html + footer
+    return html[:end] + footer + html[end:]
 
 
 @functools.cache

@@ -32,6 +32,7 @@ from django.conf import settings
 from email_validator import EmailNotValidError, validate_email
 from smsaero import SmsAero
 
+from notifications.operations import metrics
 from notifications.senders import http
 from notifications.senders.base import ConfigurationError, DeliveryError, PartResult, Prepared
 from notifications.senders.sms import SmsSender, phone_digits
@@ -74,6 +75,7 @@ def classify(answer: http.HttpAnswer) -> Any:
             f"SMS Aero refused the credentials ({summary}); check SMSAERO_EMAIL and SMSAERO_API_KEY"
         )
     if status_code == 429:
+        metrics.rate_limited("sms_api")
         raise DeliveryError(summary, retry_after=1.0)
     if _looks_like_invalid_number(payload):
         raise DeliveryError(f"SMS Aero: invalid number ({detail})", permanent=True)

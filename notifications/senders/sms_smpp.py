@@ -47,6 +47,7 @@ from django.db import connections
 from smpplib import smpp
 from smpplib.exceptions import UnknownCommandError
 
+from notifications.operations import metrics
 from notifications.senders.base import ConfigurationError, DeliveryError, PartResult, Prepared
 from notifications.senders.http import Unreachable
 from notifications.senders.sms import SmsSender, phone_digits
@@ -77,6 +78,7 @@ def classify_status(status: int, command: str, server: str) -> DeliveryError:
     """The ``DeliveryError`` an SMPP error status in a response to ``command`` means."""
     detail = f"{server} answered {command} with {describe_status(status)}"
     if status == c.SMPP_ESME_RTHROTTLED:
+        metrics.rate_limited("sms_smpp")
         return DeliveryError(f"{detail}: throttled", retry_after=THROTTLED_RETRY_AFTER)
     if status in PERMANENT_STATUSES:
         return DeliveryError(detail, permanent=True)

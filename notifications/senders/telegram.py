@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from notifications.content import content_for
+from notifications.operations import metrics
 from notifications.senders import http
 from notifications.senders.base import (
     ConfigurationError,
@@ -117,6 +118,7 @@ def classify(answer: http.HttpAnswer) -> Any:
     if error_code == 400 and isinstance(parameters, dict) and parameters.get("migrate_to_chat_id"):
         raise ChatMigrated(str(parameters["migrate_to_chat_id"]))
     if error_code == 429:
+        metrics.rate_limited("telegram")
         try:
             retry_after = float(parameters.get("retry_after") or 1)
         except (TypeError, ValueError, AttributeError):

@@ -79,3 +79,22 @@ class Consumer:
 
     def output(self) -> str:
         return self.log.read_text()
+
+
+def stop_runservice(process: subprocess.Popen) -> None:
+    """Stop a ``manage.py runservice`` started in a session of its own (a test's ``finally``):
+    Ctrl-C, then a second Ctrl-C (which kills what it started), then SIGKILL. Killing only
+    runservice would leave its web and consumers, each in a session of its own, running."""
+    import os
+
+    for sig, wait in ((signal.SIGINT, 30), (signal.SIGINT, 10), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue

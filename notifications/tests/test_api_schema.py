@@ -8,8 +8,8 @@ refused; no request without its key let through; unknown methods refused with ``
 created notification readable at once. The schema states every constraint the server checks,
 so a valid request is refused only for a rule a schema can't state (no such user, a time out
 of range): 422, which the schema documents on the operations that have such rules. A
-stateful run follows the schema's links (create → read, cancel, resend, the user's contact
-and its invite). Examples are limited and derandomised, so it takes seconds and finds the
+stateful run follows the schema's links (create → read, cancel, resend, the user's contact,
+its invite and preferences). Examples are limited and derandomised, so it takes seconds and finds the
 same things on every run.
 """
 
@@ -32,6 +32,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
 
 from notifications.api_keys import api_key_create
+from notifications.preferences.models import Category
 from notifications.tests.api_client import assert_conforms, served_schema
 
 load_all_checks()
@@ -43,6 +44,7 @@ WITH_RULES = (
     "notifications_create",
     "notifications_list",
     "users_contact_update",
+    "users_preferences_update",
 )
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 CONFIG = SchemathesisConfig.from_dict(
@@ -70,20 +72,36 @@ given: dict[str, object] = {}
 
 
 def real_user(item: object) -> None:
-    """Three times in four, a real user and no times (most drawn ones are past or far off,
-    and get 422), so creation succeeds and links have targets; else the 422 as drawn."""
+    """Three times in four, a real user, no times (most drawn ones are past or far off, and
+    get 422) and no category or digest key (drawn keys name none, and get 400), so creation
+    succeeds and links have targets; else the 4xx as drawn."""
     users = given.get("users")
     if users and isinstance(item, dict) and "user" in item:
         pick = sum(map(ord, repr(item["user"])))
         if pick % 4:
             item["user"] = users[pick % len(users)]
-            item.pop("send_at", None)
-            item.pop("expires_at", None)
+            for name in ("send_at", "send_at_local", "expires_at", "category", "digest_key"):
+                item.pop(name, None)
+
+
+def real_preferences(case) -> None:
+    """Three times in four, a user's preferences of a real user and real categories (drawn
+    keys name none, and get 422)."""
+    users, keys = given.get("users"), given.get("categories")
+    pick = sum(map(ord, repr(case.body)))
+    if not (users and keys and pick % 4 and case.operation.path.endswith("/preferences")):
+        return
+    case.path_parameters["id"] = users[pick % len(users)]
+    changes = case.body.get("categories") if isinstance(case.body, dict) else None
+    if isinstance(changes, dict):
+        drawn = list(changes.values())
+        case.body["categories"] = dict(zip(keys, drawn, strict=False))
 
 
 def map_case(context, case):
     """Valid cases only: changing an invalid one could make it valid."""
     if case.meta is not None and case.meta.generation.mode.is_positive:
+        real_preferences(case)
         body = case.body
         if isinstance(body, dict):
             real_user(body)
@@ -110,6 +128,10 @@ def auth(db, django_user_model) -> dict[str, str]:
     _, raw = api_key_create(name="schemathesis")
     names = ("0", "A", "ann")
     given["users"] = [django_user_model.objects.create_user(username=n).pk for n in names]
+    given["categories"] = [
+        Category.objects.create(key=key, name_en=key.title(), opt_in=opt_in).key
+        for key, opt_in in (("promotions", True), ("news", False))
+    ]
     # As Django's test client does: the WSGI handler must not close the test's connection
     # (and its open transaction) around each request.
     for signal in (signals.request_started, signals.request_finished):
@@ -230,6 +252,8 @@ def test_the_schema_and_its_pages_are_served_without_a_cdn(client):
         "/api/v1/notifications/{id}/resend",
         "/api/v1/users/{id}/contact",
         "/api/v1/users/{id}/contact/invite",
+        "/api/v1/users/{id}/preferences",
+        "/api/v1/categories",
     ):
         assert f"{path}:" in schema_text
     for page in ("/api/v1/docs/", "/api/v1/redoc/"):

@@ -76,7 +76,8 @@ def test_a_future_send_at_schedules_it_and_expiry_defaults_to_the_ttl_after(
         ({"channels": ["pigeon"]}, {"channels.0": ['"pigeon" is not a valid choice.']}),
         ({"user": True}, {"user": ["Give the user's id (a number) or username (a string)."]}),
         ({"template": "welcome"}, {"template": ["Unknown field; the fields are user, message, "
-                                                "subject, channels, send_at, expires_at."]}),
+                                                "subject, channels, send_at, expires_at, "
+                                                "send_at_local, category, digest_key."]}),
     ],
 )  # fmt: skip
 def test_invalid_input_gets_400_with_the_services_messages_per_field(

@@ -2,6 +2,9 @@
 
 models ← content ← senders ← channels, pacing ← selectors, rendering ← rollup, recording ← delivery ← recovery ←
 composing ← tasks ← services ← forms ← admin, API, views, commands. Read statically from the source, so it holds for every import path.
+
+``notifications.models`` is a package: it and each of its modules are one layer, the bottom one
+of the app; its modules import one another directly, never the package that re-exports them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,29 @@ LAYERS = {
     "notifications.redaction": 0,
     "notifications.validators": 0,
     "notifications.invite_tokens": 0,
+    "notifications.reasons": 0,
+    "notifications.operations.logs": 0.5,
+    "notifications.operations.metrics": 0,
+    # The models package and every module in it (a prefix names a package and its modules).
     "notifications.models": 1,
+    "notifications.preferences.models": 1.5,
+    "notifications.preferences.quiet_hours": 0,
+    "notifications.preferences.links": 0,
+    "notifications.preferences.services": 4.5,
+    "notifications.preferences.caps": 2,
+    "notifications.preferences.policy": 5.2,
+    "notifications.preferences.digests": 5.5,
+    # The preferences section of the contact's admin page (notifications.admin imports it).
+    "notifications.preferences.admin_forms": 9.5,
+    "notifications.preferences.reach": 1.5,
+    # The bot's /settings: below telegram_bot (7), which dispatches to it.
+    "notifications.preferences.bot": 6.5,
+    # The preference page: above the API, whose anonymous throttle it shares.
+    "notifications.preferences.views": 10.5,
+    # The preferences app's package, apps.py and any module not named above.
+    "notifications.preferences": 10,
+    "notifications.preferences.apps": 11,
+    "notifications.operations.models": 1,
     "notifications.content": 2,
     "notifications.senders": 3,
     "notifications.channels": 4,
@@ -26,13 +51,23 @@ LAYERS = {
     "notifications.selectors": 5,
     "notifications.receipts": 5,
     "notifications.rendering": 5,
+    "notifications.search": 5,
     "notifications.rollup": 5.5,
     "notifications.recording": 5.8,
+    "notifications.job": 5.8,
+    "notifications.claiming": 5.9,
     "notifications.delivery": 6,
     "notifications.recovery": 7,
     "notifications.telegram_bot": 7,
     "notifications.composing": 7.5,
+    "notifications.operations.retention": 7.6,
+    "notifications.operations.heartbeat": 5,
+    "notifications.operations.collectors": 5,
+    "notifications.operations.checks": 5,
+    "notifications.operations.exposition": 6,
     "notifications.tasks": 8,
+    "notifications.operations.tasks": 8.5,
+    "notifications.operations.views": 10,
     "notifications.services": 9,
     "notifications.forms": 9.5,
     "notifications.display": 9.5,
@@ -44,6 +79,9 @@ LAYERS = {
     "notifications.management": 10,
     "notifications.api": 10,
     "notifications.apps": 11,
+    # The operations app's package, apps.py and any module not named above.
+    "notifications.operations": 10,
+    "notifications.operations.apps": 11,
 }
 
 
@@ -148,6 +186,17 @@ def test_no_module_imports_ours_inside_a_function():
         if not (name == "notifications.apps" and target == "notifications.signals")
     ]
     assert hidden == []
+
+
+def test_the_models_package_is_one_layer_its_modules_import_each_other_not_it():
+    package = "notifications.models"
+    inside = {name for name in modules() if name.startswith(package + ".")}
+    assert len(inside) > 1, "notifications.models is expected to be a package of modules"
+    assert {name: layer(name) for name in inside} == dict.fromkeys(inside, layer(package))
+    edges = graph()
+    assert [name for name in sorted(inside) if package in edges[name]] == []
+    # The package itself only re-exports its own modules.
+    assert {target for target in edges[package] if not target.startswith(package + ".")} == set()
 
 
 def test_importing_delivery_does_not_import_tasks():

@@ -138,3 +138,39 @@ def test_the_compose_page_has_the_admins_form_styles_calendar_and_clock(admin_pa
     expect(page.get_by_label("Template variables:")).to_have_value("")  # not "null"
     page.get_by_role("button", name="Preview").click()
     expect(page.get_by_label("Template variables:")).to_have_value("")
+
+
+def test_the_compose_form_sends_at_10_in_each_recipients_local_time(admin_page):
+    """Issue 16: "In each recipient's local time" on the compose page: 10:00 tomorrow is 10:00
+    in Berlin for one recipient and 10:00 in New York for the other, in the chosen category."""
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from notifications.preferences.models import Category
+
+    promotions = Category.objects.create(key="promotions", name_en="Promotions")
+    (berlin,) = people(1, "berlin", language="en", timezone="Europe/Berlin")
+    (new_york,) = people(1, "newyork", language="en", timezone="America/New_York")
+    day = date.today() + timedelta(days=2)
+    page = admin_page
+    compose_for_all_on_the_page(page)
+    page.get_by_label("Message:").fill("Our sale starts now")
+    page.locator("#id_send_at_0").fill(day.isoformat())
+    page.locator("#id_send_at_1").fill("10:00:00")
+    page.get_by_label("In each recipient's local time").check()
+    page.get_by_label("Category:").select_option(label="Promotions")
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Send to 2 recipients").click()
+    expect(page.locator(".messagelist")).to_contain_text("started for 2 recipients")
+    expected = {
+        berlin.pk: datetime.combine(
+            day, datetime.min.time().replace(hour=10), ZoneInfo("Europe/Berlin")
+        ),
+        new_york.pk: datetime.combine(
+            day, datetime.min.time().replace(hour=10), ZoneInfo("America/New_York")
+        ),
+    }
+    made = {n.user_id: n for n in Notification.objects.all()}
+    assert {pk: n.send_at for pk, n in made.items()} == expected
+    assert {n.category_id for n in made.values()} == {promotions.pk}
+    assert {n.status for n in made.values()} == {Status.SCHEDULED}

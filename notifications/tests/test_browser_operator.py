@@ -177,10 +177,11 @@ VISIBLE_TEXT = """() => {
 
 def english_on(page, vocabulary: set[str]) -> list[str]:
     """Visible text nodes holding a word of the English UI strings (data aside: names,
-    messages, setting names, acronyms)."""
+    messages, setting names, acronyms, template syntax, and a value to type, in «»)."""
     leaks = []
     for text in page.evaluate(VISIBLE_TEXT):
-        tokens = [t.strip(".,;:!?()«»“”\"'—…") for t in text.split()]
+        code = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|«[^»]*»", " ", text)
+        tokens = [t.strip(".,;:!?()«»“”\"'—…") for t in code.split()]
         tokens = [t for t in tokens if not re.search(r"[_@\d/.]|^[A-Z]+$", t)]
         words = {
             w.lower() for t in tokens for w in re.findall(r"[A-Za-z]{3,}", t) if not w.isupper()

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from notifications.management.commands.runservice import Command as RunService
 from notifications.models import Notification
-from notifications.tests.fixtures import BASE_DIR, wait_for
 from notifications.tests.fakes.smtp import free_port
+from notifications.tests.fixtures import BASE_DIR, wait_for
+from notifications.tests.harness import stop_runservice
 
 
 @pytest.mark.django_db
@@ -48,6 +49,19 @@ def test_check_channels_reports_each_channel_without_sending(settings, telegram,
     assert "email: configured, SMTP server 127.0.0.1 answers" in text
     assert "sms" in text
     assert telegram.messages == [] and smtp.received == []
+
+
+def test_check_channels_says_when_users_get_no_preference_link(settings):
+    """Issue 16: without PUBLIC_BASE_URL emails carry no preference-page link; say so."""
+    settings.PUBLIC_BASE_URL = ""
+    settings.NOTIFY_PUBLIC_URL = ""
+    out = io.StringIO()
+    call_command("check_channels", stdout=out)
+    assert "PUBLIC_BASE_URL: not set" in out.getvalue()
+    settings.PUBLIC_BASE_URL = "https://notify.example.com"
+    out = io.StringIO()
+    call_command("check_channels", stdout=out)
+    assert "PUBLIC_BASE_URL" not in out.getvalue()
 
 
 @pytest.mark.django_db
@@ -165,9 +179,7 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_runservice(process)
     text = log.read_text()
     assert "worker1 |" in text and "worker2 |" in text and "web |" in text
     assert "telegram | Polling Telegram for updates" in text  # TELEGRAM_UPDATES=poll (default)

@@ -40,7 +40,11 @@ def test_the_sweepers_reasons_are_known():
 def written_texts() -> set[str]:
     """Every plain string in the modules that write attempts' errors and last errors."""
     package = Path(recovery.__file__).parent
-    sources = [package / "delivery.py", package / "recovery.py", *package.glob("senders/*.py")]
+    sources = [
+        *(package / name for name in ("delivery.py", "claiming.py", "job.py", "recovery.py")),
+        *package.glob("senders/*.py"),
+        *package.glob("preferences/*.py"),
+    ]
     return {
         node.value
         for source in sources

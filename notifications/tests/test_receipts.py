@@ -18,8 +18,8 @@ from notifications.delivery import deliver_now
 from notifications.models import DeliveryAttempt, Notification, ReceiptStatus, SmsPart
 from notifications.senders import sms_smpp
 from notifications.services import notification_create, notifications_resend
-from notifications.tests.fixtures import wait_for, wait_for_status
 from notifications.tests.fakes.server import post
+from notifications.tests.fixtures import wait_for, wait_for_status
 from notifications.tests.test_senders_sms import CYRILLIC_200, configure
 
 Status = Notification.Status

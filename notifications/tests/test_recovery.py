@@ -21,7 +21,7 @@ Status = Notification.Status
 @pytest.fixture
 def rung(monkeypatch) -> list[list[int]]:
     calls: list[list[int]] = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: calls.append(sorted(ids)))
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None, size=None: calls.append(sorted(ids)))
     HUEY.flush()
     return calls
 

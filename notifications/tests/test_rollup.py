@@ -204,6 +204,17 @@ def bucket_of(seconds: float) -> int:
     return next((i for i, edge in enumerate(edges[1:]) if seconds < edge), len(edges) - 1)
 
 
+@pytest.mark.parametrize(
+    "took", [-2.0, 0.0, 0.004, 0.0131, 0.3, 0.9, 1.2, 2.6, 45.0, 600.0, 3600.0, 90_000.0, 2e6]
+)
+def test_the_scan_puts_a_time_to_send_in_the_bucket_its_edges_say(admin_user, took):
+    """On PostgreSQL the bucket is computed (a logarithm), elsewhere searched: the same."""
+    make(admin_user, days_ago=3, status=Status.SENT, channel="email", took=took)
+    since = selectors.period_start("30d")
+    [tally] = [t for t in selectors.scan(since) if t.kind == DashboardCount.Kind.SEND_TIME]
+    assert tally.bucket == bucket_of(took)
+
+
 def exact_percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     position = fraction * (len(ordered) - 1)

@@ -11,8 +11,8 @@ import pytest
 from notifications.models import Notification, UserContact
 from notifications.senders.base import ConfigurationError, DeliveryError
 from notifications.senders.email import EmailSender, classify_mail_error
-from notifications.tests.fixtures import send_with
 from notifications.tests.fakes.smtp import FakeSmtp
+from notifications.tests.fixtures import send_with
 
 
 @pytest.fixture
@@ -251,3 +251,47 @@ def test_a_wrong_provider_token_is_a_configuration_error(postmark, settings):
     with pytest.raises(ConfigurationError):
         send(EmailSender(), "ann@example.com")
     assert postmark.sent == []
+
+
+def test_every_email_footer_links_to_the_users_preference_page(
+    email_settings, smtp, django_user_model
+):
+    """Issue 16: the preference page's signed link is in every email's footer (text and HTML),
+    in the recipient's language, and it opens that user's page."""
+    from notifications.preferences.links import user_id_of
+
+    email_settings.PUBLIC_BASE_URL = "https://notify.example.com"
+    user = django_user_model.objects.create(username="ann")
+    notification = Notification(user=user, message="Body text", subject="Hi")
+    notification.rendered = {
+        "language": "ru",
+        "email": {
+            "text": "Body text",
+            "subject": "Hi",
+            "html": "<html><body><p>Body</p></body></html>",
+        },
+    }
+    send_with(EmailSender(), notification, contact(email="ann@example.com"))
+    (mail,) = smtp.received
+    parts = {
+        part.get_content_type(): part.get_content().replace("\r\n", "\n")
+        for part in mail.message.walk()
+        if not part.is_multipart()
+    }
+    text, html = parts["text/plain"], parts["text/html"]
+    assert text.startswith("Body text\n\n-- \n")
+    prefix = "https://notify.example.com/preferences/"
+    link = text[text.index(prefix) :].split()[0]
+    assert user_id_of(link.removeprefix(prefix).rstrip("/")) == user.pk
+    assert "Выберите" in text  # the recipient's language
+    assert html.index(f'href="{link}"') < html.index("</body>")
+
+
+def test_no_footer_without_a_public_address(email_settings, smtp, django_user_model):
+    email_settings.PUBLIC_BASE_URL = ""
+    email_settings.NOTIFY_PUBLIC_URL = ""
+    user = django_user_model.objects.create(username="ann")
+    send_with(
+        EmailSender(), Notification(user=user, message="Body"), contact(email="a@example.com")
+    )
+    assert smtp.received[0].message.get_content().splitlines() == ["Body"]

@@ -27,8 +27,8 @@ from notifications.senders.sms import (
 from notifications.senders.sms_api import SafeSmsAero, SmsAeroApiSender, classify
 from notifications.senders.sms_smpp import SmppSender, session
 from notifications.senders.sms_smtp import SmsSmtpSender
-from notifications.tests.fixtures import send_with, wait_for
 from notifications.tests.fakes.smsaero import FakeSmsAero
+from notifications.tests.fixtures import send_with, wait_for
 
 Outcome = DeliveryAttempt.Outcome
 PHONE = "+79161234567"

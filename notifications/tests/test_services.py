@@ -25,7 +25,9 @@ Status = Notification.Status
 def rung(monkeypatch) -> list[tuple[list[int], object]]:
     """Every doorbell rung: (ids, eta)."""
     calls: list[tuple[list[int], object]] = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: calls.append((sorted(ids), eta)))
+    monkeypatch.setattr(
+        tasks, "ring", lambda ids, eta=None, size=None: calls.append((sorted(ids), eta))
+    )
     return calls
 
 

@@ -86,6 +86,10 @@ def test_the_documented_production_settings_pass_check_deploy(tmp_path):
         ({"NOTIFY_RECEIPT_GIVE_UP": "10"}, "NOTIFY_RECEIPT_GIVE_UP must be at least 60"),
         ({"NOTIFY_API_RATE": "600/fortnight"}, "NOTIFY_API_RATE must be a rate such as 600/min"),
         ({"NOTIFY_API_IDEMPOTENCY_HOURS": "1"}, "NOTIFY_API_IDEMPOTENCY_HOURS must be at least 24"),
+        ({"NOTIFY_QUIET_HOURS": "25:00-08:00"}, "NOTIFY_QUIET_HOURS: give two 24-hour times"),
+        ({"NOTIFY_QUIET_HOURS": "22:00-22:00"}, "NOTIFY_QUIET_HOURS: quiet hours from 22:00"),
+        ({"PUBLIC_BASE_URL": "notify.example.com"}, "PUBLIC_BASE_URL must be an http(s) URL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of plain, json"),
     ],
 )
 def test_a_bad_setting_stops_the_service_at_start_up_naming_it(tmp_path, env, text):

@@ -62,7 +62,7 @@ def test_a_worker_is_not_held_while_telegram_waits_for_its_slots(
 ):
     """Four Telegram and four email-only notifications in one task: the task returns with
     every email sent and the Telegram ones waiting for their slots in the lane."""
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: None)
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None, size=None: None)
     paced.NOTIFY_SEND_ON_CREATE = False
     ids = []
     for i in range(4):
@@ -101,7 +101,9 @@ def test_stopping_gives_waiting_jobs_back_to_the_queue(
     paced, lane, telegram, make_user, monkeypatch
 ):
     rung: list[tuple] = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append((list(ids), eta)))
+    monkeypatch.setattr(
+        tasks, "ring", lambda ids, eta=None, size=None: rung.append((list(ids), eta))
+    )
     paced.NOTIFY_TELEGRAM_RATE = 0.2  # a slot every five seconds
     paced.NOTIFY_TELEGRAM_PACE_MAX_WAIT = 30
     ids = [
@@ -129,7 +131,9 @@ def test_a_task_that_breaks_mid_batch_gives_back_the_ones_it_had_not_started(
     the rest of the task's batch goes back to the queue at once, not counted as a round,
     instead of waiting out their leases as if their worker had died."""
     rung: list[tuple] = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append((list(ids), eta)))
+    monkeypatch.setattr(
+        tasks, "ring", lambda ids, eta=None, size=None: rung.append((list(ids), eta))
+    )
     ids = [
         services.notification_create(user=make_user(telegram_chat_id=str(700 + i)), message="x").pk
         for i in range(3)
@@ -171,10 +175,26 @@ def test_a_worker_takes_only_paced_jobs_whose_slot_has_come_and_only_from_a_busy
 
 def test_ring_due_rings_scheduled_ones_once_per_time(monkeypatch):
     rung: list = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append((sorted(ids), eta)))
+    monkeypatch.setattr(
+        tasks, "ring", lambda ids, eta=None, size=None: rung.append((sorted(ids), eta))
+    )
     later = timezone.now() + timedelta(hours=1)
     tasks.ring_due([(1, None), (2, later), (3, later), (4, timezone.now())])
     assert rung == [([1, 4], None), ([2, 3], later)]
+
+
+def test_a_chunk_due_at_ten_local_times_rings_about_as_often_as_at_one(settings, monkeypatch):
+    """Issue 16: a campaign at 10:00 in each recipient's zone is split for all its times
+    together: 320 ids over 10 times ring 40 doorbells (4 each), not 320 (32 of one id each)."""
+    settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS, settings.NOTIFY_BATCH_SIZE = 8, 1, 100
+    messages: list = []
+    monkeypatch.setattr(tasks, "_enqueue", messages.append)
+    start = timezone.now() + timedelta(hours=1)
+    tasks.ring_due([(pk, start + timedelta(hours=pk % 10)) for pk in range(320)])
+    assert len(messages) == 40
+    messages.clear()
+    tasks.ring_due([(pk, start) for pk in range(320)])
+    assert len(messages) == 32
 
 
 @pytest.mark.django_db
@@ -183,7 +203,7 @@ def test_campaign_fill_creates_every_chunk_and_rings_each(settings, monkeypatch,
 
     settings.NOTIFY_CAMPAIGN_CHUNK = 2
     rung: list = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: rung.append(sorted(ids)))
+    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None, size=None: rung.append(sorted(ids)))
     users = [django_user_model.objects.create_user(f"u{i}", email=f"u{i}@x.org") for i in range(5)]
     campaign = Campaign.objects.create(name="c", message="hi", audience_ids=[u.pk for u in users])
     assert tasks.campaign_fill.call_local(campaign.pk) == 5

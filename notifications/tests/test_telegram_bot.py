@@ -56,7 +56,7 @@ def webhook(bot, live_server, telegram):
     assert f"{live_server.url}/telegram/webhook/" in out.getvalue()
     assert telegram.webhook_url == f"{live_server.url}/telegram/webhook/"
     assert telegram.webhook_secret == SECRET
-    assert telegram.allowed_updates == ["message", "my_chat_member"]
+    assert telegram.allowed_updates == ["message", "my_chat_member", "callback_query"]
     return telegram
 
 
@@ -119,7 +119,7 @@ def test_a_contact_gets_linked_by_polling(bot, telegram, contact):
     offset = TelegramPollOffset.objects.get(bot_id=123456)
     assert offset.next_offset == TelegramUpdate.objects.get().update_id + 1
     getupdates = [r for r in telegram.requests if r["method"] == "getUpdates"]
-    assert getupdates[-1]["allowed_updates"] == ["message", "my_chat_member"]
+    assert getupdates[-1]["allowed_updates"] == ["message", "my_chat_member", "callback_query"]
 
 
 def test_polling_keeps_its_offset_across_restarts(bot, telegram, contact):

@@ -33,7 +33,9 @@ USERS = reverse("admin:auth_user_changelist")
 @pytest.fixture
 def rung(monkeypatch) -> list:
     calls: list = []
-    monkeypatch.setattr(tasks, "ring", lambda ids, eta=None: calls.append((sorted(ids), eta)))
+    monkeypatch.setattr(
+        tasks, "ring", lambda ids, eta=None, size=None: calls.append((sorted(ids), eta))
+    )
     monkeypatch.setattr(tasks, "campaign_fill", lambda pk: calls.append(("fill", pk)))
     return calls
 

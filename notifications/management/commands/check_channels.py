@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from notifications.channels import channel_order, senders_for
+from notifications.preferences.links import public_base_url
 from notifications.senders.base import DeliveryError
 
 
@@ -41,6 +42,14 @@ class Command(BaseCommand):
                     )
                 else:
                     self.stdout.write(self.style.SUCCESS(f"{label}: configured, {answer}"))
+        if not public_base_url():
+            # Not a failure: the service sends, but users have no link to their preferences.
+            self.stdout.write(
+                self.style.WARNING(
+                    "PUBLIC_BASE_URL: not set; emails carry no link to the preference page, "
+                    "and the bot's /settings sends none"
+                )
+            )
         if problems:
             self.stderr.write(f"{problems} transport(s) half configured or not answering")
             raise SystemExit(1)

@@ -1,5 +1,10 @@
 """``manage.py runservice``: the web server, the queue consumers and (TELEGRAM_UPDATES=poll)
-the Telegram poller together; Ctrl-C stops them all."""
+the Telegram poller together; Ctrl-C stops them all.
+
+Their metrics go to one directory (prometheus_client's multiprocess mode): var/prometheus
+(0700), or PROMETHEUS_MULTIPROC_DIR when set, emptied at start. The web's /metrics shows every
+process's counts; with NOTIFY_METRICS_PORT, so does the first consumer's port (the others get
+none: one port, one process)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from notifications.operations import exposition
 
 # Processes whose end does not stop the service (it says so): the Telegram poller.
 OPTIONAL = {"telegram"}
@@ -75,12 +82,23 @@ class Command(BaseCommand):
         so, holding the port). The main loop acts on the count."""
         self._signals += 1
 
+    def environment(self, name: str, metrics_dir: Path) -> dict[str, str]:
+        """The process's environment: this one's, with the shared metrics directory, and no
+        metrics port for a consumer after the first."""
+        env = {**os.environ, exposition.MULTIPROCESS_ENV: str(metrics_dir)}
+        if name.startswith("worker") and name not in ("worker", "worker1"):
+            env["NOTIFY_METRICS_PORT"] = "0"  # not left out: its .env would set it again
+        return env
+
     def handle(self, *args, host: str, stop_timeout: float, **options) -> None:
         self._signals = 0
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         processes: dict[str, subprocess.Popen] = {}
         finished = threading.Event()
+        metrics_dir = exposition.prepare_multiprocess_dir(
+            Path(exposition.multiprocess_dir() or Path(settings.VAR_DIR) / "prometheus")
+        )
         for name, command in self.commands(host).items():
             # A session of its own: Ctrl-C in the terminal reaches only this command, which
             # stops each process once, the way it stops cleanly (a second SIGINT from the
@@ -88,6 +106,7 @@ class Command(BaseCommand):
             process = subprocess.Popen(
                 command,
                 cwd=settings.BASE_DIR,
+                env=self.environment(name, metrics_dir),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -99,6 +118,7 @@ class Command(BaseCommand):
             def watch(name: str = name, process: subprocess.Popen = process) -> None:
                 self._pump(name, process)
                 process.wait()
+                exposition.process_gone(process.pid, metrics_dir)
                 if name in OPTIONAL and not finished.is_set():
                     self.stderr.write(
                         f"{name} stopped (exit {process.returncode}), see above; "

@@ -24,7 +24,9 @@ characters with 400 "Bad Request: message is too long". ``messages`` keeps ``mes
 Updates, as the Bot API hands them out:
 
 * ``push_update(update) -> update_id`` queues an update (ids increase by one); build one with
-  ``message_update(chat_id, text, ...)`` or ``my_chat_member_update(chat_id, "kicked")``.
+  ``message_update(chat_id, text, ...)``, ``my_chat_member_update(chat_id, "kicked")`` or
+  ``callback_query_update(chat_id, data, message_id=...)`` (an inline button pressed on a
+  message the bot sent, which comes with its text and keyboard, as Telegram sends it).
   An update whose type the bot's ``allowed_updates`` leaves out is never queued (Telegram
   never creates it); by default every type but chat_member, message_reaction and
   message_reaction_count is allowed.
@@ -43,6 +45,12 @@ Updates, as the Bot API hands them out:
   show in getWebhookInfo's ``last_error_message``. ``post_update_to_webhook(update,
   secret=...)`` posts one update with any secret (or none), confirming nothing.
 
+Inline keyboards: ``answerCallbackQuery`` answers a query this fake issued, once (a second
+answer or an unknown id: 400, as Telegram says for an expired query; text over 200
+characters: 400); ``callback_answers`` keeps the answers. ``editMessageReplyMarkup`` replaces
+the keyboard of a message in ``messages`` (400 when there is no such message in that chat, or
+when the keyboard is the same, as Telegram refuses a "not modified" edit).
+
 Every call is recorded in ``requests``, answered or not.
 
 Control over HTTP (for a separate process): ``POST /_fake/config`` with JSON fields
@@ -56,10 +64,12 @@ message update; answers its ``update_id``); ``GET /_fake/updates`` (the pending 
 from __future__ import annotations
 
 import argparse
+import copy
 import html
 import json
 import random
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -168,6 +178,9 @@ class FakeTelegram(LocalServer):
             self.messages: list[dict[str, Any]] = []  # messages accepted (delivered)
             self.too_many = 0
             self._next_id = 1000
+            # Inline keyboards: the queries issued, and the answers given to them.
+            self.callback_queries: set[str] = set()
+            self.callback_answers: list[dict[str, Any]] = []
             # Updates and the webhook.
             self.updates: list[dict[str, Any]] = []  # pending: not confirmed yet
             self.allowed_updates: list[str] = []  # [] = Telegram's default set
@@ -253,6 +266,53 @@ class FakeTelegram(LocalServer):
                 "date": int(time.time()),
                 "old_chat_member": {"user": dict(BOT_USER), "status": old_status},
                 "new_chat_member": new_member,
+            }
+        }
+
+    def callback_query_update(
+        self,
+        chat_id: str | int,
+        data: str,
+        *,
+        message_id: int | None = None,
+        from_id: int | None = None,
+        language_code: str = "en",
+        first_name: str = "Ann",
+    ) -> dict[str, Any]:
+        """User ``from_id`` (default: the chat's own, as in a private chat) pressed a button
+        with ``data`` on message ``message_id`` of chat ``chat_id``; a message this fake
+        delivered comes with its text and keyboard."""
+        user, chat = self._user_and_chat(chat_id, first_name, None, language_code)
+        if from_id is not None:
+            user["id"] = from_id
+        with self.lock:
+            self._next_id += 1
+            query_id = f"{self._next_id}{secrets.randbelow(10**9):09d}"
+            self.callback_queries.add(query_id)
+            sent = next(
+                (
+                    m
+                    for m in self.messages
+                    if m["message_id"] == message_id and m["chat_id"] == str(chat_id)
+                ),
+                None,
+            )
+            message: dict[str, Any] = {
+                "message_id": message_id or 1,
+                "from": dict(BOT_USER),
+                "chat": chat,
+                "date": int(time.time()),
+                "text": str(sent["text"]) if sent else "",
+            }
+            if sent is not None and "reply_markup" in sent:
+                message["reply_markup"] = copy.deepcopy(sent["reply_markup"])
+        return {
+            "callback_query": {
+                "id": query_id,
+                "from": user,
+                "message": message,
+                "chat_instance": str(chat_id),
+                "data": data,
             }
         }
 
@@ -476,6 +536,10 @@ class FakeTelegram(LocalServer):
             return self.delete_webhook(body)
         if method == "getWebhookInfo":
             return 200, {"ok": True, "result": self.webhook_info()}
+        if method == "answerCallbackQuery":
+            return self.answer_callback_query(body)
+        if method == "editMessageReplyMarkup":
+            return self.edit_reply_markup(body)
         if method != "sendMessage":
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         if self.latency:
@@ -536,6 +600,57 @@ class FakeTelegram(LocalServer):
         if "reply_markup" in message:
             result["reply_markup"] = message["reply_markup"]
         return 200, {"ok": True, "result": result}
+
+    def answer_callback_query(self, body: dict[str, Any]) -> tuple[int, dict]:
+        query_id = str(body.get("callback_query_id", ""))
+        text = str(body.get("text") or "")
+        if len(text) > 200:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: MESSAGE_TOO_LONG",
+            }
+        with self.lock:
+            if query_id not in self.callback_queries:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: query is too old and response timeout expired "
+                    "or query ID is invalid",
+                }
+            self.callback_queries.discard(query_id)
+            self.callback_answers.append({"callback_query_id": query_id, "text": text})
+        return 200, {"ok": True, "result": True}
+
+    def edit_reply_markup(self, body: dict[str, Any]) -> tuple[int, dict]:
+        chat_id, markup = str(body.get("chat_id", "")), _decoded(body.get("reply_markup"))
+        with self.lock:
+            message = next(
+                (
+                    m
+                    for m in self.messages
+                    if m["chat_id"] == chat_id
+                    and str(m["message_id"]) == str(body.get("message_id"))
+                ),
+                None,
+            )
+            if message is None:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: message to edit not found",
+                }
+            if message.get("reply_markup") == markup:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: message is not modified: specified new message "
+                    "content and reply markup are exactly the same as a current content and "
+                    "reply markup of the message",
+                }
+            message["reply_markup"] = markup
+            result = {"message_id": message["message_id"], "chat": {"id": chat_id}}
+        return 200, {"ok": True, "result": {**result, "reply_markup": markup}}
 
     def _too_many(self) -> dict:
         return {
