@@ -2,11 +2,15 @@
 
 Django's own ``compilemessages`` needs GNU gettext's ``msgfmt``; this needs only Python
 (``polib``), so ``make run`` works on a machine with nothing but Python. A catalogue is
-compiled when its .mo is missing or older; fuzzy entries are left out, as msgfmt does.
+compiled when its .mo is missing or older; fuzzy entries are left out, as msgfmt does. The
+.mo is written beside it and renamed into place: a process starting meanwhile (two ``make
+test`` at once, CI's tiers) reads the old file or the new, never half of one.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import polib
@@ -33,6 +37,13 @@ class Command(BaseCommand):
                 catalogue = polib.pofile(str(po_path))
                 for entry in catalogue.fuzzy_entries():
                     catalogue.remove(entry)
-                catalogue.save_as_mofile(str(mo_path))
+                handle, partial = tempfile.mkstemp(dir=mo_path.parent, suffix=".mo.partial")
+                os.close(handle)
+                try:
+                    catalogue.save_as_mofile(partial)
+                    os.replace(partial, mo_path)
+                finally:
+                    if os.path.exists(partial):
+                        os.unlink(partial)
                 if options["verbosity"] > 1:
                     self.stdout.write(f"compiled {mo_path}")
