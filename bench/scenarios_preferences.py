@@ -222,7 +222,7 @@ def throughput_preferences(bench: Bench) -> Result:
     """Throughput at 32 threads with every recipient's preferences, zone, quiet hours and a
     cap in the way, against the same without (and against BENCH_BEFORE's, if given)."""
     users = bench.telegram_users[:N]
-    runs: dict[str, list[Result]] = {"plain": [], "chain": [], "preferences": []}
+    runs: dict[str, list[Result]] = {"plain": [], "chain": [], "preferences": [], "uncapped": []}
     for _ in range(PREFS_REPEATS):  # interleaved, so a change of the machine's load hits all
         runs["plain"].append(_send(bench, users))
         _say(bench, f"{PREFS_THREADS} threads, plain", runs["plain"][-1])
@@ -231,6 +231,9 @@ def throughput_preferences(bench: Bench) -> Result:
         with recipients_in_control(bench, users) as categories:
             runs["preferences"].append(_send(bench, users, categories[0], chain=True))
         _say(bench, f"{PREFS_THREADS} threads, preferences", runs["preferences"][-1])
+        with recipients_in_control(bench, users) as categories:  # "news": no cap
+            runs["uncapped"].append(_send(bench, users, categories[2], chain=True))
+        _say(bench, f"{PREFS_THREADS} threads, preferences, no cap", runs["uncapped"][-1])
     row: Result = {
         "threads": PREFS_THREADS,
         "repeats": PREFS_REPEATS,
@@ -242,6 +245,7 @@ def throughput_preferences(bench: Bench) -> Result:
     today = before or row["plain"]
     row["share_of_plain"] = round(row["preferences"]["rate"] / row["plain"]["rate"], 3)
     row["share_of_today"] = round(row["preferences"]["rate"] / today["rate"], 3)
+    row["uncapped_share_of_today"] = round(row["uncapped"]["rate"] / today["rate"], 3)
     row["today_is_before"] = bool(before)
     _say(bench, "throughput_preferences", row)
     return row

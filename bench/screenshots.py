@@ -141,7 +141,13 @@ def compose_preview(page, ids: dict[str, int]) -> None:
 
 
 def campaign_page(page, ids: dict[str, int]) -> None:
-    """The campaign confirmed (from the preview above), delivered by the real consumer."""
+    """The campaign confirmed (from the preview above, but now rather than at 10:00
+    tomorrow), delivered by the real consumer."""
+    page.locator("#id_send_at_0").fill("")
+    page.locator("#id_send_at_1").fill("")
+    page.get_by_label("In each recipient's local time").uncheck()
+    page.get_by_role("button", name="Preview").click()
+    page.locator("#nf-preview").wait_for()
     page.get_by_role("button", name=re.compile("^Send to")).click()
     page.locator("#campaign-progress").wait_for()
     # Playwright's loop counts as running here; nothing runs on it while the ORM is used.

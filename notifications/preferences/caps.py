@@ -10,9 +10,10 @@ dies mid-send keeps its slot: a cap may under-send, never over-send.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from notifications.preferences.models import CapCount, Category
@@ -44,8 +45,11 @@ def window_end(category: Category, start: datetime, where: tzinfo) -> datetime:
 
 def reserve(user_id: int, category: Category, start: datetime) -> bool:
     """Take a slot of the window that began at ``start``; False when the cap is reached.
-    One UPDATE when the window's row exists (the usual case); the first send of a window
-    inserts it already counting that send."""
+    One statement: an upsert that makes the window's row counting this send, or adds one to
+    it while it is under the cap (PostgreSQL; SQLite 3.35+). Older SQLite: an UPDATE, and
+    an INSERT for a window's first send."""
+    if _upserts():
+        return _reserve_upsert(user_id, category, start)
     row = CapCount.objects.filter(user_id=user_id, category=category, window_start=start)
     if row.filter(count__lt=category.cap_count).update(count=F("count") + 1):
         return True
@@ -56,6 +60,29 @@ def reserve(user_id: int, category: Category, start: datetime) -> bool:
     except IntegrityError:
         pass  # the row was there (the cap reached), or a concurrent round made it just now
     return bool(row.filter(count__lt=category.cap_count).update(count=F("count") + 1))
+
+
+def _upserts() -> bool:
+    """Whether the database takes INSERT … ON CONFLICT DO UPDATE … RETURNING."""
+    if connection.vendor == "postgresql":
+        return True
+    return connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+
+
+def _reserve_upsert(user_id: int, category: Category, start: datetime) -> bool:
+    meta = CapCount._meta
+    table = connection.ops.quote_name(meta.db_table)
+    column = {f.name: connection.ops.quote_name(f.column) for f in meta.concrete_fields}
+    user, cat, window, count = (column[n] for n in ("user", "category", "window_start", "count"))
+    sql = (
+        f"INSERT INTO {table} ({user}, {cat}, {window}, {count}) VALUES (%s, %s, %s, 1) "
+        f"ON CONFLICT ({user}, {cat}, {window}) DO UPDATE SET {count} = {table}.{count} + 1 "
+        f"WHERE {table}.{count} < %s RETURNING {count}"
+    )
+    when = connection.ops.adapt_datetimefield_value(start)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, category.pk, when, category.cap_count])
+        return cursor.fetchone() is not None
 
 
 def give_back(user_id: int, category_id: int, start: datetime) -> None:

@@ -231,3 +231,23 @@ def test_a_round_that_sends_nothing_gives_its_cap_slot_back(chain, telegram, mak
     telegram.per_chat.pop("80")
     assert send(user, capped).status == Status.SENT  # the slot was there to take
     assert CapCount.objects.get().count == 1
+
+
+@pytest.mark.parametrize("upsert", [True, False], ids=["upsert", "update-then-insert"])
+def test_a_cap_gives_exactly_its_count_of_slots_per_window(monkeypatch, make_user, upsert):
+    """Both ways of taking a slot (one upsert; an UPDATE and an INSERT where SQLite is older
+    than 3.35) give a window's first ``cap_count`` sends a slot and no more; a new window
+    starts again."""
+    from notifications.preferences import caps
+
+    monkeypatch.setattr(caps, "_upserts", lambda: upsert)
+    offers = Category.objects.create(
+        key="offers", name_en="Offers", cap_count=2, cap_window=timedelta(days=1)
+    )
+    user = make_user()
+    today = timezone.now().replace(microsecond=0)
+    tomorrow = today + timedelta(days=1)
+    assert [caps.reserve(user.pk, offers, today) for _ in range(4)] == [True, True, False, False]
+    assert caps.reserve(user.pk, offers, tomorrow) is True
+    counts = dict(CapCount.objects.values_list("window_start", "count"))
+    assert counts == {today: 2, tomorrow: 1}
