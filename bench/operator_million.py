@@ -11,7 +11,7 @@ notify_bench_million``) is dropped, created, migrated and filled by ``bench/mill
 ``TIME_ZONE`` is one where it is 22:00–23:00 now (the dashboard's worst case: it reads today
 and yesterday live). Timed warm, as the median of ``--repeat`` runs:
 
-- the dashboard (``selectors.dashboard`` and the whole page, logged in, through Django's test
+- the dashboard (``statistics.dashboard`` and the whole page, logged in, through Django's test
   client): 30 days before any rollup, the hourly rollup itself (once), then today, 7 and 30
   days after it;
 - the admin's list (the whole page, the same way): the first page; a search by a rare and a
@@ -91,7 +91,7 @@ def timed(work, repeat: int) -> float:
 
 
 def dashboard(client, repeat: int) -> list[dict[str, Any]]:
-    from notifications import rollup, selectors
+    from notifications import rollup, statistics
     from notifications.models import DashboardCount, DashboardDay
 
     def page(period: str):
@@ -105,7 +105,7 @@ def dashboard(client, repeat: int) -> list[dict[str, Any]]:
     rows = [
         {
             "view": "dashboard, 30 days, before any rollup",
-            "s": timed(lambda: selectors.dashboard("30d"), repeat),
+            "s": timed(lambda: statistics.dashboard("30d"), repeat),
             "page_s": timed(page("30d"), repeat),
         }
     ]
@@ -121,7 +121,7 @@ def dashboard(client, repeat: int) -> list[dict[str, Any]]:
         rows.append(
             {
                 "view": f"dashboard, {label}, after the rollup",
-                "s": timed(lambda period=period: selectors.dashboard(period), repeat),
+                "s": timed(lambda period=period: statistics.dashboard(period), repeat),
                 "page_s": timed(page(period), repeat),
             }
         )

@@ -1,4 +1,4 @@
-"""The dashboard's rollup: each past day's counts (``selectors.scan``), kept so that the
+"""The dashboard's rollup: each past day's counts (``statistics.scan``), kept so that the
 7- and 30-day dashboards read a few hundred rows instead of every notification of a month.
 
 ``refresh`` recomputes every settled day of the 30 before yesterday from the source rows and
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications import selectors
+from notifications import selectors, statistics
 from notifications.models import DashboardCount, DashboardDay
 from notifications.operations.models import RetentionWatermark
 
@@ -35,7 +35,7 @@ def refresh(now: datetime | None = None) -> dict[str, int]:
     since, until = _window(now or timezone.now())
     # Scanned before the transaction: on SQLite it holds the write lock, which the workers
     # need meanwhile.
-    tallies = selectors.scan(since, until)
+    tallies = statistics.scan(since, until)
     computed_at = timezone.now()
     with transaction.atomic():
         if not _lock():
@@ -94,7 +94,7 @@ def covered_until(now: datetime | None = None) -> datetime:
 
 def _window(now: datetime) -> tuple[datetime, datetime]:
     """The days the rollup keeps: ``KEPT_DAYS`` before yesterday, the first to the last."""
-    until = selectors.settled_until(now)
+    until = statistics.settled_until(now)
     return selectors.day_start(timezone.localdate(until) - timedelta(days=KEPT_DAYS)), until
 
 

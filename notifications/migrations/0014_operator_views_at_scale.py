@@ -12,7 +12,7 @@ from notifications.reasons import reason_of
 
 logger = logging.getLogger(__name__)
 
-# The expressions the dashboard groups by (notifications.selectors: PG_DAY_SQL,
+# The expressions the dashboard groups by (notifications.statistics: PG_DAY_SQL,
 # PG_SEND_TIME_BUCKET_SQL), stated exactly as it states them: PostgreSQL then knows how few
 # groups they make. Without them it plans for a million groups and aggregates in one process.
 STATISTICS = [

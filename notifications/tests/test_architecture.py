@@ -49,6 +49,7 @@ LAYERS = {
     "notifications.pacing": 4,
     "notifications.charts": 0,
     "notifications.selectors": 5,
+    "notifications.statistics": 5.1,
     "notifications.receipts": 5,
     "notifications.rendering": 5,
     "notifications.search": 5,

@@ -15,7 +15,7 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifications import delivery, rollup, selectors, services
+from notifications import delivery, rollup, services, statistics
 from notifications.models import DashboardCount, DeliveryAttempt, Notification
 from notifications.reasons import MAX_LENGTH, reason_of
 
@@ -106,7 +106,7 @@ def test_a_refused_send_is_recorded_with_its_reason_and_counted_by_it(mail_only,
         "rejected: User unknown"
     }
 
-    [failure] = [f for f in selectors.dashboard("today").failures if f["channel"] == "email"]
+    [failure] = [f for f in statistics.dashboard("today").failures if f["channel"] == "email"]
     assert failure["n"] == 2
     assert failure["reason"] == refused[0].reason
     assert failure["example"] in {a.error for a in refused}
@@ -153,7 +153,7 @@ def bounces(admin_user, settings):
 def test_the_dashboard_counts_failures_by_reason_with_an_example_before_and_after_the_rollup(
     bounces,
 ):
-    live = selectors.dashboard("30d")
+    live = statistics.dashboard("30d")
     assert live.rolled_until == live.since  # no rollup yet: every row scanned
     assert [(f["reason"], f["n"]) for f in live.failures] == [
         ("mx.example.org refused the recipient: 550 5.1.1 <email>: no such user", 42),
@@ -162,8 +162,8 @@ def test_the_dashboard_counts_failures_by_reason_with_an_example_before_and_afte
     assert "@example.org>" in live.failures[0]["example"]
 
     rollup.refresh()
-    rolled = selectors.dashboard("30d")
-    assert rolled.rolled_until == selectors.settled_until()
+    rolled = statistics.dashboard("30d")
+    assert rolled.rolled_until == statistics.settled_until()
     assert rolled.failures == live.failures  # the same reasons, counts and examples
     assert DashboardCount.objects.filter(kind="attempts").exclude(reason="").count() == 2 * 12
 
@@ -183,7 +183,7 @@ def test_a_day_rolled_up_before_reasons_is_counted_by_reason(bounces):
             reason=count.reason.replace("<email>", "old@example.org").replace("#", "99"),
             n=1,
         )
-    failures = selectors.dashboard("30d").failures
+    failures = statistics.dashboard("30d").failures
     assert [(f["reason"], f["n"]) for f in failures] == [
         ("mx.example.org refused the recipient: 550 5.1.1 <email>: no such user", 42 + 12),
         ("mx.example.org: 421 try again in # s", 14 + 12),
@@ -233,11 +233,11 @@ def test_the_migration_adds_pg_trgm_and_its_indexes_on_postgresql_only():
 def test_the_statistics_are_on_the_expressions_the_dashboard_groups_by():
     """PostgreSQL uses the statistics only for these very expressions."""
     stated = {name: expression for name, _table, expression in MIGRATION.STATISTICS}
-    assert stated["notif_day_stat"] == selectors.PG_DAY_SQL.format(unit="day", column="created_at")
-    assert stated["attempt_day_stat"] == selectors.PG_DAY_SQL.format(
+    assert stated["notif_day_stat"] == statistics.PG_DAY_SQL.format(unit="day", column="created_at")
+    assert stated["attempt_day_stat"] == statistics.PG_DAY_SQL.format(
         unit="day", column="started_at"
     )
-    assert stated["notif_send_time_stat"] == selectors.PG_SEND_TIME_BUCKET_SQL
+    assert stated["notif_send_time_stat"] == statistics.PG_SEND_TIME_BUCKET_SQL
 
 
 def estimated_groups(sql: str, params) -> int:
@@ -284,7 +284,7 @@ def test_postgresql_expects_the_scans_to_give_a_few_groups_not_a_row_each(admin_
         )
         cursor.execute("ANALYZE notifications_notification, notifications_deliveryattempt")
     with CaptureQueriesContext(connection) as queries:
-        selectors.scan(now - timedelta(days=31))
+        statistics.scan(now - timedelta(days=31))
     grouped = [q["sql"] for q in queries.captured_queries if "GROUP BY" in q["sql"]]
     assert len(grouped) == 2
     for sql in grouped:

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from notifications import rollup, selectors, tasks
+from notifications import rollup, selectors, statistics, tasks
 from notifications.models import DashboardCount, DashboardDay, DeliveryAttempt, Notification
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +91,7 @@ def month(admin_user, settings):
     return made
 
 
-def numbers(data: selectors.Dashboard) -> dict:
+def numbers(data: statistics.Dashboard) -> dict:
     return {
         "by_status": data.by_status,
         "channels": [
@@ -116,13 +116,13 @@ def numbers(data: selectors.Dashboard) -> dict:
 
 @pytest.mark.parametrize("period", ["7d", "30d"])
 def test_the_rollup_gives_the_numbers_a_full_scan_gives(month, period):
-    live = selectors.dashboard(period)
+    live = statistics.dashboard(period)
     assert live.rolled_until == live.since  # nothing rolled up yet: every row scanned
 
     assert rollup.refresh() == {"days": 30, "counts": DashboardCount.objects.count()}
-    rolled = selectors.dashboard(period)
+    rolled = statistics.dashboard(period)
 
-    assert rolled.rolled_until == selectors.settled_until()
+    assert rolled.rolled_until == statistics.settled_until()
     assert numbers(rolled) == numbers(live)
     days = 7 if period == "7d" else 30
     assert len(rolled.series) == min(days, 21)  # one bar a local day, today's included
@@ -136,21 +136,21 @@ def test_a_change_to_a_past_day_shows_at_the_next_refresh(month):
     week_old = Notification.objects.filter(status=Status.SENT).order_by("created_at")[15]
     assert timezone.localdate() - timezone.localdate(week_old.created_at) == timedelta(days=6)
     Notification.objects.filter(pk=week_old.pk).update(status=Status.UNDELIVERED)
-    before = selectors.dashboard("30d").by_status
+    before = statistics.dashboard("30d").by_status
     assert before.get(Status.UNDELIVERED, 0) == 0  # read from the rollup, as it was
     rollup.refresh()
-    assert selectors.dashboard("30d").by_status[Status.UNDELIVERED] == 1
+    assert statistics.dashboard("30d").by_status[Status.UNDELIVERED] == 1
     # Today and yesterday are always live.
     Notification.objects.filter(pk=today.pk).update(status=Status.EXPIRED)
-    assert selectors.dashboard("7d").by_status[Status.EXPIRED] == 1
+    assert statistics.dashboard("7d").by_status[Status.EXPIRED] == 1
 
 
 def test_a_missing_day_is_scanned_and_the_days_after_it_too(month):
     rollup.refresh()
-    full = numbers(selectors.dashboard("30d"))
-    gap = selectors.period_start("7d")
+    full = numbers(statistics.dashboard("30d"))
+    gap = statistics.period_start("7d")
     DashboardDay.objects.filter(day=gap).delete()
-    data = selectors.dashboard("30d")
+    data = statistics.dashboard("30d")
     assert data.rolled_until == gap
     assert numbers(data) == full
 
@@ -186,8 +186,8 @@ def test_percentiles_off_the_histogram_are_within_a_bucket_of_the_exact_ones(adm
             channel="telegram" if i % 2 else "sms",
             took=took,
         )
-    exact = selectors.dashboard("today")
-    approximate = selectors.dashboard("7d")
+    exact = statistics.dashboard("today")
+    approximate = statistics.dashboard("7d")
     pairs = [(exact.p50, approximate.p50), (exact.p95, approximate.p95)]
     pairs += [
         (e.p50, a.p50) for e, a in zip(exact.channels, approximate.channels, strict=True) if e.sent
@@ -199,8 +199,8 @@ def test_percentiles_off_the_histogram_are_within_a_bucket_of_the_exact_ones(adm
 
 
 def bucket_of(seconds: float) -> int:
-    """What the dashboard's SQL puts a time to send in (selectors._send_time_bucket)."""
-    edges = selectors.SEND_TIME_EDGES
+    """What the dashboard's SQL puts a time to send in (statistics._send_time_bucket)."""
+    edges = statistics.SEND_TIME_EDGES
     return next((i for i, edge in enumerate(edges[1:]) if seconds < edge), len(edges) - 1)
 
 
@@ -210,8 +210,8 @@ def bucket_of(seconds: float) -> int:
 def test_the_scan_puts_a_time_to_send_in_the_bucket_its_edges_say(admin_user, took):
     """On PostgreSQL the bucket is computed (a logarithm), elsewhere searched: the same."""
     make(admin_user, days_ago=3, status=Status.SENT, channel="email", took=took)
-    since = selectors.period_start("30d")
-    [tally] = [t for t in selectors.scan(since) if t.kind == DashboardCount.Kind.SEND_TIME]
+    since = statistics.period_start("30d")
+    [tally] = [t for t in statistics.scan(since) if t.kind == DashboardCount.Kind.SEND_TIME]
     assert tally.bucket == bucket_of(took)
 
 
@@ -232,9 +232,9 @@ def test_histogram_percentile_is_within_a_bucket_of_percentile_cont(values, frac
     counts: dict[int, int] = {}
     for value in values:
         counts[bucket_of(value)] = counts.get(bucket_of(value), 0) + 1
-    got = selectors.histogram_percentile(counts, fraction).total_seconds()
+    got = statistics.histogram_percentile(counts, fraction).total_seconds()
     want = exact_percentile(values, fraction)
-    first = selectors.SEND_TIME_EDGES[1]  # bucket 0, from 0 to 12.6 ms, is linear
+    first = statistics.SEND_TIME_EDGES[1]  # bucket 0, from 0 to 12.6 ms, is linear
     assert want / BUCKET_RATIO - first <= got <= want * BUCKET_RATIO + first
 
 

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications import selectors, tasks
+from notifications import statistics, tasks
 from notifications.models import (
     Campaign,
     CampaignSkip,
@@ -396,7 +396,7 @@ def test_the_dashboard_shows_the_numbers(admin_client, admin_user, settings):
     Notification.objects.create(
         user=admin_user, message="due", status=Status.QUEUED, next_attempt_at=now
     )
-    data = selectors.dashboard("today")
+    data = statistics.dashboard("today")
     telegram = next(c for c in data.channels if c.channel == "telegram")
     assert (telegram.sent, telegram.p50, telegram.p95) == (
         2,
@@ -406,7 +406,7 @@ def test_the_dashboard_shows_the_numbers(admin_client, admin_user, settings):
     assert data.delivery_rate == 0.75 and data.queue_due == 1
     assert (data.sms_sent, data.sms_segments, data.sms_cost) == (1, 2, Decimal("9.00"))
     for period in ("today", "30d"):
-        today = selectors.dashboard(period).sms_today
+        today = statistics.dashboard(period).sms_today
         assert (today.sent, today.segments, today.cost, today.limit) == (1, 2, Decimal("9.00"), 100)
     assert data.failures[0]["reason"] == "SMTP 550: no such user"
     page = admin_client.get(reverse("notify-dashboard") + "?period=7d")

@@ -16,7 +16,7 @@ from django.db import connection, models
 from django.utils import timezone
 from huey.contrib.djhuey import HUEY
 
-from notifications import rollup, selectors
+from notifications import rollup, selectors, statistics
 from notifications.models import (
     Campaign,
     CampaignSkip,
@@ -257,7 +257,7 @@ def traffic(user) -> None:
 
 
 def numbers(period: str) -> dict:
-    data = selectors.dashboard(period)
+    data = statistics.dashboard(period)
     return {
         "by_status": data.by_status,
         "channels": [
