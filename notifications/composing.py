@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.conf import settings
@@ -37,6 +36,7 @@ from notifications.models import Campaign, CampaignSkip, Notification, Template,
 from notifications.operations import metrics
 from notifications.preferences import digests
 from notifications.preferences.models import Category, Preference
+from notifications.preferences.quiet_hours import zone_of
 from notifications.preferences.services import default_category
 from notifications.rendering import TemplateRenderer, default_language, validate_context
 from notifications.senders.base import SkipChannel
@@ -274,8 +274,7 @@ def local_send_time(wall: str, contact: UserContact | None) -> datetime | None:
     """``wall`` (``2026-12-07T10:00``) in the recipient's time zone (else the service's)."""
     if not wall:
         return None
-    where = ZoneInfo((contact.timezone if contact is not None else "") or settings.TIME_ZONE)
-    return datetime.fromisoformat(wall).replace(tzinfo=where)
+    return datetime.fromisoformat(wall).replace(tzinfo=zone_of(contact))
 
 
 def send_time(

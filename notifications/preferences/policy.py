@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from django.conf import settings
 
 from notifications.models import Notification, UserContact
 from notifications.preferences import caps
 from notifications.preferences.models import Category, Preference
-from notifications.preferences.quiet_hours import Window, read_window, window_end
+from notifications.preferences.quiet_hours import Window, read_window, window_end, zone_of
 from notifications.preferences.services import default_category, turned_off_reason
 
 DEFAULT_CACHE_SECONDS = 30.0
@@ -70,11 +69,6 @@ def load(notifications: list[Notification]) -> Context:
         ).values_list("user_id", "category_id", "channel", "enabled")
         context.choices = {(u, c, ch): enabled for u, c, ch, enabled in rows}
     return context
-
-
-def zone_of(contact: UserContact) -> tzinfo:
-    """The contact's time zone, else the service's."""
-    return ZoneInfo(contact.timezone or settings.TIME_ZONE)
 
 
 def quiet_window(contact: UserContact) -> Window | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -86,6 +87,11 @@ def parse_window(text: str) -> Window | None:
 
 def validate_window(text: str) -> None:
     parse_window(text)
+
+
+def zone_of(contact: object | None) -> tzinfo:
+    """A contact's time zone (its ``timezone``), else the service's (TIME_ZONE)."""
+    return ZoneInfo(getattr(contact, "timezone", "") or settings.TIME_ZONE)
 
 
 def zone(name: str) -> ZoneInfo:

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -23,6 +24,7 @@ from notifications.senders.http import reset_http_session
 from notifications.senders.sms_smpp import close_sessions
 from notifications.tests.api_client import *  # noqa: F403 (HTTP API fixtures: keys, client)
 from notifications.tests.browser import *  # noqa: F403 (browser fixtures: Playwright)
+from notifications.tests.fake_clients import Receiver, plain_session
 from notifications.tests.fakes.smpp import FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.smtp import FakeSmtp
@@ -303,3 +305,18 @@ def sms_env(smsaero: FakeSmsAero, sms_smtp: FakeSmtp, smpp: FakeSmpp) -> dict[st
         "SMPP_SOURCE_ADDR": "NotifySvc",
         "SMPP_TIMEOUT": "2",
     }
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """A plain ``requests`` session (no retries, no environment proxies) for talking to a fake."""
+    with plain_session() as session:
+        yield session
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP server that records what a fake posts to it (webhooks, callbacks)."""
+    server = Receiver()
+    yield server
+    server.close()

@@ -7,28 +7,14 @@ bounded by client timeouts; nothing asserts how long anything took.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
 
-from notifications.tests.fake_clients import NUMBER, Receiver, plain_session
+from notifications.tests.fake_clients import NUMBER
 from notifications.tests.fakes.smsaero import FakeSmsAero
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with plain_session() as session:
-        yield session
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def aero(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,19 +16,6 @@ import requests
 from notifications.tests.fake_clients import Receiver, plain_session
 from notifications.tests.fakes.telegram import FakeTelegram
 from notifications.tests.fixtures import wait_for
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with plain_session() as session:
-        yield session
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def bot(

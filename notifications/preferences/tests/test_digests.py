@@ -14,25 +14,11 @@ from django.utils import timezone
 
 from notifications import delivery, services
 from notifications.models import Notification, Template
-from notifications.preferences import policy
 from notifications.preferences.models import Category
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = Notification.Status
-
-
-@pytest.fixture
-def chain(settings, telegram, smtp):
-    settings.TELEGRAM_BOT_TOKEN = telegram.token
-    settings.TELEGRAM_API_URL = telegram.url
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
-    settings.DEFAULT_FROM_EMAIL = "service@example.com"
-    settings.NOTIFY_HTTP_TIMEOUT = 1.0
-    settings.NOTIFY_RETRY_BASE_SECONDS = 0
-    settings.NOTIFY_RETRY_MAX_SECONDS = 0
-    policy.forget_default()
-    return settings
 
 
 @pytest.fixture
