@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench screenshots lint format check-channels clean messages translations
+.PHONY: run test bench scaleout screenshots lint format check-channels clean messages translations
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -46,6 +46,12 @@ $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-ben
 ## assets/bench.png. BENCH_ONLY=mixed,burst runs a subset, BENCH_QUICK=1 a reduced size.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
+
+## scaleout: the scale-out tier across six hosts made with network namespaces (root; ~3 min):
+## PostgreSQL + Redis, web, three consumers, the fake Telegram; a 20,000-user campaign with one
+## consumer's link cut and another SIGKILLed halfway; prints sends per host (bench/scaleout.py)
+scaleout: $(VENV)/.installed-dev
+	$(BIN)/python bench/scaleout.py
 
 ## screenshots: the admin in headless Chromium (needs the Debian package chromium): a temporary
 ## service with sample data, its pages written to assets/*.png (bench/screenshots.py)

@@ -179,6 +179,39 @@ def preferences_throughput_table(results: Results) -> list[str]:
     return lines
 
 
+def webhooks_table(results: Results) -> list[str]:
+    ran = _ran(results, "webhooks")
+    if not ran:
+        return []
+    first = ran[0][1]
+    lines = [
+        f"**webhooks**: {first['n']:,} notifications from one bulk action, {first['threads']} "
+        "threads, Telegram fake answering in 50 ms; "
+        + (f"median of {first['repeats']} runs" if first["repeats"] > 1 else "one run")
+        + " of each, interleaved. *Subscribed*: an endpoint (bench/webhook_receiver.py, on "
+        "127.0.0.1) wants every event, so each `sent` writes an event and a delivery in the "
+        "same statement, and the consumer's webhook lane (4 threads) posts them, signed; lag "
+        "is from the event to its endpoint's 200. *Slow*: the endpoint answers in 5 s. "
+        "*Silent*: it never answers (the lane's 10 s timeout).",
+        "",
+        "| tier | endpoint | notifications/s | against none | p50 queued→sent (s) | p95 (s) "
+        "| consumer CPU ms/notification | webhook lag p50 (s) | p95 (s) | webhooks posted |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    labels = {"plain": "none", "fast": "subscribed", "slow": "slow (5 s)", "silent": "silent"}
+    for tier, w in ran:
+        for key, label in labels.items():
+            row = w[key]
+            share = _pct(row["rate"] / w["plain"]["rate"]) if key != "plain" else ""
+            lag = (row.get("lag_p50", ""), row.get("lag_p95", "")) if key == "fast" else ("", "")
+            lines.append(
+                f"| {TIER_LABEL[tier]} | {label} | {row['rate']} | {share} | {row['p50']} "
+                f"| {row['p95']} | {row.get('cpu_ms', '')} | {lag[0]} | {lag[1]} "
+                f"| {row.get('posts', '')} |"
+            )
+    return lines
+
+
 def memory_line(results: Results) -> list[str]:
     lines = []
     for tier, m in _ran(results, "memory"):
@@ -432,6 +465,27 @@ TARGETS: list[tuple[str, str, str, Callable[[dict], tuple[str, bool]]]] = [
         ),
     ),
     (
+        "webhooks",
+        "throughput with an endpoint subscribed to every event, against none",
+        "within 10%",
+        lambda w: (f"{_pct(w['fast_share'])} ({w['fast']['rate']}/s)", w["fast_share"] >= 0.90),
+    ),
+    (
+        "webhooks",
+        "throughput with an endpoint answering in 5 s, against none",
+        "unchanged (≥ 90%)",
+        lambda w: (f"{_pct(w['slow_share'])} ({w['slow']['rate']}/s)", w["slow_share"] >= 0.90),
+    ),
+    (
+        "webhooks",
+        "throughput with an endpoint that never answers, against none",
+        "unchanged (≥ 90%)",
+        lambda w: (
+            f"{_pct(w['silent_share'])} ({w['silent']['rate']}/s)",
+            w["silent_share"] >= 0.90,
+        ),
+    ),
+    (
         "cpu",
         "consumer CPU per notification, 32 threads, Telegram fake in its own process",
         "≤ 3 ms",
@@ -472,6 +526,7 @@ def tables(results: Results, skipped: dict[str, str]) -> str:
         paced_table(results),
         bulk_table(results),
         claim_table(results),
+        webhooks_table(results),
         memory_line(results),
         targets_table(results),
         mixed_table(results),

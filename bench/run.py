@@ -12,6 +12,8 @@ that drives the real consumer (``manage.py run_huey``) as a subprocess. It write
 - ``bench/workbench.py``: the Django side (users, notifications, the bulk action, consumers);
 - ``bench/scenarios.py``: one function per scenario (``@scenario(tiers)``), returning a dict;
 - ``bench/scenarios_preferences.py``: those of recipients in control (preferences, caps);
+- ``bench/scenarios_webhooks.py``: status webhooks (an endpoint subscribed to everything, a
+  slow one, a silent one; ``bench/webhook_receiver.py`` plays the client service);
 - ``bench/report.py``: the markdown tables, the chart and the files.
 
 Environment: ``BENCH_ONLY=mixed,burst`` runs those scenarios only; ``BENCH_QUICK=1`` runs every
@@ -41,7 +43,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
-import bench.scenarios_preferences  # noqa: E402, F401 (registers its scenarios too)
+import bench.scenarios_preferences  # noqa: E402 (registers its scenarios too)
+import bench.scenarios_webhooks  # noqa: E402, F401 (and the webhooks scenario)
 from bench import report  # noqa: E402 (the project's root is on the path only from here)
 from bench.harness import (  # noqa: E402
     FULL,

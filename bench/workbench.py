@@ -130,19 +130,19 @@ class Bench:
 
     def click(self, ids: Sequence[int]) -> datetime:
         """Click "Send selected" on ``ids``, as the admin's bulk action does; returns when."""
-        from django.test.utils import override_settings
         from django.utils import timezone
 
         from notifications.models import Notification
+        from notifications.operations import heartbeat
         from notifications.services import notifications_queue
 
-        # Configured as a deployment is: NOTIFY_WORKERS is the consumers' thread count, which
-        # sizes the doorbells (about four per worker).
-        threads = sum(consumer.workers for consumer in self.running)
-        configured = {"NOTIFY_WORKERS": threads, "NOTIFY_CONSUMERS": 1} if threads else {}
-        with override_settings(**configured):
-            started = timezone.now()
-            notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
+        # Configured as a deployment is: NOTIFY_WORKERS is set for the consumers only; the
+        # doorbells are sized from their heartbeats (about four per thread alive). The count
+        # this process cached may be of the last scenario's consumers: read it afresh, as a
+        # web process does within seconds of consumers coming or going.
+        heartbeat.forget_live()
+        started = timezone.now()
+        notifications_queue(queryset=Notification.objects.filter(pk__in=list(ids)))
         return started
 
     # --- consumers ------------------------------------------------------------------------------

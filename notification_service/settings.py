@@ -110,6 +110,10 @@ INSTALLED_APPS = [
     "notifications",
     "notifications.operations",
     "notifications.preferences",
+    "notifications.webhooks",
+    # django-anymail's webhook views (/anymail/) and the tracking signal they send.
+    "anymail",
+    "notifications.suppression",
 ]
 
 MIDDLEWARE = [
@@ -285,6 +289,22 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifications@localhost")
 NOTIFY_SMTP_CHECK_IDLE_SECONDS = env_float("NOTIFY_SMTP_CHECK_IDLE_SECONDS", 5.0, minimum=0)
 NOTIFY_SMTP_MESSAGES_PER_CONNECTION = env_int("NOTIFY_SMTP_MESSAGES_PER_CONNECTION", 0, minimum=0)
 
+# --- Bounces and complaints (notifications/suppression) ---------------------------------------
+# The basic-auth credentials ("user:password") the email provider's tracking webhook sends to
+# /anymail/<provider>/tracking/ (anymail's WEBHOOK_SECRET). Blank: those URLs answer 404.
+_webhook_secret = env_str("ANYMAIL_WEBHOOK_SECRET")
+if _webhook_secret:
+    if not re.fullmatch(r"[^:\s]+:\S+", _webhook_secret):
+        raise ImproperlyConfigured(
+            "ANYMAIL_WEBHOOK_SECRET must be user:password, e.g. from: python -c 'import secrets; "
+            'print(secrets.token_urlsafe(12) + ":" + secrets.token_urlsafe(24))\''
+        )
+    ANYMAIL["WEBHOOK_SECRET"] = _webhook_secret
+# Soft bounces (a full mailbox, a server that defers) of one address within
+# NOTIFY_SOFT_BOUNCE_DAYS that suppress it, as one hard bounce does at once.
+NOTIFY_SOFT_BOUNCE_LIMIT = env_int("NOTIFY_SOFT_BOUNCE_LIMIT", 3, minimum=1)
+NOTIFY_SOFT_BOUNCE_DAYS = env_int("NOTIFY_SOFT_BOUNCE_DAYS", 7, minimum=1)
+
 # --- SMS ------------------------------------------------------------------------------------
 NOTIFY_SMS_TRANSPORTS = env_list("NOTIFY_SMS_TRANSPORTS", "api,smtp,smpp")
 if _unknown := set(NOTIFY_SMS_TRANSPORTS) - {"api", "smtp", "smpp"}:
@@ -418,6 +438,11 @@ NOTIFY_LEASE_SECONDS = env_float("NOTIFY_LEASE_SECONDS", 300.0, minimum=1)
 NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minimum=0)
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)
 NOTIFY_CONSUMERS = env_int("NOTIFY_CONSUMERS", 1, minimum=1)
+# The worker threads a bulk send's doorbells are sized for (about four ids-messages each).
+# 0, the default: the threads of the consumers alive now, as their heartbeats report them
+# (NOTIFY_WORKERS × NOTIFY_CONSUMERS only while no consumer has reported yet). Set it to
+# override what the heartbeats say.
+NOTIFY_DOORBELL_THREADS = env_int("NOTIFY_DOORBELL_THREADS", 0, minimum=0)
 # How many notifications one queue message carries (claimed with one statement).
 NOTIFY_BATCH_SIZE = env_int("NOTIFY_BATCH_SIZE", 50, minimum=1)
 # Telegram pacing, shared by every consumer (notifications.pacing); 0 turns a limit off.
@@ -454,6 +479,33 @@ NOTIFY_RETENTION_DAYS = env_int("NOTIFY_RETENTION_DAYS", 90, minimum=1)
 # Notifications deleted per transaction, and the seconds one hourly run may take.
 NOTIFY_RETENTION_BATCH = env_int("NOTIFY_RETENTION_BATCH", 1000, minimum=1)
 NOTIFY_RETENTION_SECONDS = env_float("NOTIFY_RETENTION_SECONDS", 600.0, minimum=1)
+
+# --- Status webhooks to client services (notifications/webhooks, README "Webhooks") ----------
+# Seconds to wait for an endpoint's answer (connecting, then each read).
+NOTIFY_WEBHOOK_TIMEOUT = env_float("NOTIFY_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+# A delivery is tried at once, then retried after each of these seconds in turn (Standard
+# Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); after the last it has
+# failed, and an endpoint that got nothing through meanwhile is disabled.
+NOTIFY_WEBHOOK_RETRY_SCHEDULE = env_list(
+    "NOTIFY_WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
+)
+try:
+    NOTIFY_WEBHOOK_RETRY_SCHEDULE = [float(s) for s in NOTIFY_WEBHOOK_RETRY_SCHEDULE]
+except ValueError:
+    raise ImproperlyConfigured(
+        "NOTIFY_WEBHOOK_RETRY_SCHEDULE must be seconds separated by commas, e.g. "
+        f"5,300,1800; got {NOTIFY_WEBHOOK_RETRY_SCHEDULE!r}"
+    ) from None
+if NOTIFY_WEBHOOK_RETRY_SCHEDULE and min(NOTIFY_WEBHOOK_RETRY_SCHEDULE) < 0:
+    raise ImproperlyConfigured("NOTIFY_WEBHOOK_RETRY_SCHEDULE's seconds may not be negative")
+# Threads of the webhook lane each consumer starts beside it (``manage.py run_webhooks``, a
+# process of its own); 0: this consumer starts none.
+NOTIFY_WEBHOOK_THREADS = env_int("NOTIFY_WEBHOOK_THREADS", 4, minimum=0)
+# 1 lets endpoints be on loopback, private and link-local addresses (tests, one private
+# network); otherwise such a URL is refused when saved and when sent (SSRF).
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", False)
+# Days an event is kept after its last delivery succeeded or gave up (hourly prune).
+NOTIFY_WEBHOOK_EVENT_DAYS = env_int("NOTIFY_WEBHOOK_EVENT_DAYS", 30, minimum=1)
 
 # --- HTTP API (notifications/api) ---------------------------------------------------------
 # Requests per API key (or staff user) and period, shared by every web process and host:
@@ -503,6 +555,9 @@ SPECTACULAR_SETTINGS = {
         "Channel": "notifications.models.Channel",
         "DeliveryOutcome": "notifications.models.DeliveryAttempt.Outcome",
         "CategoryOverCap": "notifications.preferences.models.Category.OverCap",
+        "WebhookEventType": "notifications.webhooks.models.EventType",
+        "WebhookDeliveryStatus": "notifications.webhooks.models.WebhookDelivery.Status",
+        "WebhookOutcome": "notifications.webhooks.models.WebhookAttempt.Outcome",
         "Language": ["", "ru", "en"],
     },
     # A nullable enum is the enum and `nullable`, not a oneOf with a one-value NullEnum.

@@ -1,8 +1,9 @@
 """URL routes: the admin is the operator's interface; `/` sends visitors there. Beside the
 model admin: the dashboard and the small JSON endpoints its pages poll (notifications.views),
 Django's set_language for the admin's language switcher, what providers call (the Telegram
-webhook and the SMS delivery callback), users' preference pages (`/preferences/<token>/`, a
-signed link, no login), and the HTTP API for other services under `/api/v1/`."""
+webhook, the SMS delivery callback, the email provider's tracking webhooks under
+`/anymail/`), users' preference pages (`/preferences/<token>/`, a signed link, no login), and
+the HTTP API for other services under `/api/v1/`."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -55,8 +56,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("telegram/webhook/", provider_views.telegram_webhook, name="telegram-webhook"),
     path("sms/callback/<str:secret>/", provider_views.sms_callback, name="sms-callback"),
+    # The email provider's tracking webhooks (django-anymail's views, with basic auth from
+    # ANYMAIL_WEBHOOK_SECRET): /anymail/postmark/tracking/ and the others anymail knows.
+    path("anymail/", include("notifications.suppression.urls")),
     # A user's preference page, reached without a login by the signed link in their emails.
     path("preferences/<str:token>/", preference_views.page, name="preferences-page"),
+    # One-click unsubscribe (RFC 8058): the List-Unsubscribe link of a category's emails.
+    path("unsubscribe/<str:token>/", preference_views.unsubscribe, name="unsubscribe"),
     # The browsable API's log-in and log-out links (staff sessions).
     path("api/v1/auth/", include("rest_framework.urls")),
     path("api/v1/", include("notifications.api.urls")),

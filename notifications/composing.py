@@ -31,15 +31,21 @@ from django.http import HttpRequest, QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from notifications import campaign_rows
 from notifications.channels import channel_order, senders_for
 from notifications.models import Campaign, CampaignSkip, Notification, Template, UserContact
 from notifications.operations import metrics
 from notifications.preferences import digests
+from notifications.preferences.defaults import default_category
 from notifications.preferences.models import Category, Preference
 from notifications.preferences.quiet_hours import zone_of
-from notifications.preferences.services import default_category
 from notifications.rendering import TemplateRenderer, default_language, validate_context
 from notifications.senders.base import SkipChannel
+from notifications.suppression.services import (
+    active_addresses,
+    normalize_address,
+    suppressed_among,
+)
 
 Status = Notification.Status
 IDEMPOTENCY_KEY_MAX_LENGTH = Notification._meta.get_field("idempotency_key").max_length
@@ -237,11 +243,13 @@ def unreachable(
     contact: UserContact | None,
     channels: list[str],
     turned_off: set[str] | frozenset[str] = frozenset(),
+    suppressed: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, str] | None:
     """None when some channel of the chain has an address, no opt-out and is not turned off
     (``turned_off``: the channels the user turned off for the category) for this user; else
-    channel -> "opted_out" / "turned_off" / "no_address". (Whether a channel is configured is
-    the consumer's business: it may be by the time the notification is sent.)"""
+    channel -> "opted_out" / "turned_off" / "no_address" / "suppressed" (an email address
+    among ``suppressed``, normalized). (Whether a channel is configured is the consumer's
+    business: it may be by the time the notification is sent.)"""
     contact = contact if contact is not None else UserContact(user=user)
     why: dict[str, str] = {}
     for channel in channel_order(channels):
@@ -254,7 +262,10 @@ def unreachable(
         senders = senders_for(channel)
         try:
             if senders:
-                senders[0].address(contact)
+                address = senders[0].address(contact)
+                if channel == "email" and suppressed and normalize_address(address) in suppressed:
+                    why[channel] = "suppressed"
+                    continue
                 return None
         except SkipChannel:
             pass
@@ -369,7 +380,9 @@ def audience_users(campaign: Campaign) -> QuerySet:
         ).order_by()
         model = apps.get_model(campaign.audience_model)
         if model is User:
-            return users.filter(pk__in=rows.values("pk"))
+            # The list's own rows: a chunk is then read by an index range on the id (a
+            # semi-join ``pk IN (the list)`` made each chunk scan the whole list).
+            return rows.select_related(None)
         return users.filter(pk__in=rows.values("user_id"))
     return users.filter(pk__in=campaign.audience_ids)
 
@@ -388,6 +401,9 @@ class FillStep:
     done: bool = False
 
 
+_UNREAD = object()  # a filler's suppressed addresses, before it reads them
+
+
 class CampaignFiller:
     """Creates a campaign's notifications, one chunk of recipients per ``step()``."""
 
@@ -397,6 +413,7 @@ class CampaignFiller:
         self._audience: QuerySet | None = None
         self._renderer: TemplateRenderer | None = None
         self._category: Category | None = None
+        self._suppressions: frozenset[str] | object | None = _UNREAD
 
     def step(self) -> FillStep:
         """Create the next chunk in one transaction (a fixed number of queries); raises
@@ -430,6 +447,22 @@ class CampaignFiller:
                 or default_category()
             )
 
+    def _suppressed(self, campaign: Campaign, users: list) -> frozenset[str]:
+        """The suppressed email addresses of ``users``, when the campaign's chain has email:
+        every suppressed address, read once per filler while there are not many (most
+        services have none: then nothing is checked), else one query per chunk."""
+        if "email" not in channel_order(campaign.channels):
+            return frozenset()
+        if self._suppressions is _UNREAD:
+            self._suppressions = active_addresses()
+        if self._suppressions is not None:
+            return self._suppressions
+        return frozenset(
+            suppressed_among(
+                (contact_of(user) or UserContact(user=user)).effective_email for user in users
+            )
+        )
+
     def _turned_off(self, users: list) -> dict[int, set[str]]:
         """The channels each of ``users`` turned off for the campaign's category (one query;
         none for a required category, which users don't choose)."""
@@ -460,13 +493,20 @@ class CampaignFiller:
                 .order_by("pk")[: self.chunk]
             )
             done = len(users) < self.chunk
-            notifications: list[Notification] = []
+            notifications: list[Notification] = []  # a template's: rendered for each
+            prototype: Notification | None = None  # a message's: built once, validated
+            rows: list[campaign_rows.Row] = []  # and a row for each recipient
             skips: list[CampaignSkip] = []
             turned_off = self._turned_off(users)
+            suppressed = self._suppressed(campaign, users)
             for user in users:
                 contact = contact_of(user)
                 why = unreachable(
-                    user, contact, campaign.channels, turned_off.get(user.pk, frozenset())
+                    user,
+                    contact,
+                    campaign.channels,
+                    turned_off.get(user.pk, frozenset()),
+                    suppressed,
                 )
                 if why is not None:
                     skips.append(
@@ -475,23 +515,29 @@ class CampaignFiller:
                         )
                     )
                     continue
+                send_at = local_send_time(campaign.local_send_at, contact) or campaign.send_at
                 try:
-                    notifications.append(
-                        notification_build(
-                            user=user,
-                            message="" if self._renderer else campaign.message,
-                            subject="" if self._renderer else campaign.subject,
-                            channels=campaign.channels,
-                            send_at=local_send_time(campaign.local_send_at, contact)
-                            or campaign.send_at,
-                            queue=True,
-                            now=now,
-                            renderer=self._renderer,
-                            contact=contact,
-                            campaign=campaign,
-                            category=self._category,
-                        )
+                    if prototype is not None:  # the same message: only whom and when differ
+                        rows.append(_row(user.pk, send_at, now))
+                        continue
+                    built = notification_build(
+                        user=user,
+                        message="" if self._renderer else campaign.message,
+                        subject="" if self._renderer else campaign.subject,
+                        channels=campaign.channels,
+                        send_at=send_at,
+                        queue=True,
+                        now=now,
+                        renderer=self._renderer,
+                        contact=contact,
+                        campaign=campaign,
+                        category=self._category,
                     )
+                    if self._renderer is not None:  # each recipient's own text
+                        notifications.append(built)
+                    else:
+                        prototype = built
+                        rows.append(_row(user.pk, send_at, now))
                 except ValidationError as err:
                     skips.append(
                         CampaignSkip(
@@ -504,7 +550,7 @@ class CampaignFiller:
             changes: dict[str, Any] = {
                 "cursor": users[-1].pk if users else campaign.cursor,
                 "updated_at": now,
-                "recipients": F("recipients") + len(notifications),
+                "recipients": F("recipients") + len(notifications) + len(rows),
                 "skipped": F("skipped") + len(skips),
             }
             if done:
@@ -515,10 +561,27 @@ class CampaignFiller:
             if not claimed:  # another filler took this chunk, or it was cancelled meanwhile
                 return FillStep(done=False)
             created = Notification.objects.bulk_create(notifications) if notifications else []
+            due = due_of(created)
+            if rows:
+                due += campaign_rows.insert(prototype, rows)
+                created += [prototype] * len(rows)  # what the metrics count
             if skips:
                 CampaignSkip.objects.bulk_create(skips)
             transaction.on_commit(lambda: metrics.notifications_created("campaign", created))
-        return FillStep(due=due_of(created), created=len(created), skipped=len(skips), done=done)
+        return FillStep(due=due, created=len(created), skipped=len(skips), done=done)
+
+
+def _row(user_id: int, send_at: datetime | None, now: datetime) -> campaign_rows.Row:
+    """A recipient's row of a campaign's message, queued or scheduled as
+    ``notification_build(queue=True)`` makes it."""
+    later = send_at is not None and send_at > now
+    return campaign_rows.Row(
+        user_id=user_id,
+        send_at=send_at,
+        expires_at=validate_times(now, send_at, None),
+        status=Status.SCHEDULED if later else Status.QUEUED,
+        next_attempt_at=send_at if later else now,
+    )
 
 
 def campaign_language() -> str:

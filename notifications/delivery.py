@@ -133,12 +133,15 @@ def _usable(job: Job, channel: str) -> tuple[list[Sender], str, str]:
         job.chose = True
         return [], Outcome.SKIPPED, refusal
     try:
-        senders[0].address(job.contact)
+        address = senders[0].address(job.contact)
     except SkipChannel as skip:
         return [], Outcome.SKIPPED, str(skip)
     except Exception as err:  # noqa: BLE001 - recorded; a later round may find the address
         job.channel_transient = True
         return [], Outcome.TRANSIENT, _unexpected(err).message
+    suppressed = policy.address_refusal(channel, address, job.policy)
+    if suppressed:
+        return [], Outcome.SKIPPED, suppressed
     closed = channel_closed_reason(channel)
     if closed and not partial:
         job.daily_limit = True
@@ -297,6 +300,8 @@ def _fail_part(job: Job, channel: str, sender: Sender, err: DeliveryError) -> st
     if err.rate_limited:
         job.retry_after = max(job.retry_after or 0.0, err.retry_after or 0.0)
         job.progress.resume = _resume_point(job)
+        if err.pause:  # the provider's limit is the whole bot's: every worker waits
+            pacing.push_back(err.pause, err.retry_after or 0.0)
         return "stop"
     if job.accepted:
         # Partly delivered: completed on this transport or not at all.
@@ -375,6 +380,7 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
                 if not _renew_lease(job, until=booking.at):
                     return "stop"
                 job.seen_ours = 0.0  # read again when its slot comes: cancelled meanwhile?
+                job.booked_ahead = True  # and paused meanwhile?
                 return Wait(at=booking.at, job=job)
         if job.slot_at is not None and (ahead := job.slot_at - time.time()) > 0:
             time.sleep(ahead)  # at most SLOT_TOLERANCE: never early for a slot
@@ -389,6 +395,13 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
             job.paces_held, job.slot_at = 0, None
             job.rebooks += 1
             continue  # too late for its slot: book new ones
+        if job.booked_ahead:
+            # A slot booked now comes after any pause (a 429 pushes the schedule back); one
+            # booked before a 429 paused the provider must not be used: book one after it.
+            job.booked_ahead = False
+            if pacing.paused_until([p.name for p in paces]) > time.time():
+                job.paces_held, job.slot_at = 0, None
+                continue
         if not _renew_lease(job) or not _still_ours(job):
             return "stop"
         try:

@@ -4,7 +4,7 @@ Shared by the admin and the views beside it."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -20,6 +20,9 @@ from django.utils.translation import gettext_lazy
 
 from notifications import selectors
 from notifications.models import Campaign, Channel, Notification
+from notifications.suppression.models import Suppression
+from notifications.suppression.services import MONTHS
+from notifications.suppression.services import REASON_TEXT as SUPPRESSION_TEXT
 
 Status = Notification.Status
 LIVE = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.BATCHED)
@@ -90,7 +93,39 @@ KNOWN_ERROR_PATTERNS = [
         re.compile(r"no rounds left: (?P<rounds>\d+) used \(NOTIFY_MAX_ROUNDS\)"),
         gettext_lazy("no rounds left: %(rounds)s used (NOTIFY_MAX_ROUNDS)"),
     ),
+    # notifications.suppression.services.skip_reason: "suppressed: hard bounce on 3 Dec"
+    (
+        re.compile(
+            r"suppressed: (?P<suppression>"
+            + "|".join(map(re.escape, SUPPRESSION_TEXT.values()))
+            + r") on (?P<day>\d{1,2}) (?P<month>"
+            + "|".join(MONTHS)
+            + r")(?: (?P<year>\d{4}))?"
+        ),
+        gettext_lazy("suppressed: %(suppression)s on %(date)s"),
+    ),
 ]
+# What a reason's figures stand for, shown in the operator's language.
+SUPPRESSION_LABELS = {
+    SUPPRESSION_TEXT[reason]: label for reason, label in Suppression.Reason.choices
+}
+
+
+def _values(match: re.Match) -> dict[str, str] | None:
+    """A known reason's figures, translated where they are words (a channel, a date); None
+    when they are not what the reason writes (no such day)."""
+    values = match.groupdict()
+    if "channel" in values:
+        values["channel"] = dict(Channel.choices).get(values["channel"], values["channel"])
+    if "suppression" in values:
+        values["suppression"] = str(SUPPRESSION_LABELS[values["suppression"]])
+        month = MONTHS.index(values["month"]) + 1
+        try:  # 2000 was a leap year: 29 Feb is a day
+            day = date(int(values["year"] or 2000), month, int(values["day"]))
+        except ValueError:
+            return None
+        values["date"] = formats.date_format(day, "j M Y" if values["year"] else "j M")
+    return values
 
 
 def error_text(error: str) -> str:
@@ -101,10 +136,8 @@ def error_text(error: str) -> str:
         return str(known)
     for pattern, translated in KNOWN_ERROR_PATTERNS:
         match = pattern.fullmatch(error)
-        if match is not None:
-            values = match.groupdict()
-            if "channel" in values:
-                values["channel"] = dict(Channel.choices).get(values["channel"], values["channel"])
+        values = _values(match) if match is not None else None
+        if values is not None:
             return str(translated) % values
     return error
 

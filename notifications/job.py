@@ -101,6 +101,9 @@ class Job:
     paces_held: int = 0
     slot_at: float | None = None  # the latest slot held for the next part (Unix time)
     rebooks: int = 0
+    # Its slot was booked a while before it comes (it waited): a 429 may have paused the
+    # provider since, so the pause is read before sending (``pacing.paused_until``).
+    booked_ahead: bool = False
     started_at: datetime | None = None
     began: float = 0.0
     attempts: list[DeliveryAttempt] = field(default_factory=list)

@@ -13,6 +13,13 @@ timer for it); otherwise nothing is booked and the answer says when to ask again
 Telegram holds two paces per message: its chat's (1/s) first, then the bot's (25/s). A send
 to a busy chat takes no bot slot, so one chatty recipient doesn't waste the others' capacity.
 
+A provider that answers "too many requests, retry after N s" (Telegram's 429 with
+``retry_after``) is obeyed for the whole schedule: ``push_back`` moves its next slot to N s from
+now (never earlier than it already was), so every worker and host waits, not only the send
+that heard it, and no slot is handed out inside the provider's penalty. Slots booked before
+the 429 are already handed out, so it also sets the pace's pause (``paused_until``), which a
+send reads just before it goes: inside the pause, it books again instead.
+
 Where the schedule lives: in Redis when the queue is Redis (one Lua script per booking, on
 Redis's clock, so hosts with drifting clocks agree), else in the database (``RateLimitSlot``,
 one short transaction that reads the clock after taking the row's lock).
@@ -21,6 +28,7 @@ one short transaction that reads the clock after taking the row's lock).
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import threading
 import time
@@ -36,6 +44,8 @@ from redis.exceptions import RedisError
 
 from notifications.models import RateLimitSlot
 from notifications.senders.base import DeliveryError, Pace
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "notify:pace:"
 # How long an idle pace's row is kept in the database schedule before it is pruned.
@@ -59,6 +69,13 @@ class Schedule(Protocol):
     ) -> Booking:
         """Book the paces in order, each only within ``horizon``; stop after booking one whose
         slot is more than ``tolerance`` ahead (the caller waits for it, then books the rest)."""
+
+    def push_back(self, name: str, seconds: float) -> float:
+        """No slot of ``name`` before ``seconds`` from now, and ``name`` paused until then;
+        returns when its next slot is (Unix time)."""
+
+    def paused_until(self, names: list[str]) -> float:
+        """The latest pause of ``names`` (Unix time; 0 when none was set)."""
 
 
 # KEYS: the paces. ARGV: horizon, tolerance, then each pace's interval (seconds).
@@ -85,6 +102,24 @@ end
 return {tostring(held), string.format('%.6f', latest - now), '0'}
 """
 _BOOK_SHA = hashlib.sha1(_BOOK_LUA.encode()).hexdigest()
+
+# KEYS: the pace, its pause. ARGV: seconds. Returns the seconds from now to its next slot.
+_PUSH_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wanted = now + tonumber(ARGV[1])
+local ttl = math.ceil(tonumber(ARGV[1]) * 1000) + 1000
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if wanted > slot then
+  redis.call('SET', KEYS[1], string.format('%.6f', wanted), 'PX', ttl)
+  slot = wanted
+end
+if wanted > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], string.format('%.6f', wanted), 'PX', ttl)
+end
+return string.format('%.6f', slot - now)
+"""
+PAUSE_PREFIX = "notify:pause:"
 
 
 class RedisSchedule:
@@ -130,6 +165,16 @@ class RedisSchedule:
         return Booking(
             held=int(held), at=time.time() + float(ahead), refused=refused in (b"1", "1")
         )
+
+    def push_back(self, name: str, seconds: float) -> float:
+        keys = (f"{KEY_PREFIX}{name}", f"{PAUSE_PREFIX}{name}")
+        ahead = self._call("EVAL", _PUSH_LUA, 2, *keys, seconds)
+        return time.time() + float(ahead)
+
+    def paused_until(self, names: list[str]) -> float:
+        # Unix time on Redis's clock, read on ours: hosts' clocks agree to well under a pause.
+        values = self._call("MGET", *(f"{PAUSE_PREFIX}{name}" for name in names))
+        return max((float(v) for v in values if v is not None), default=0.0)
 
 
 class DatabaseSchedule:
@@ -177,6 +222,37 @@ class DatabaseSchedule:
         if random.random() < 0.001:
             self.prune(now)
         return Booking(held=held, at=latest)
+
+    def push_back(self, name: str, seconds: float) -> float:
+        keys = [f"{KEY_PREFIX}{name}", f"{PAUSE_PREFIX}{name}"]
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The clock is read after the rows' lock, as for a booking.
+            cursor.execute(
+                f"INSERT INTO {self.table} (name, next_at) VALUES (%s, 0), (%s, 0) "
+                f"ON CONFLICT (name) DO NOTHING",
+                keys,
+            )
+            lock = "" if connection.vendor == "sqlite" else " FOR UPDATE"
+            cursor.execute(
+                f"SELECT name, next_at FROM {self.table} WHERE name IN (%s, %s) "
+                f"ORDER BY name{lock}",
+                keys,
+            )
+            current = dict(cursor.fetchall())
+            wanted = time.time() + seconds
+            moved = [(max(current[key], wanted), key) for key in keys]
+            self._save(cursor, moved)
+        return moved[0][0]
+
+    def paused_until(self, names: list[str]) -> float:
+        keys = [f"{PAUSE_PREFIX}{name}" for name in names]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT max(next_at) FROM {self.table} WHERE name IN "
+                f"({', '.join(['%s'] * len(keys))})",
+                keys,
+            )
+            return cursor.fetchone()[0] or 0.0
 
     def _save(self, cursor, booked: list[tuple[float, str]]) -> None:
         if booked:
@@ -228,3 +304,24 @@ def book_all(paces: list[Pace], horizon: float, tolerance: float) -> Booking:
             seen += 1
         held += 1
     return Booking(held=held, at=booking.at, refused=booking.refused)
+
+
+def push_back(name: str, seconds: float) -> float | None:
+    """Hand out no slot of ``name`` for ``seconds`` from now (a provider's 429 said so), on
+    every worker and host; returns when its next slot is, or None when the schedule's store
+    is unreachable (logged: the send that heard the 429 still waits its own retry_after)."""
+    try:
+        return schedule().push_back(name, seconds)
+    except (OperationalError, InterfaceError, RedisError) as err:
+        logger.warning("pace %s not pushed back by %.1fs: %s", name, seconds, err)
+        return None
+
+
+def paused_until(names: list[str]) -> float:
+    """When the latest pause of the paces ``names`` ends (Unix time; 0 when none, or when the
+    store is unreachable: a send then goes on its booked slot, as before pauses)."""
+    try:
+        return schedule().paused_until(names)
+    except (OperationalError, InterfaceError, RedisError) as err:
+        logger.warning("pauses of %s not read: %s", ", ".join(names), err)
+        return 0.0

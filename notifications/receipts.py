@@ -1,7 +1,8 @@
 """Delivery receipts: an SMS's ``sent`` becomes ``delivered`` or ``undelivered``.
 
-Only SMS has receipts here: Telegram gives bots none, and email has none in this service.
-Receipts come three ways, and all end in ``record(receipt)``:
+Telegram gives bots no receipts. An email's come from its provider's tracking webhook
+(``notifications.suppression.tracking``) and end in ``conclude``, as SMS receipts do. SMS
+receipts come three ways, and all end in ``record(receipt)``:
 
 - SMS Aero calls ``/sms/callback/<SMS_CALLBACK_SECRET>/`` (``smsaero_receipt`` reads it);
 - ``poll_smsaero()`` asks SMS Aero's ``sms/status`` about SMS still pending after
@@ -340,23 +341,38 @@ def settle(attempt_id: int, now: datetime | None = None) -> str:
         status, detail, at = ReceiptStatus.PENDING, _describe(latest, len(parts)), now
     else:
         return attempt.receipt_status
-    DeliveryAttempt.objects.filter(pk=attempt_id).update(
+    conclude(attempt, status, at, detail)
+    return status
+
+
+def conclude(
+    attempt: DeliveryAttempt,
+    status: str,
+    at: datetime,
+    detail: str,
+    *,
+    source: str = "the SMS receipt",
+) -> None:
+    """Write ``attempt``'s receipt status, and when it is final, move its notification from
+    ``sent`` to ``delivered``/``undelivered`` (only while that attempt is its latest
+    success). Called with the attempt locked, in a transaction; by ``settle`` for SMS, and
+    for email by the email provider's tracking events (``source``: who says so)."""
+    DeliveryAttempt.objects.filter(pk=attempt.pk).update(
         receipt_status=status, receipt_at=at, receipt_error=detail[:100]
     )
     if status == ReceiptStatus.PENDING:
-        return status
+        return
     newer_success = DeliveryAttempt.objects.filter(
         notification_id=OuterRef("pk"),
         outcome=DeliveryAttempt.Outcome.SUCCESS,
-        pk__gt=attempt_id,
+        pk__gt=attempt.pk,
     )
     changes: dict[str, Any] = {"status": status}
     if status == ReceiptStatus.UNDELIVERED:
-        changes["last_error"] = f"not delivered, says the SMS receipt ({detail})"
+        changes["last_error"] = f"not delivered, says {source} ({detail})"
     Notification.objects.filter(pk=attempt.notification_id, status=Status.SENT).exclude(
         Exists(newer_success)
     ).update(**changes)
-    return status
 
 
 # --- asking SMS Aero ----------------------------------------------------------------------------

@@ -25,6 +25,8 @@ MASK = "***"
 # A preference page's path carries its signed token (notifications.preferences.links): a
 # credential for 90 days, masked wherever the path is logged.
 PREFERENCE_PATH = re.compile(r"(/preferences/)[A-Za-z0-9_.:-]{20,}(?=/)")
+# A webhook endpoint's signing secret (notifications.webhooks.signing), wherever it turns up.
+WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{8,}={0,2}")
 
 
 def _url_password(url: str) -> str:
@@ -52,10 +54,11 @@ def secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """``text`` with every configured secret value, and preference page tokens, replaced by
-    ``***``."""
+    """``text`` with every configured secret value, preference page tokens and webhook
+    secrets replaced by ``***``."""
     for value in secret_values():
         text = text.replace(value, MASK)
+    text = WEBHOOK_SECRET.sub("whsec_" + MASK, text)
     return PREFERENCE_PATH.sub(r"\1" + MASK, text)
 
 

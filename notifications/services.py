@@ -41,6 +41,7 @@ from notifications.models import Campaign, Notification, TelegramLink, Template,
 from notifications.operations import metrics
 from notifications.preferences import digests
 from notifications.preferences import services as preference_services
+from notifications.preferences.defaults import default_category
 from notifications.preferences.models import Category
 from notifications.rendering import default_language
 from notifications.senders.base import DeliveryError
@@ -309,7 +310,7 @@ def category_resolve(
     if category is None and template is not None:
         category = template.category
     if category is None and needed:
-        category = preference_services.default_category()
+        category = default_category()
     return category
 
 

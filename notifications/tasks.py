@@ -28,7 +28,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, task
@@ -44,7 +50,7 @@ from notifications import (
 )
 from notifications.channels import all_senders
 from notifications.models import ApiIdempotencyKey
-from notifications.operations import logs, metrics
+from notifications.operations import heartbeat, logs, metrics
 from notifications.preferences import caps
 from notifications.senders.base import DeliveryError
 from notifications.senders.sms_smpp import SmppSender, close_sessions, on_deliver_sm, session
@@ -70,12 +76,26 @@ def _with_connections(fn: Callable) -> Callable:
 # --- doorbells -------------------------------------------------------------------------------
 
 
+def doorbell_workers() -> int:
+    """The worker threads doorbells are sized for: ``NOTIFY_DOORBELL_THREADS`` when set,
+    else those of the consumers alive now (their heartbeats), else, while none has reported,
+    NOTIFY_WORKERS × NOTIFY_CONSUMERS. A database that can't be read falls back the same."""
+    if settings.NOTIFY_DOORBELL_THREADS:
+        return settings.NOTIFY_DOORBELL_THREADS
+    try:
+        live = heartbeat.live_workers()
+    except DatabaseError as err:
+        logger.warning("consumers' heartbeats not read (%s); doorbells sized by settings", err)
+        live = 0
+    return live or settings.NOTIFY_WORKERS * settings.NOTIFY_CONSUMERS
+
+
 def _batch_size(count: int) -> int:
-    """Ids per queue message for ``count`` due together: about four messages per worker,
-    so each has work and none waits long behind another's batch, and at most
-    NOTIFY_BATCH_SIZE per message, so a large campaign rings a fifth as many doorbells as
-    one per ten."""
-    workers = settings.NOTIFY_WORKERS * settings.NOTIFY_CONSUMERS
+    """Ids per queue message for ``count`` due together: about four messages per worker
+    (``doorbell_workers``), so each has work and none waits long behind another's batch,
+    and at most NOTIFY_BATCH_SIZE per message, so a large campaign rings a fifth as many
+    doorbells as one per ten."""
+    workers = doorbell_workers()
     return max(1, min(settings.NOTIFY_BATCH_SIZE, math.ceil(count / (workers * 4))))
 
 

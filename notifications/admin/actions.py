@@ -27,6 +27,9 @@ from notifications.models import (
     Notification,
     UserContact,
 )
+from notifications.preferences.defaults import cached_default
+from notifications.preferences.links import public_base_url
+from notifications.preferences.models import Category
 from notifications.rendering import sms_estimate
 from notifications.senders.telegram import split_text
 
@@ -63,14 +66,38 @@ class TelegramInviteActions:
 # --- "Send a notification…" on users and contacts ----------------------------------------
 
 
-def channel_preview(notification: Notification, audience: int) -> list[dict]:
+def unsubscribe_note(category: Category | None) -> tuple[str, bool]:
+    """What the compose preview says of the email's one-click unsubscribe link, and whether
+    it is a warning (PUBLIC_BASE_URL unset: bulk mail without one may land in spam)."""
+    category = category or cached_default()
+    if category.required:
+        return _("“%(topic)s” is required: its email carries no unsubscribe link.") % {
+            "topic": category.name_en
+        }, False
+    if not public_base_url():
+        return _(
+            "PUBLIC_BASE_URL is not set: this email goes without a one-click unsubscribe "
+            "link (List-Unsubscribe), and Gmail and Yahoo may file bulk mail without one as "
+            "spam."
+        ), True
+    return _("Carries a one-click unsubscribe link (List-Unsubscribe) for “%(topic)s”.") % {
+        "topic": category.name_en
+    }, False
+
+
+def channel_preview(
+    notification: Notification, audience: int, category: Category | None = None
+) -> list[dict]:
     """What each channel of the chain gets for the sample recipient, as its sender would
-    send it (``content_for``), with Telegram's parts and SMS's segments and cost."""
+    send it (``content_for``), with Telegram's parts, SMS's segments and cost, and whether
+    the email carries a one-click unsubscribe link (of ``category``, else the default)."""
     labels = dict(Channel.choices)
     rows = []
     for channel in channel_order(notification.channels):
         content = content_for(notification, channel)
         row = {"channel": channel, "label": labels.get(channel, channel), "content": content}
+        if channel == "email":
+            row["unsubscribe"], row["unsubscribe_warning"] = unsubscribe_note(category)
         if channel == "telegram":
             row["parts"] = 1 if content.parse_mode else len(split_text(content.text))
             if content.parse_mode:  # re-made from Telegram's allow-list, never the raw text
@@ -150,7 +177,7 @@ class SendNotificationMixin:
                     return redirect("admin:notifications_campaign_change", campaign.pk)
                 built = check_campaign_content(sample=sample, **content)
                 if built is not None:
-                    preview = channel_preview(built, size)
+                    preview = channel_preview(built, size, data["category"])
             except ValidationError as err:
                 add_errors(form, err)
         context = {

@@ -38,6 +38,7 @@ class CampaignSkipInline(admin.TabularInline):
 SKIP_CHANNEL_REASONS = {
     "opted_out": gettext_lazy("opted out"),
     "no_address": gettext_lazy("no address"),
+    "suppressed": gettext_lazy("address suppressed"),
 }
 
 

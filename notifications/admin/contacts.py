@@ -1,5 +1,6 @@
-"""Contacts: how to reach each user, their opt-outs, whether their Telegram is linked and
-their preferences (category × channel); the users' list with each user's contact inline."""
+"""Contacts: how to reach each user, their opt-outs, whether their Telegram is linked,
+whether their email address is suppressed, and their preferences (category × channel); the
+users' list with each user's contact inline."""
 
 from __future__ import annotations
 
@@ -17,13 +18,18 @@ from notifications.models import (
     UserContact,
 )
 from notifications.preferences.admin_forms import UserPreferencesAdminMixin
+from notifications.suppression.admin_contacts import ContactSuppressionAdminMixin
 
 User = get_user_model()
 
 
 @admin.register(UserContact)
 class UserContactAdmin(
-    UserPreferencesAdminMixin, TelegramInviteActions, SendNotificationMixin, admin.ModelAdmin
+    ContactSuppressionAdminMixin,
+    UserPreferencesAdminMixin,
+    TelegramInviteActions,
+    SendNotificationMixin,
+    admin.ModelAdmin,
 ):
     list_display = (
         "user",

@@ -1,7 +1,8 @@
 """The OpenAPI schema's finishing touches (a drf-spectacular postprocessing hook): every
 operation lists the errors it can answer, in the one error shape (500 included); path ids
-state their range; creating a notification links to reading, cancelling and resending it
-(schemathesis follows these links in its stateful tests)."""
+state their range; creating a notification links to reading, cancelling and resending it,
+and creating a webhook endpoint to reading, changing, rotating its secret and listing its
+deliveries (schemathesis follows these links in its stateful tests)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ DESCRIPTIONS = {
     "field, or a malformed body): `fields` has a message per field.",
     "401": "No API key, or an unknown, malformed or revoked one.",
     "403": "The key is read-only (or the staff account lacks the admin permission).",
-    "404": "No such notification or user.",
+    "404": "No such notification, user, webhook endpoint or delivery.",
     "406": "The Accept header asks for a format the API doesn't speak (it speaks JSON).",
     "409": "The Idempotency-Key was used with another body, or the request was left alone.",
     "413": "The body is larger than NOTIFY_API_MAX_BODY_BYTES (8 MiB by default).",
@@ -39,8 +40,8 @@ DESCRIPTIONS = {
     "application/json, UTF-8).",
     "422": "Well-formed, but it breaks a rule the schema can't state (no such user, a time "
     "out of range or an expiry before the send time, a phone number that is not a mobile, a "
-    "cursor the API did not give, no such category or a required one): `fields` has a "
-    "message per field.",
+    "cursor the API did not give, no such category or a required one, a webhook URL that is "
+    "not one or whose host is on a private network): `fields` has a message per field.",
     "429": "Too many requests for this key (or, without a valid key, from this address): wait "
     "the Retry-After header's seconds.",
     "500": "Something went wrong on our side; it is logged.",
@@ -52,6 +53,8 @@ WITH_RULES = {
     "notifications_batch",
     "users_contact_update",
     "users_preferences_update",
+    "webhooks_create",
+    "webhooks_update",
 }
 RETRY_AFTER = {
     "Retry-After": {
@@ -81,6 +84,15 @@ LINKS = {
         "operationId": "users_preferences_update",
         "parameters": {"id": "$response.body#/user"},
     },
+}
+
+
+WEBHOOK_ID = {"id": "$response.body#/id"}
+WEBHOOK_LINKS = {
+    "GetWebhook": {"operationId": "webhooks_retrieve", "parameters": WEBHOOK_ID},
+    "UpdateWebhook": {"operationId": "webhooks_update", "parameters": WEBHOOK_ID},
+    "RotateWebhookSecret": {"operationId": "webhooks_rotate_secret", "parameters": WEBHOOK_ID},
+    "ListWebhookDeliveries": {"operationId": "webhooks_deliveries_list", "parameters": WEBHOOK_ID},
 }
 
 
@@ -141,4 +153,6 @@ def add_error_responses_and_links(result: dict[str, Any], generator, request, pu
                     entry["headers"] = RETRY_AFTER
             if operation.get("operationId") == "notifications_create":
                 responses["202"]["links"] = LINKS
+            if operation.get("operationId") == "webhooks_create":
+                responses["201"]["links"] = WEBHOOK_LINKS
     return result

@@ -28,8 +28,8 @@ from notifications.api.idempotency import HEADER, idempotent
 from notifications.api.throttling import CountsFailedAuthentication
 from notifications.composing import send_time
 from notifications.models import Notification, UserContact
+from notifications.preferences.defaults import default_category
 from notifications.preferences.models import Category
-from notifications.preferences.services import default_category
 from notifications.senders.base import DeliveryError
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(

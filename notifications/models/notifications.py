@@ -244,7 +244,8 @@ class DeliveryAttempt(models.Model):
         blank=True,
         help_text=_("How many SMS parts the text was sent as."),
     )
-    # Delivery receipts (SMS only: Telegram has none for bots, email none here).
+    # Delivery receipts: SMS receipts, and an email provider's delivery and bounce events
+    # (Telegram has none for bots).
     receipt_status = models.CharField(
         _("receipt"),
         max_length=16,
@@ -272,6 +273,13 @@ class DeliveryAttempt(models.Model):
         indexes = [
             # The dashboard's period queries.
             models.Index(fields=["started_at", "channel"], name="attempt_started_idx"),
+            # An email provider's delivery and bounce events name the message
+            # (notifications.suppression.tracking).
+            models.Index(
+                fields=["provider_message_id"],
+                condition=Q(channel="email"),
+                name="attempt_email_message_idx",
+            ),
         ]
 
     def __str__(self) -> str:

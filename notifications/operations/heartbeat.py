@@ -2,7 +2,9 @@
 fresh from a small thread of its own (every ``BEAT_SECONDS``), with how many worker and paced
 threads it runs, and deletes it when it stops cleanly. ``/readyz`` asks whether one is fresher
 than ``NOTIFY_READY_HEARTBEAT_SECONDS``; rows of consumers that died are pruned after
-``KEEP_SECONDS``.
+``KEEP_SECONDS``. ``live_workers`` adds up the worker threads of the consumers alive now: what
+a bulk send's doorbells are sized for (``tasks._batch_size``), so hosts may come and go with
+no setting to match by hand.
 
 The thread holds one database connection of its own. A database that is down is logged and
 tried again at the next beat: a heartbeat never stops a consumer.
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from notifications.operations.models import ConsumerHeartbeat
@@ -40,6 +43,32 @@ def fresh_since(now: datetime | None = None) -> datetime:
 def any_fresh(now: datetime | None = None) -> bool:
     """Whether some consumer reported alive recently (one indexed query)."""
     return ConsumerHeartbeat.objects.filter(seen_at__gt=fresh_since(now)).exists()
+
+
+# How long a process trusts its last count of the live consumers' workers.
+LIVE_CACHE_SECONDS = 5.0
+_live: tuple[float, int] | None = None
+
+
+def live_workers(now: datetime | None = None, *, cached: bool = True) -> int:
+    """The worker threads of the consumers alive now (heartbeats fresher than
+    ``NOTIFY_READY_HEARTBEAT_SECONDS``); 0 when none is. One query over a row per consumer,
+    at most every ``LIVE_CACHE_SECONDS`` per process (``cached=False``: now)."""
+    global _live
+    clock = time.monotonic()
+    if cached and _live is not None and clock - _live[0] < LIVE_CACHE_SECONDS:
+        return _live[1]
+    total = ConsumerHeartbeat.objects.filter(seen_at__gt=fresh_since(now)).aggregate(
+        total=Sum("workers")
+    )["total"]
+    _live = (clock, int(total or 0))
+    return _live[1]
+
+
+def forget_live() -> None:
+    """Drop the cached count (tests)."""
+    global _live
+    _live = None
 
 
 def prune(now: datetime | None = None) -> int:

@@ -2,8 +2,9 @@
 
 This is the only module that holds ``prometheus_client`` metric objects; the rest of the
 service reports through its functions (``notifications_created``, ``attempts_recorded``,
-``receipt_recorded``, ``rate_limited``, ``paced_jobs_waiting``), called where those things
-happen. It imports nothing of ours, so every layer may call it. Each call costs a few
+``receipt_recorded``, ``rate_limited``, ``paced_jobs_waiting``, ``suppression_added``,
+``email_event``), called where those things happen. It imports nothing of ours, so every
+layer may call it. Each call costs a few
 microseconds and no query; the gauges read from the database (due notifications, the oldest
 one's age, live consumers) are computed at scrape time by ``operations.collectors``.
 
@@ -102,6 +103,29 @@ RECEIPTS = Counter(
     "pending; repeated: the part was final already).",
     ("transport", "outcome"),
 )
+SUPPRESSIONS = Counter(
+    "notify_suppressions",
+    "Email addresses suppressed, by reason (hard_bounce, soft_bounces, complaint, rejected, "
+    "unknown_mailbox, manual).",
+    ("reason",),
+)
+EMAIL_EVENTS = Counter(
+    "notify_email_events",
+    "Email provider tracking events received (django-anymail's webhooks), by kind: "
+    "delivered, hard_bounce, soft_bounce, complaint, rejected, or ignored.",
+    ("kind",),
+)
+WEBHOOK_DELIVERIES = Counter(
+    "notify_webhook_deliveries",
+    "Webhook posts to client endpoints, by outcome (success, redirect, client_error, "
+    "server_error, timeout, connection_error, refused).",
+    ("outcome",),
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "notify_webhook_delivery_seconds",
+    "Time from posting a webhook to its endpoint's answer (or the error).",
+    buckets=DURATION_BUCKETS,
+)
 PACED_JOBS_WAITING = Gauge(
     "notify_paced_jobs_waiting",
     "Jobs waiting in the consumers' paced lanes for their pacing slot.",
@@ -159,6 +183,16 @@ def receipt_recorded(transport: str, outcome: str) -> None:
     _child(RECEIPTS, transport, str(outcome)).inc()
 
 
+def suppression_added(reason: str) -> None:
+    """Count one email address suppressed (``reason``: a ``Suppression.Reason``)."""
+    _child(SUPPRESSIONS, str(reason)).inc()
+
+
+def email_event(kind: str) -> None:
+    """Count one email provider tracking event stored (``kind``), or "ignored"."""
+    _child(EMAIL_EVENTS, str(kind)).inc()
+
+
 def rate_limited(provider: str) -> None:
     """Count one provider answer asking us to slow down (429, throttled)."""
     _child(RATE_LIMITED, provider).inc()
@@ -167,3 +201,9 @@ def rate_limited(provider: str) -> None:
 def paced_jobs_waiting(n: int) -> None:
     """How many jobs this process's paced lane holds now."""
     PACED_JOBS_WAITING.set(n)
+
+
+def webhook_attempted(outcome: str, seconds: float) -> None:
+    """Count one webhook post (``outcome``: a ``WebhookAttempt.Outcome``) and its time."""
+    _child(WEBHOOK_DELIVERIES, str(outcome)).inc()
+    WEBHOOK_DELIVERY_SECONDS.observe(seconds)

@@ -12,6 +12,11 @@ yesterday. A cancelled notification has no time of its own: it goes by the other
 rows stay (the campaign list is history); their skipped recipients go with the campaign's last
 notification, once the campaign too is older than the cutoff.
 
+Suppressed email addresses and the soft bounces that count toward one are the suppression
+app's own: an active suppression stays until an operator lifts it (it is what keeps mail from
+a dead address), a lifted one goes ``NOTIFY_RETENTION_DAYS`` after the lift, a soft bounce
+after ``NOTIFY_SOFT_BOUNCE_DAYS`` (``notifications.suppression.services.prune``, hourly).
+
 The cutoff is ``NOTIFY_RETENTION_DAYS`` ago, but never later than the days the dashboard's
 rollup has covered (``rollup.covered_until``). A run moves the ``RetentionWatermark`` to its
 cutoff before it deletes anything, and the rollup keeps its days before the watermark as they

@@ -54,18 +54,24 @@ def page_url(user_id: int) -> str:
     return base + reverse("preferences-page", args=[page_token(user_id)])
 
 
-def email_footer(user_id: int, language: str = "") -> tuple[str, str]:
-    """The footer every email carries: the plain-text and the HTML line with a fresh link to
-    the user's preference page, in ``language`` (else the service's); ("", "") when
-    PUBLIC_BASE_URL is unset."""
+def email_footer(
+    user_id: int, language: str = "", unsubscribe: str = "", topic: str = ""
+) -> tuple[str, str]:
+    """The footer every email carries: the plain-text and the HTML lines with a fresh link to
+    the user's preference page and, given ``unsubscribe`` (the one-click link) and ``topic``
+    (its category's name), a link to unsubscribe from that topic, in ``language`` (else the
+    service's); ("", "") when PUBLIC_BASE_URL is unset."""
     url = page_url(user_id)
     if not url:
         return "", ""
     with translation.override(language or settings.LANGUAGE_CODE):
-        label = gettext("Choose which notifications you get, and where")
-    text = f"\n\n-- \n{label}: {url}\n"
+        lines = [(gettext("Choose which notifications you get, and where"), url)]
+        if unsubscribe:
+            lines.append((gettext("Unsubscribe from %(topic)s") % {"topic": topic}, unsubscribe))
+    text = "\n\n-- \n" + "".join(f"{label}: {link}\n" for label, link in lines)
     html = (
         '<p style="margin-top:2em;font-size:12px;color:#666">'
-        f'<a href="{escape(url)}">{escape(label)}</a></p>'
+        + " · ".join(f'<a href="{escape(link)}">{escape(label)}</a>' for label, link in lines)
+        + "</p>"
     )
     return text, html

@@ -6,40 +6,27 @@ reason, a round deferred to a time). A required category bypasses all of it.
 
 ``load`` reads what a claimed batch needs in one query (each user's choices for the batch's
 categories; the categories themselves come with the claim's own load, and the default
-category from a short cache), so the policy costs no query per notification.
+category from a short cache), and one more for the batch's suppressed email addresses
+(``notifications.suppression``), so the policy costs no query per notification. A
+suppressed address skips email for every category, required ones too: a dead address is
+dead whatever the message.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 
 from notifications.models import Notification, UserContact
 from notifications.preferences import caps
+from notifications.preferences.defaults import cached_default
 from notifications.preferences.models import Category, Preference
 from notifications.preferences.quiet_hours import Window, read_window, window_end, zone_of
-from notifications.preferences.services import default_category, turned_off_reason
-
-DEFAULT_CACHE_SECONDS = 30.0
-_default: tuple[float, Category] | None = None
-
-
-def cached_default() -> Category:
-    """The default category, read at most every ``DEFAULT_CACHE_SECONDS`` per process."""
-    global _default
-    now = time.monotonic()
-    if _default is None or now - _default[0] > DEFAULT_CACHE_SECONDS:
-        _default = (now, default_category())
-    return _default[1]
-
-
-def forget_default() -> None:
-    """Drop the cached default category (tests, and after an operator changes it)."""
-    global _default
-    _default = None
+from notifications.preferences.services import turned_off_reason
+from notifications.suppression.services import normalize_address, suppressed_among
 
 
 @dataclass
@@ -48,6 +35,8 @@ class Context:
 
     default: Category
     choices: dict[tuple[int, int, str], bool] = field(default_factory=dict)
+    # The batch's suppressed email addresses (normalized) → the skip reason.
+    suppressed: dict[str, str] = field(default_factory=dict)
 
     def category(self, notification: Notification) -> Category:
         return notification.category if notification.category_id else self.default
@@ -68,7 +57,16 @@ def load(notifications: list[Notification]) -> Context:
             category_id__in={category for _, category in wanted},
         ).values_list("user_id", "category_id", "channel", "enabled")
         context.choices = {(u, c, ch): enabled for u, c, ch, enabled in rows}
+    context.suppressed = suppressed_among(_email_of(n) for n in notifications)
     return context
+
+
+def _email_of(notification: Notification) -> str:
+    """The email address of a notification's recipient (loaded with ``user__contact``)."""
+    try:
+        return notification.user.contact.effective_email
+    except ObjectDoesNotExist:  # a user made before contacts existed
+        return getattr(notification.user, "email", "") or ""
 
 
 def quiet_window(contact: UserContact) -> Window | None:
@@ -159,6 +157,14 @@ def channel_refusal(
     if enabled is None:
         enabled = category.channel_default(channel)
     return "" if enabled else turned_off_reason(category, channel)
+
+
+def address_refusal(channel: str, address: str, context: Context) -> str:
+    """Why ``channel`` may not send to ``address`` ("suppressed: hard bounce on 3 Dec"), or
+    "" when it may. Whatever the category: a dead address is dead."""
+    if channel != "email":
+        return ""
+    return context.suppressed.get(normalize_address(address), "")
 
 
 def _span(category: Category) -> str:

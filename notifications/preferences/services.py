@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from notifications.models import Channel
@@ -68,34 +68,6 @@ def category_get(key: str) -> Category:
         raise ValidationError(
             {"category": _("There is no category with the key %(key)r.") % {"key": key}}
         ) from None
-
-
-DEFAULT_KEY = "general"
-
-
-def default_category() -> Category:
-    """The category of notifications that name none: the one marked default, made (as
-    "general", opt-out, not required) when there is none yet."""
-    category = Category.objects.filter(is_default=True).first()
-    if category is not None:
-        return category
-    try:
-        with transaction.atomic():
-            category, _created = Category.objects.get_or_create(
-                key=DEFAULT_KEY,
-                defaults={
-                    "name_en": "General",
-                    "name_ru": "Общие",
-                    "description_en": "Notifications that belong to no other category.",
-                    "description_ru": "Уведомления, не относящиеся к другим категориям.",
-                    "is_default": True,
-                },
-            )
-    except IntegrityError:  # made by a concurrent call, or "general" exists but isn't default
-        category = Category.objects.filter(is_default=True).first() or Category.objects.get(
-            key=DEFAULT_KEY
-        )
-    return category
 
 
 def preference_set(

@@ -27,13 +27,16 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.cache import patch_cache_control
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from notifications.api.throttling import anonymous_wait
 from notifications.models import Channel, UserContact
 from notifications.preferences import links
+from notifications.preferences import unsubscribe as one_click
 from notifications.preferences.models import Category
 from notifications.preferences.reach import unreachable
 from notifications.preferences.services import CategoryState, preference_set, states_of
@@ -146,3 +149,41 @@ def page(request: HttpRequest, token: str) -> HttpResponse:
         notes=list(unreachable(contact).values()),
         saved=request.GET.get("saved") == "1",
     )
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """One-click unsubscribe (RFC 8058) from the link in an email's ``List-Unsubscribe``.
+
+    ``POST`` turns the token's channel of its category off for its user and says so: no
+    login and no CSRF token (a mail provider posts it, with ``List-Unsubscribe=One-Click`` as
+    its body, or without, as providers vary), safe to repeat, and not throttled, since
+    providers post from a few addresses for many users and the signed token can't be guessed.
+    ``GET`` shows the button (a mail client's link, or a link scanner, must not unsubscribe
+    anyone), with a link to the user's whole preference page. An altered token, or one whose
+    user or category is gone, gets the plain 404 page and changes nothing.
+    """
+    if request.method != "POST":
+        refused = _throttled(request)
+        if refused is not None:
+            return refused
+    try:
+        target = one_click.target_of(token)
+    except one_click.BadToken:
+        return _render(request, "bad_link", page_language(request), 404)
+    contact = UserContact.objects.filter(user=target.user).first()
+    lang = page_language(request, contact)
+    context = {
+        "topic": target.category.name(lang),
+        "channel": dict(Channel.choices)[target.channel],
+        "page_url": reverse("preferences-page", args=[links.page_token(target.user.pk)]),
+    }
+    if target.category.required:  # made required since the email was sent
+        return _render(request, "unsubscribe", lang, 409, required=True, **context)
+    if request.method == "POST":
+        preference_set(
+            user=target.user, category=target.category, channel=target.channel, enabled=False
+        )
+        return _render(request, "unsubscribe", lang, done=True, **context)
+    return _render(request, "unsubscribe", lang, **context)

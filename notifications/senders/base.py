@@ -34,7 +34,9 @@ class DeliveryError(Exception):
     - ``transport_only`` (with ``permanent``): only this transport refuses the recipient (an
       email-to-SMS gateway's 5xx at RCPT); the channel's next transport is tried.
     - ``retry_after``: the provider asked us to slow down: retry the same channel after that
-      many seconds; never a reason to fall through to another channel.
+      many seconds; never a reason to fall through to another channel. ``pause`` names the
+      pacing schedule the provider's limit applies to (Telegram's: the whole bot), which is
+      then pushed back that long for every worker and host, not just this notification.
     - ``ambiguous``: the request went out and no answer came back (a read timeout, a
       connection dropped after the body was sent): the provider may have accepted it.
     - otherwise transient: the next transport or channel now, the whole chain again later.
@@ -50,12 +52,14 @@ class DeliveryError(Exception):
         transport_only: bool = False,
         retry_after: float | None = None,
         ambiguous: bool = False,
+        pause: str = "",
     ) -> None:
         self.message = redact(message)
         self.permanent = permanent
         self.transport_only = transport_only
         self.retry_after = retry_after
         self.ambiguous = ambiguous
+        self.pause = pause
         super().__init__(self.message)
 
     @property

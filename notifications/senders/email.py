@@ -12,7 +12,9 @@ django-anymail's), over a connection each thread keeps open between messages.
 
 Classification (``classify_mail_error``): SMTP 5xx about the recipient or the message is
 permanent; 4xx, disconnects, timeouts and connection errors are transient; a refused login
-or sender is a configuration error. The errors of other backends (django-anymail's) map the
+or sender is a configuration error. A recipient refused as unknown (``5.1.1`` "user
+unknown" and the other 5.1.x codes of a dead destination address) is a ``RecipientUnknown``:
+the email sender then suppresses the address (``on_permanent``; nothing on the success path). The errors of other backends (django-anymail's) map the
 same way: refused recipients and invalid addresses are permanent, HTTP 429 is rate limited,
 401/403 are configuration errors, 5xx and network errors are transient.
 """
@@ -20,6 +22,7 @@ same way: refused recipients and invalid addresses are permanent, HTTP 429 is ra
 from __future__ import annotations
 
 import functools
+import re
 import smtplib
 import threading
 import time
@@ -40,6 +43,7 @@ from django.utils.module_loading import import_string
 
 from notifications.content import content_for, recipient_language
 from notifications.operations import metrics
+from notifications.preferences import unsubscribe
 from notifications.preferences.links import email_footer
 from notifications.senders.base import (
     ConfigurationError,
@@ -50,6 +54,7 @@ from notifications.senders.base import (
     SkipChannel,
 )
 from notifications.senders.http import connect_phase
+from notifications.suppression.services import suppression_record_refusal
 
 if TYPE_CHECKING:
     from notifications.models import Notification, UserContact
@@ -93,6 +98,38 @@ def _anymail_error(err: Exception, server: str) -> DeliveryError | None:
     return DeliveryError(detail, ambiguous=ambiguous)
 
 
+# RFC 3463's X.1.x codes of a destination address that does not exist: bad mailbox (1),
+# bad system (2), bad syntax (3), mailbox moved (6), and RFC 7505's null MX (10). Not 5.1.0
+# (servers use it for a refused sender too) nor 5.1.4 (ambiguous).
+_UNKNOWN_ENHANCED = re.compile(r"(?<![\d.])5\.1\.(?:1|2|3|6|10)(?![\d.])")
+_ANY_ENHANCED = re.compile(r"(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?![\d.])")
+# The words of a "user unknown" from a server that gives no enhanced code.
+_UNKNOWN_WORDS = re.compile(
+    r"\b(?:user unknown|unknown user|no such (?:user|mailbox|recipient)|"
+    r"mailbox (?:not found|does not exist)|recipient (?:unknown|not found))\b",
+    re.IGNORECASE,
+)
+
+
+class RecipientUnknown(DeliveryError):
+    """The server refused the recipient as an address that does not exist (permanent):
+    ``replies`` maps each such address to the server's reply."""
+
+    def __init__(self, message: str, replies: dict[str, str]) -> None:
+        super().__init__(message, permanent=True)
+        self.replies = replies
+
+
+def mailbox_unknown(code: int, reply: str) -> bool:
+    """Whether an SMTP reply to RCPT says the mailbox does not exist: a 5xx with a 5.1.x
+    code of a dead destination address, or, without an enhanced code, in words."""
+    if code < 500:
+        return False
+    if _UNKNOWN_ENHANCED.search(reply):
+        return True
+    return not _ANY_ENHANCED.search(reply) and bool(_UNKNOWN_WORDS.search(reply))
+
+
 def classify_mail_error(err: Exception, server: str, *, opening: bool = False) -> DeliveryError:
     """The ``DeliveryError`` an exception from a mail backend means; re-raises unknown kinds.
 
@@ -105,6 +142,13 @@ def classify_mail_error(err: Exception, server: str, *, opening: bool = False) -
         replies = list(err.recipients.values())
         permanent = bool(replies) and all(code >= 500 for code, _ in replies)
         detail = "; ".join(_reply(code, msg) for code, msg in replies)
+        unknown = {
+            str(address): _reply(code, msg)
+            for address, (code, msg) in err.recipients.items()
+            if mailbox_unknown(code, _reply(code, msg))
+        }
+        if permanent and unknown:
+            return RecipientUnknown(f"{server} refused the recipient: {detail}", unknown)
         return DeliveryError(f"{server} refused the recipient: {detail}", permanent=permanent)
     if isinstance(err, smtplib.SMTPAuthenticationError):
         return ConfigurationError(
@@ -340,8 +384,14 @@ class EmailSender(Sender):
         address = validated_address(self.address(contact), "the email address")
         sender = validated_address(settings.DEFAULT_FROM_EMAIL, "DEFAULT_FROM_EMAIL")
         content = content_for(notification, self.channel)
+        language = recipient_language(notification)
+        # A category users may turn off: RFC 8058's one-click headers and a footer link.
+        link, category = unsubscribe.email_link(notification)
         footer_text, footer_html = email_footer(
-            notification.user_id, recipient_language(notification)
+            notification.user_id,
+            language,
+            unsubscribe=link,
+            topic=category.name(language) if category is not None else "",
         )
         domain = sender.rpartition("@")[2] or "localhost"
         message = EmailMultiAlternatives(
@@ -349,7 +399,7 @@ class EmailSender(Sender):
             body=content.text + footer_text,
             from_email=sender,
             to=[address],
-            headers={"Message-ID": make_msgid(domain=domain)},
+            headers={"Message-ID": make_msgid(domain=domain), **unsubscribe.headers(link)},
         )
         if content.html:
             message.attach_alternative(_with_footer(content.html, footer_html), "text/html")
@@ -363,6 +413,16 @@ class EmailSender(Sender):
         return PartResult(
             provider_message_id=str(provider_id or message.extra_headers["Message-ID"])
         )
+
+    def on_permanent(self, contact: UserContact, error: DeliveryError) -> None:
+        """A recipient refused as unknown (``RecipientUnknown``) suppresses its address, so
+        later notifications skip email (``notifications.suppression``)."""
+        if not isinstance(error, RecipientUnknown):
+            return
+        replies = error.replies
+        if len(replies) == 1:  # our one recipient: as the contact writes it
+            replies = {self.address(contact): next(iter(replies.values()))}
+        suppression_record_refusal(replies=replies, server=self.server_name())
 
     def check(self) -> str:
         self.mailer.check()

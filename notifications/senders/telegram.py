@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from notifications.models import Notification, UserContact
 
 MAX_MESSAGE_LENGTH = 4096
+# The pacing schedule of the bot: every message books a slot of it (NOTIFY_TELEGRAM_RATE),
+# and a 429 pushes it back by its retry_after (``notifications.pacing.push_back``).
+BOT_PACE = "telegram"
 
 
 class Conflict(DeliveryError):
@@ -123,7 +126,8 @@ def classify(answer: http.HttpAnswer) -> Any:
             retry_after = float(parameters.get("retry_after") or 1)
         except (TypeError, ValueError, AttributeError):
             retry_after = 1.0
-        raise DeliveryError(summary, retry_after=max(retry_after, 0.1))
+        # Telegram's flood control is the bot's, not the chat's: the whole bot waits.
+        raise DeliveryError(summary, retry_after=max(retry_after, 0.1), pause=BOT_PACE)
     if error_code == 409:
         raise Conflict(summary)
     if error_code in (401, 404):
@@ -180,7 +184,7 @@ class TelegramSender(Sender):
     def paces(self, prepared: Prepared, index: int) -> list[Pace]:
         return [
             Pace(f"telegram:chat:{prepared.address}", settings.NOTIFY_TELEGRAM_CHAT_RATE),
-            Pace("telegram", settings.NOTIFY_TELEGRAM_RATE),
+            Pace(BOT_PACE, settings.NOTIFY_TELEGRAM_RATE),
         ]
 
     def _send(self, prepared: Prepared, chat_id: str, text: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from django.utils import translation
 
 from notifications.channels import all_senders
 from notifications.models import Notification, UserContact
+from notifications.operations import heartbeat
 from notifications.senders.base import PartResult, Sender
 from notifications.senders.http import reset_http_session
 from notifications.senders.sms_smpp import close_sessions
@@ -51,6 +52,15 @@ def _compiled_catalogue() -> None:
     the same translations (the bot's replies, the admin in Russian)."""
     call_command("compile_translations")
     translation.trans_real._translations.clear()  # read the freshly compiled catalogue
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_consumer_count() -> Iterator[None]:
+    """Each test counts the live consumers' workers afresh (``heartbeat.live_workers``
+    caches the count for a few seconds per process)."""
+    heartbeat.forget_live()
+    yield
+    heartbeat.forget_live()
 
 
 @pytest.fixture(autouse=True)

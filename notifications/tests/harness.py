@@ -20,14 +20,21 @@ class Consumer:
 
     ``args`` are extra ``run_huey`` options after ``-w N -k thread`` (the tests' default,
     ``-C``, turns huey's worker health check off; the bench passes none, as ``make run``).
+    ``prefix`` runs it through another command (``ip netns exec <host>``: make scaleout).
     """
 
     def __init__(
-        self, env: dict[str, str], log: Path, workers: int = 4, args: Sequence[str] = ("-C",)
+        self,
+        env: dict[str, str],
+        log: Path,
+        workers: int = 4,
+        args: Sequence[str] = ("-C",),
+        prefix: Sequence[str] = (),
     ) -> None:
         self.env = env
         self.workers = workers
         self.args = tuple(args)
+        self.prefix = tuple(prefix)
         self.process: subprocess.Popen | None = None
         self.log = log
 
@@ -35,6 +42,7 @@ class Consumer:
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "manage.py",
                 "run_huey",

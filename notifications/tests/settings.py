@@ -42,3 +42,5 @@ NOTIFY_TELEGRAM_CHAT_RATE = 0.0
 # The API's tests of throttling set their own rates.
 NOTIFY_API_RATE = None
 NOTIFY_API_ANON_RATE = None
+# Webhook endpoints on 127.0.0.1 (the tests' receivers); the address guard's tests turn it off.
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = True

@@ -45,6 +45,8 @@ WITH_RULES = (
     "notifications_list",
     "users_contact_update",
     "users_preferences_update",
+    "webhooks_create",
+    "webhooks_update",
 )
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 CONFIG = SchemathesisConfig.from_dict(
@@ -64,7 +66,7 @@ FUZZ = hypothesis.settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-STATEFUL = hypothesis.settings(FUZZ, max_examples=8, stateful_step_count=5)
+STATEFUL = hypothesis.settings(FUZZ, max_examples=16, stateful_step_count=5)
 
 
 # What the generated requests may use in this test: real users.

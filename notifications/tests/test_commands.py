@@ -52,12 +52,14 @@ def test_check_channels_reports_each_channel_without_sending(settings, telegram,
 
 
 def test_check_channels_says_when_users_get_no_preference_link(settings):
-    """Issue 16: without PUBLIC_BASE_URL emails carry no preference-page link; say so."""
+    """Issues 16 and 17: without PUBLIC_BASE_URL emails carry no preference-page link and no
+    one-click unsubscribe; say so."""
     settings.PUBLIC_BASE_URL = ""
     settings.NOTIFY_PUBLIC_URL = ""
     out = io.StringIO()
     call_command("check_channels", stdout=out)
     assert "PUBLIC_BASE_URL: not set" in out.getvalue()
+    assert "no one-click unsubscribe (List-Unsubscribe" in out.getvalue()
     settings.PUBLIC_BASE_URL = "https://notify.example.com"
     out = io.StringIO()
     call_command("check_channels", stdout=out)

@@ -63,6 +63,23 @@ def test_nothing_is_booked_past_the_horizon(schedule, name):
     assert book(schedule, name, 1.0, horizon=5).at == pytest.approx(late.at, abs=0.05)
 
 
+def test_a_push_back_moves_the_next_slot_and_pauses_the_pace_never_earlier(schedule, name):
+    """Issue 19: a provider's retry_after moves the whole pace: the next slot anyone books is
+    after it, the pace reads as paused until then, and a shorter push never shortens it."""
+    assert schedule.paused_until([name]) == 0.0
+    before = time.time()
+    until = schedule.push_back(name, 3.0)
+    assert until == pytest.approx(before + 3.0, abs=0.5)
+    assert schedule.paused_until([name, "another-pace"]) == pytest.approx(until, abs=0.01)
+    assert book(schedule, name, 0.1).at == pytest.approx(until, abs=0.01)
+    assert book(schedule, name, 0.1).at == pytest.approx(until + 0.1, abs=0.01)
+    # The slots booked stay booked: a shorter push leaves the next one where it was.
+    assert schedule.push_back(name, 1.0) == pytest.approx(until + 0.2, abs=0.01)
+    assert schedule.paused_until([name]) == pytest.approx(until, abs=0.01)
+    # Another pace is untouched.
+    assert book(schedule, f"{name}-other", 0.1).at < until - 1.0
+
+
 def test_a_chat_and_the_bot_are_booked_together_when_the_chat_is_free(schedule, name):
     """One round trip books both: the chat's slot (now) and then the bot's."""
     chat, bot = f"{name}:chat:a", name

@@ -375,6 +375,39 @@ def test_telegram_429_retries_telegram_without_falling_through(
     assert smtp.received == []
 
 
+def test_a_telegram_429_pushes_back_the_whole_bot_across_consumers(
+    start_consumer, telegram, smtp, make_batch, capsys
+):
+    """Issue 19: Telegram's flood control is the bot's. One 429 with retry_after 3 (the fake
+    then refuses every send of the bot for 3 s, as Telegram does) pushes back the bot's
+    shared schedule: two consumers, with slots booked ahead, send nothing inside the
+    penalty but a send already on the wire when it began, and no notification fails or
+    falls through to email."""
+    telegram.flood = True
+    telegram.retry_after = 3
+    telegram.queue.extend(["ok"] * 5 + ["429"])
+    env = {"NOTIFY_TELEGRAM_RATE": "5", "NOTIFY_TELEGRAM_CHAT_RATE": "0"}
+    start_consumer(workers=4, **env)
+    start_consumer(workers=4, **env)
+    ids = make_batch(30, "flood", with_email=lambda i: True)
+    queue(ids)
+
+    counts = wait_until_final(ids, 120)
+
+    limited = DeliveryAttempt.objects.filter(outcome=Outcome.RATE_LIMITED).count()
+    report(
+        capsys,
+        f"flood: {len(telegram.messages)} sent, {limited} heard 429, "
+        f"{telegram.flood_hits} sent inside the penalty",
+    )
+    assert counts == Counter({Status.SENT: 30})
+    assert sorted(telegram.delivered_texts()) == sorted(f"flood {i}" for i in range(30))
+    assert telegram.flood_hits <= 1
+    assert limited == 1 + telegram.flood_hits
+    assert smtp.received == []
+    assert not Notification.objects.filter(pk__in=ids).exclude(channel="telegram").exists()
+
+
 def test_a_paced_notification_is_not_lost_when_its_consumer_dies_while_it_waits(
     start_consumer, telegram, make_batch, capsys
 ):

@@ -11,11 +11,14 @@ from django.utils import timezone
 
 from notifications import pacing, services, tasks
 from notifications.models import ApiIdempotencyKey, Notification
+from notifications.operations import heartbeat
+from notifications.operations.models import ConsumerHeartbeat
 from notifications.tests.fixtures import wait_for
 
 Status = Notification.Status
 
 
+@pytest.mark.django_db  # no consumer has reported: the settings size the doorbells
 def test_ring_spreads_few_ids_over_the_workers_and_batches_many(settings, monkeypatch):
     settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS, settings.NOTIFY_BATCH_SIZE = 4, 1, 10
     messages: list[list[int]] = []
@@ -29,6 +32,60 @@ def test_ring_spreads_few_ids_over_the_workers_and_batches_many(settings, monkey
     tasks.ring(range(1000))  # many: at most NOTIFY_BATCH_SIZE each
     assert [len(m) for m in messages] == [10] * 100
     assert sorted(i for m in messages for i in m) == list(range(1000))
+
+
+def consumer_alive(host: str, workers: int, seconds_ago: float = 1) -> None:
+    seen = timezone.now() - timedelta(seconds=seconds_ago)
+    ConsumerHeartbeat.objects.create(
+        host=host, pid=1, started_at=seen, seen_at=seen, workers=workers, paced_threads=workers
+    )
+
+
+@pytest.mark.django_db
+def test_doorbells_are_sized_from_the_consumers_alive_now(settings, monkeypatch):
+    """Issue 19: with no NOTIFY_WORKERS set in the web (its default, 8), two consumers of 16
+    threads each are what 2,000 ids are split for: 125 messages of 16 (about four per
+    worker), not 40 of 50 for 8 workers. A consumer whose heartbeat went stale counts for
+    nothing; when every one has gone, the settings size them again."""
+    settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS, settings.NOTIFY_BATCH_SIZE = 8, 1, 50
+    messages: list[list[int]] = []
+    monkeypatch.setattr(tasks, "deliver", lambda ids: messages.append(ids))
+    consumer_alive("host-a", 16)
+    consumer_alive("host-b", 16)
+    consumer_alive("host-gone", 64, seconds_ago=settings.NOTIFY_READY_HEARTBEAT_SECONDS + 5)
+    assert tasks.doorbell_workers() == 32
+    tasks.ring(range(2000))
+    assert [len(m) for m in messages] == [16] * 125
+    assert sorted(i for m in messages for i in m) == list(range(2000))
+
+    ConsumerHeartbeat.objects.all().delete()
+    heartbeat.forget_live()
+    messages.clear()
+    tasks.ring(range(2000))
+    assert [len(m) for m in messages] == [50] * 40
+
+
+@pytest.mark.django_db
+def test_the_doorbell_setting_overrides_the_heartbeats(settings):
+    consumer_alive("host-a", 16)
+    settings.NOTIFY_DOORBELL_THREADS = 4
+    assert tasks.doorbell_workers() == 4
+    settings.NOTIFY_DOORBELL_THREADS = 0
+    assert tasks.doorbell_workers() == 16
+
+
+@pytest.mark.e2e
+def test_a_real_consumers_threads_size_the_webs_doorbells(settings, start_consumer):
+    """The consumer alone is told its threads (6); this process, the web's stand-in, keeps
+    the default NOTIFY_WORKERS and still sizes for 6."""
+    settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS = 8, 1
+    start_consumer(workers=6).wait_started()
+    wait_for(
+        lambda: heartbeat.live_workers(cached=False) == 6, 30, "the consumer to report 6 threads"
+    )
+    heartbeat.forget_live()
+    assert tasks.doorbell_workers() == 6
+    assert tasks._batch_size(2000) == 50 and tasks._batch_size(240) == 10
 
 
 @pytest.fixture
@@ -173,6 +230,7 @@ def test_a_worker_takes_only_paced_jobs_whose_slot_has_come_and_only_from_a_busy
     assert busy.waiting() == 1
 
 
+@pytest.mark.django_db
 def test_ring_due_rings_scheduled_ones_once_per_time(monkeypatch):
     rung: list = []
     monkeypatch.setattr(
@@ -183,6 +241,7 @@ def test_ring_due_rings_scheduled_ones_once_per_time(monkeypatch):
     assert rung == [([1, 4], None), ([2, 3], later)]
 
 
+@pytest.mark.django_db
 def test_a_chunk_due_at_ten_local_times_rings_about_as_often_as_at_one(settings, monkeypatch):
     """Issue 16: a campaign at 10:00 in each recipient's zone is split for all its times
     together: 320 ids over 10 times ring 40 doorbells (4 each), not 320 (32 of one id each)."""

@@ -46,8 +46,9 @@ class Command(BaseCommand):
             # Not a failure: the service sends, but users have no link to their preferences.
             self.stdout.write(
                 self.style.WARNING(
-                    "PUBLIC_BASE_URL: not set; emails carry no link to the preference page, "
-                    "and the bot's /settings sends none"
+                    "PUBLIC_BASE_URL: not set; emails carry no link to the preference page "
+                    "and no one-click unsubscribe (List-Unsubscribe: Gmail and Yahoo may "
+                    "file bulk mail without it as spam), and the bot's /settings sends none"
                 )
             )
         if problems:

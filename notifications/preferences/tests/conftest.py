@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.preferences import policy
+from notifications.preferences.defaults import forget_default
+from notifications.preferences.tests.topics import make_topics
 
 
 @pytest.fixture
@@ -18,6 +19,17 @@ def chain(settings, telegram, smtp):
     settings.NOTIFY_HTTP_TIMEOUT = 1.0
     settings.NOTIFY_RETRY_BASE_SECONDS = 0
     settings.NOTIFY_RETRY_MAX_SECONDS = 0
-    policy.forget_default()
+    forget_default()
     yield settings
-    policy.forget_default()
+    forget_default()
+
+
+@pytest.fixture
+def topics():
+    """Order updates (on by default), Promotions (opt-in), Security (required)."""
+    return make_topics()
+
+
+@pytest.fixture
+def ann(make_user):
+    return make_user(email="ann@example.com", language="en")

@@ -18,7 +18,6 @@ from notifications.preferences import bot as preference_bot
 from notifications.preferences import links, reach
 from notifications.preferences.models import Category, Preference
 from notifications.preferences.services import states_of
-from notifications.preferences.tests.topics import make_topics
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,11 +58,6 @@ def updates(request, bot, telegram):
             assert "callback_query" in getupdates[-1]["allowed_updates"]
 
     return deliver
-
-
-@pytest.fixture
-def topics():
-    return make_topics()
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from notifications.preferences.defaults import default_category
 from notifications.preferences.models import Category
-from notifications.preferences.services import default_category, states_of
+from notifications.preferences.services import states_of
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -13,18 +13,12 @@ from django.urls import reverse
 
 from notifications.preferences import links
 from notifications.preferences.services import states_of
-from notifications.preferences.tests.topics import make_topics
 from notifications.tests.browser import TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 expect = pytest.importorskip("playwright.sync_api").expect
 
 PHONE = {"width": 360, "height": 740}
-
-
-@pytest.fixture
-def topics():
-    return make_topics()
 
 
 def url_of(user) -> str:

@@ -22,19 +22,8 @@ from notifications.models import UserContact
 from notifications.preferences import links
 from notifications.preferences.models import Preference
 from notifications.preferences.services import states_of
-from notifications.preferences.tests.topics import make_topics
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def topics():
-    return make_topics()
-
-
-@pytest.fixture
-def ann(make_user):
-    return make_user(email="ann@example.com", language="en")
 
 
 def url_of(user, **query) -> str:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from notifications import delivery, services
 from notifications.models import Notification, UserContact
 from notifications.preferences import caps, policy
+from notifications.preferences.defaults import forget_default
 from notifications.preferences.models import Category, Preference
 from notifications.preferences.quiet_hours import Window
 from notifications.senders.base import DeliveryError, PartResult, Prepared, Sender
@@ -253,7 +254,7 @@ def test_the_recipients_control_keeps_its_promises(pipeline, world):
     clock.now = START
     providers.failures = list(world["failures"])
     providers.sent = []
-    policy.forget_default()
+    forget_default()
     Notification.objects.all().delete()
     Category.objects.all().delete()
     User.objects.all().delete()

@@ -13,7 +13,9 @@ delivered, the answer comes only after ``hang`` seconds: a client with a shorter
 sees a read timeout) and ``accept_then_drop`` (delivered, then the connection is closed
 without an answer). ``queue`` holds one-shot behaviours consumed before the default, to
 script "fails twice, then recovers". ``rate_limit`` makes it enforce N messages/second and
-answer 429 beyond it, as Telegram does. ``flaky`` (a fraction) fails that share of sends at
+answer 429 beyond it, as Telegram does. ``flood`` makes a 429 the bot's flood control, as
+Telegram's is: for its ``retry_after`` seconds every ``sendMessage`` of the bot gets 429 too,
+each counted in ``flood_hits`` (a send made while told to wait: a self-caused 429). ``flaky`` (a fraction) fails that share of sends at
 random with 500, 502 or a timeout, drawn from a generator seeded with ``seed``. Text that is
 empty or only whitespace once entities are parsed (``parse_mode`` HTML, Markdown,
 MarkdownV2) is refused with 400 "Bad Request: message text is empty", text over 4096
@@ -67,6 +69,7 @@ import argparse
 import copy
 import html
 import json
+import math
 import random
 import re
 import secrets
@@ -77,7 +80,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-from notifications.tests.fakes.server import JsonHandler, LocalServer, post
+from notifications.tests.fakes.server import JsonHandler, LocalServer
+from notifications.tests.fakes.telegram_webhook import WebhookMixin, _decoded
 
 ERRORS = {
     "400": (400, "Bad Request: chat not found"),
@@ -111,8 +115,6 @@ TERMINATED = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
-SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_UNSET: Any = object()
 
 
 def visible_text(text: str, parse_mode: str | None) -> str:
@@ -129,30 +131,24 @@ def visible_text(text: str, parse_mode: str | None) -> str:
     return text
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("true", "1", "yes")
-    return bool(value)
-
-
-def _decoded(value: Any) -> Any:
-    """A JSON-serialised field (as form-encoded calls send reply_markup), decoded."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _update_type(update: dict[str, Any]) -> str:
     return next((key for key in update if key != "update_id"), "")
 
 
-class FakeTelegram(LocalServer):
-    def __init__(self, token: str = "123456:TEST-token-s3cr3t", port: int = 0) -> None:
+class FakeTelegram(WebhookMixin, LocalServer):
+    def __init__(
+        self,
+        token: str = "123456:TEST-token-s3cr3t",
+        port: int = 0,
+        host: str = "127.0.0.1",
+        record_peers: bool = False,
+    ) -> None:
         self.token = token
         self.port = port
+        self.host = host
+        # Each message keeps the address it came from ("peer", which host sent it) and when
+        # it came ("at", Unix time).
+        self.record_peers = record_peers
         self.lock = threading.Lock()
         # Long polls wait on this; push_update, setWebhook, reset and stop wake them.
         self.updates_changed = threading.Condition(self.lock)
@@ -177,6 +173,9 @@ class FakeTelegram(LocalServer):
             self.requests: list[dict[str, Any]] = []  # every call, answered or not
             self.messages: list[dict[str, Any]] = []  # messages accepted (delivered)
             self.too_many = 0
+            self.flood = False
+            self.flood_until = 0.0  # time.monotonic(): the bot's penalty ends
+            self.flood_hits = 0
             self._next_id = 1000
             # Inline keyboards: the queries issued, and the answers given to them.
             self.callback_queries: set[str] = set()
@@ -385,118 +384,6 @@ class FakeTelegram(LocalServer):
                 self.polling -= 1
             return 200, {"ok": True, "result": [dict(u) for u in self.updates[:limit]]}
 
-    # --- the webhook --------------------------------------------------------------------------
-    def set_webhook(self, body: dict[str, Any]) -> tuple[int, dict]:
-        url = str(body.get("url") or "")
-        secret = body.get("secret_token")
-        if secret is not None and not SECRET_TOKEN.fullmatch(str(secret)):
-            return 400, {
-                "ok": False,
-                "error_code": 400,
-                "description": "Bad Request: secret token contains unallowed characters",
-            }
-        if url and not url.startswith(("http://", "https://")):
-            return 400, {
-                "ok": False,
-                "error_code": 400,
-                "description": "Bad Request: bad webhook: "
-                "An HTTPS URL must be provided for webhook",
-            }
-        if not url:
-            return self.delete_webhook(body)
-        with self.lock:
-            already = url == self.webhook_url
-            self.webhook_url = url
-            self.webhook_secret = str(secret) if secret is not None else None
-            if "allowed_updates" in body:
-                self.allowed_updates = list(_decoded(body["allowed_updates"]) or [])
-            if _flag(body.get("drop_pending_updates")):
-                self.updates = []
-            self.webhook_last_error = None
-            self.updates_changed.notify_all()  # waiting long polls end with 409
-        description = "Webhook is already set" if already else "Webhook was set"
-        return 200, {"ok": True, "result": True, "description": description}
-
-    def delete_webhook(self, body: dict[str, Any]) -> tuple[int, dict]:
-        with self.lock:
-            was_set = bool(self.webhook_url)
-            self.webhook_url = ""
-            self.webhook_secret = None
-            self.webhook_last_error = None
-            if _flag(body.get("drop_pending_updates")):
-                self.updates = []
-        description = "Webhook was deleted" if was_set else "Webhook is already deleted"
-        return 200, {"ok": True, "result": True, "description": description}
-
-    def webhook_info(self) -> dict[str, Any]:
-        with self.lock:
-            info: dict[str, Any] = {
-                "url": self.webhook_url,
-                "has_custom_certificate": False,
-                "pending_update_count": len(self.updates),
-            }
-            if self.webhook_url:
-                info["max_connections"] = 40
-                info["ip_address"] = "127.0.0.1"
-            if self.allowed_updates:
-                info["allowed_updates"] = list(self.allowed_updates)
-            if self.webhook_last_error:
-                info["last_error_date"], info["last_error_message"] = self.webhook_last_error
-        return info
-
-    def post_update_to_webhook(
-        self, update: dict[str, Any], secret: str | None = _UNSET, url: str | None = None
-    ) -> int:
-        """POST one update to the webhook (or ``url``) as Telegram does; the HTTP status.
-
-        ``secret`` defaults to the secret set with setWebhook; ``None`` sends no header.
-        Nothing is confirmed. 0 when no answer came (refused, timed out, dropped).
-        """
-        with self.lock:
-            target = url or self.webhook_url
-            if secret is _UNSET:
-                secret = self.webhook_secret
-            timeout = self.webhook_timeout
-        if not target:
-            raise RuntimeError("no webhook is set (setWebhook first, or pass url=)")
-        headers = {"Content-Type": "application/json"}
-        if secret is not None:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-        status = post(target, json.dumps(update).encode(), headers, timeout)
-        with self.lock:
-            self.webhook_posts.append(
-                {"update_id": update.get("update_id"), "secret": secret, "status": status}
-            )
-        return status
-
-    def post_pending_to_webhook(self) -> list[int]:
-        """POST every pending update to the webhook in order; confirm those answered 2xx.
-
-        Returns the status of each POST (0: no answer). Updates not confirmed stay pending,
-        as Telegram keeps retrying them.
-        """
-        with self.lock:
-            pending = [dict(u) for u in self.updates]
-            if not self.webhook_url:
-                raise RuntimeError("no webhook is set (setWebhook first)")
-        codes: list[int] = []
-        for update in pending:
-            status = self.post_update_to_webhook(update)
-            codes.append(status)
-            with self.lock:
-                if 200 <= status < 300:
-                    self.updates = [
-                        u for u in self.updates if u["update_id"] != update["update_id"]
-                    ]
-                else:
-                    error = (
-                        f"Wrong response from the webhook: {status}"
-                        if status
-                        else "Connection refused or timed out"
-                    )
-                    self.webhook_last_error = (int(time.time()), error)
-        return codes
-
     # --- answering --------------------------------------------------------------------------
     def _behaviour(self, chat_id: str) -> str:
         with self.lock:
@@ -519,7 +406,9 @@ class FakeTelegram(LocalServer):
             self._window.append(now)
             return False
 
-    def answer(self, token: str, method: str, body: dict[str, Any]) -> tuple[int, dict]:
+    def answer(
+        self, token: str, method: str, body: dict[str, Any], peer: str = ""
+    ) -> tuple[int, dict]:
         """The HTTP status and JSON answer to a Bot API call; status ``DROP`` (0): hang up."""
         chat_id = str(body.get("chat_id", ""))
         with self.lock:
@@ -544,16 +433,23 @@ class FakeTelegram(LocalServer):
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         if self.latency:
             time.sleep(self.latency)
+        with self.lock:
+            penalty = self.flood_until - time.monotonic()
+            if penalty > 0:
+                self.flood_hits += 1
+                return 429, self._too_many(max(1, math.ceil(penalty)))
         if self._over_rate():
-            return 429, self._too_many()
+            with self.lock:
+                return 429, self._too_many()
         behaviour = self._behaviour(chat_id)
         if behaviour in DELIVERING:
-            return self._deliver(chat_id, body, behaviour)
+            return self._deliver(chat_id, body, behaviour, peer)
         if behaviour == "timeout":
             time.sleep(self.hang)
             return 504, {"ok": False, "error_code": 504, "description": "Gateway Timeout"}
         if behaviour == "429":
-            return 429, self._too_many()
+            with self.lock:
+                return 429, self._too_many()
         if behaviour.startswith("migrate:"):
             new_id = behaviour.split(":", 1)[1]
             return 400, {
@@ -565,7 +461,9 @@ class FakeTelegram(LocalServer):
         code, description = ERRORS[behaviour]
         return code, {"ok": False, "error_code": code, "description": description}
 
-    def _deliver(self, chat_id: str, body: dict[str, Any], behaviour: str) -> tuple[int, dict]:
+    def _deliver(
+        self, chat_id: str, body: dict[str, Any], behaviour: str, peer: str = ""
+    ) -> tuple[int, dict]:
         text = visible_text(str(body.get("text") or ""), body.get("parse_mode"))
         if not text.strip():
             return 400, {
@@ -585,6 +483,8 @@ class FakeTelegram(LocalServer):
             for name in MESSAGE_FIELDS:
                 if name in body:
                     message[name] = _decoded(body[name]) if name != "parse_mode" else body[name]
+            if self.record_peers:
+                message["peer"], message["at"] = peer, time.time()
             self.messages.append(message)
         if behaviour == "accept_then_drop":
             return DROP, {}
@@ -652,12 +552,16 @@ class FakeTelegram(LocalServer):
             result = {"message_id": message["message_id"], "chat": {"id": chat_id}}
         return 200, {"ok": True, "result": {**result, "reply_markup": markup}}
 
-    def _too_many(self) -> dict:
+    def _too_many(self, retry_after: float | None = None) -> dict:
+        """A 429 answer; with ``flood``, the bot's penalty starts (called with the lock held)."""
+        retry_after = self.retry_after if retry_after is None else retry_after
+        if self.flood:
+            self.flood_until = max(self.flood_until, time.monotonic() + retry_after)
         return {
             "ok": False,
             "error_code": 429,
-            "description": f"Too Many Requests: retry after {self.retry_after}",
-            "parameters": {"retry_after": self.retry_after},
+            "description": f"Too Many Requests: retry after {retry_after}",
+            "parameters": {"retry_after": retry_after},
         }
 
     # --- serving ----------------------------------------------------------------------------
@@ -669,7 +573,7 @@ class FakeTelegram(LocalServer):
                 self.per_chat = {str(k): v for k, v in config["per_chat"].items()}
             if "queue" in config:
                 self.queue = deque(config["queue"])
-            for name in ("latency", "hang", "retry_after", "rate_limit", "flaky"):
+            for name in ("latency", "hang", "retry_after", "rate_limit", "flaky", "flood"):
                 if name in config:
                     setattr(self, name, config[name])
             if "seed" in config:
@@ -705,6 +609,7 @@ class FakeTelegram(LocalServer):
                             "messages": len(fake.messages),
                             "requests": len(fake.requests),
                             "too_many": fake.too_many,
+                            "flood_hits": fake.flood_hits,
                             "pending_updates": len(fake.updates),
                         }
                     self.send_json(200, stats)
@@ -751,7 +656,9 @@ class FakeTelegram(LocalServer):
                     # request never completed is never delivered, as with the real Bot API.
                     self.close_connection = True
                     return
-                code, payload = fake.answer(parts[0][3:], parts[1], {**self._query(), **body})
+                code, payload = fake.answer(
+                    parts[0][3:], parts[1], {**self._query(), **body}, self.client_address[0]
+                )
                 if code == DROP:
                     self.drop()
                     return
@@ -762,22 +669,30 @@ class FakeTelegram(LocalServer):
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.host}:{self.server.server_address[1]}"
 
     def start(self) -> FakeTelegram:
-        self.serve(ThreadingHTTPServer(("127.0.0.1", self.port), self._handler()))
+        self.serve(ThreadingHTTPServer((self.host, self.port), self._handler()))
         return self
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (make scaleout's host)"
+    )
+    parser.add_argument(
+        "--record-peers", action="store_true", help="keep each message's sender address"
+    )
     parser.add_argument("--token", default="123456:TEST-token-s3cr3t")
     parser.add_argument("--mode", default="ok")
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--rate-limit", type=float, default=None)
     args = parser.parse_args()
-    fake = FakeTelegram(token=args.token, port=args.port)
+    fake = FakeTelegram(
+        token=args.token, port=args.port, host=args.host, record_peers=args.record_peers
+    )
     fake.configure({"mode": args.mode, "latency": args.latency, "rate_limit": args.rate_limit})
     fake.start()
     print(

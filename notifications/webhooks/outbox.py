@@ -1,0 +1,430 @@
+"""The outbox's database side, as the lanes use it: fan events out into deliveries, claim
+due deliveries, record what each try came to, retry on the schedule or give up (disabling an
+endpoint that got nothing through), send ``campaign.finished`` once per campaign, and prune
+old events.
+
+**Fanning out.** The trigger writes an event alone (the least it can in the statement that
+sends a notification); a lane then makes its deliveries, one per enabled endpoint that wants
+its type, a few hundred events per transaction, taking them with ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL so that two lanes never make the same event's deliveries twice.
+
+**Claiming.** A lane claims a batch of one endpoint's due deliveries in one short
+transaction: the rows are picked with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (on
+SQLite the write lock taken at ``BEGIN`` holds everything still) and given a lease
+(``lease_expires_at``). While the lease holds, no other lane on any host takes them; a lane
+that dies leaves them to be claimed again when it lapses. Nothing is held open while posting.
+
+**Recording.** Each batch's tries are written in one transaction: a ``WebhookAttempt`` per
+try (but a first try that succeeded: the delivery's own row says all of it), and the
+delivery's new state, only while the lease is still the one claimed (a lane
+whose lease lapsed and was taken over writes nothing over its successor). A failed try is
+retried after the next delay of ``NOTIFY_WEBHOOK_RETRY_SCHEDULE``; after the last one the
+delivery has failed, and if nothing reached the endpoint since that delivery was made, the
+endpoint is disabled with the reason, which the admin shows.
+
+At least once: a lane that dies between the endpoint's answer and this record sends that
+delivery again after its lease (same ``webhook-id``, which receivers deduplicate on).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from notifications import selectors
+from notifications.models import Campaign, Notification
+from notifications.webhooks import payloads
+from notifications.webhooks.models import (
+    CampaignWatch,
+    EventType,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from notifications.webhooks.transport import Answer
+
+logger = logging.getLogger(__name__)
+
+Status = WebhookDelivery.Status
+# Events fanned out into deliveries per transaction.
+FAN_OUT_BATCH = 500
+# How long a claim holds its deliveries before another lane may take them; a lane extends it
+# while it works through a slow endpoint's batch (``extend``).
+LEASE_SECONDS = 60.0
+# What recording a try writes on its delivery.
+RECORDED = (
+    "status",
+    "next_attempt_at",
+    "lease_expires_at",
+    "finished_at",
+    "last_status_code",
+    "last_duration_ms",
+    "last_response",
+    "last_error",
+)
+# Statuses of a notification that may still change: a campaign with one is not finished.
+WAITING = tuple(s for s in Notification.Status.values if s not in selectors.FINAL)
+
+
+@dataclass
+class Claim:
+    """One endpoint's deliveries, claimed until ``lease``, each with its event loaded."""
+
+    endpoint: WebhookEndpoint
+    lease: datetime
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
+
+
+def fan_out(limit: int = FAN_OUT_BATCH) -> int:
+    """Make the deliveries of up to ``limit`` events not fanned out yet: one per enabled
+    endpoint that wants the event's type (then, not when it happened), due at once. Returns
+    how many events it took. A read first; the write only when there is something to do."""
+    if not WebhookEvent.objects.filter(fanned_out=False).exists():
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        events = list(
+            WebhookEvent.objects.filter(fanned_out=False)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "type")[:limit]
+        )
+        if not events:
+            return 0
+        wants: dict[str, list[int]] = {}
+        for pk, types in WebhookEndpoint.objects.filter(enabled=True).values_list(
+            "pk", "event_types"
+        ):
+            for kind in types or []:
+                wants.setdefault(kind, []).append(pk)
+        WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(
+                event_id=event, endpoint_id=endpoint, next_attempt_at=now, created_at=now
+            )
+            for event, kind in events
+            for endpoint in wants.get(kind, ())
+        )
+        WebhookEvent.objects.filter(id__in=[pk for pk, _ in events]).update(fanned_out=True)
+    return len(events)
+
+
+def due(now: datetime | None = None, exclude: Iterable[int] = ()):
+    """Pending deliveries whose time has come, not held by a live lease, of enabled
+    endpoints (not those of ``exclude``), oldest due first."""
+    now = now or timezone.now()
+    rows = (
+        WebhookDelivery.objects.filter(
+            status=Status.PENDING, next_attempt_at__lte=now, endpoint__enabled=True
+        )
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("next_attempt_at", "id")
+    )
+    exclude = list(exclude)
+    return rows.exclude(endpoint_id__in=exclude) if exclude else rows
+
+
+def any_due(exclude: Iterable[int] = ()) -> bool:
+    """Whether a claim would find something (a read: no lock, no transaction)."""
+    return due(exclude=exclude).exists()
+
+
+def claim(
+    limit: Callable[[int], int], exclude: Iterable[int] = (), now: datetime | None = None
+) -> Claim | None:
+    """Claim due deliveries of one endpoint (the one whose delivery has waited longest, among
+    those not in ``exclude``), at most ``limit(endpoint id)``; None when none is due."""
+    now = now or timezone.now()
+    lease = now + timedelta(seconds=LEASE_SECONDS)
+    with transaction.atomic():
+        endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
+        if endpoint_id is None:
+            return None
+        ids = list(
+            due(now)
+            .filter(endpoint_id=endpoint_id)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)[: limit(endpoint_id)]
+        )
+        if not ids:
+            return None
+        WebhookDelivery.objects.filter(id__in=ids).update(
+            lease_expires_at=lease, attempts=F("attempts") + 1
+        )
+    deliveries = list(
+        WebhookDelivery.objects.filter(id__in=ids)
+        .select_related("event", "endpoint")
+        .order_by("next_attempt_at", "id")
+    )
+    if not deliveries:
+        return None
+    return Claim(endpoint=deliveries[0].endpoint, lease=lease, deliveries=deliveries)
+
+
+def extend(batch: Claim) -> bool:
+    """Hold ``batch``'s deliveries for another ``LEASE_SECONDS``; False (and nothing changed)
+    if the lease lapsed meanwhile and another lane took one of them."""
+    lease = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    ids = [d.pk for d in batch.deliveries]
+    with transaction.atomic():
+        moved = WebhookDelivery.objects.filter(
+            id__in=ids, status=Status.PENDING, lease_expires_at=batch.lease
+        ).update(lease_expires_at=lease)
+        if moved != len(ids):
+            transaction.set_rollback(True)
+            return False
+    batch.lease = lease
+    return True
+
+
+def next_try(tries: int, now: datetime) -> datetime | None:
+    """When to try again after ``tries`` tries failed; None after the last."""
+    schedule = settings.NOTIFY_WEBHOOK_RETRY_SCHEDULE
+    if tries > len(schedule):
+        return None
+    return now + timedelta(seconds=schedule[tries - 1])
+
+
+def record(
+    batch: Claim,
+    tried: Sequence[tuple[WebhookDelivery, datetime, Answer]],
+    untried: Sequence[WebhookDelivery] = (),
+) -> list[WebhookDelivery]:
+    """Write ``tried`` (each delivery with when its try started and what it came to) and
+    give ``untried`` back (the lane stopped before them). Returns the deliveries that failed
+    for good. One transaction; rows whose lease is no longer ``batch.lease`` are left alone."""
+    now = timezone.now()
+    gave_up: list[WebhookDelivery] = []
+    with transaction.atomic():
+        ours = set(
+            WebhookDelivery.objects.filter(
+                id__in=[d.pk for d, _, _ in tried] + [d.pk for d in untried],
+                lease_expires_at=batch.lease,
+            )
+            .select_for_update()
+            .values_list("id", flat=True)
+        )
+        # A delivery taken at its first try is its own record (status, time, answer); a
+        # history of tries is kept once there is more than one.
+        WebhookAttempt.objects.bulk_create(
+            WebhookAttempt(
+                delivery=delivery,
+                number=delivery.attempts,
+                started_at=started,
+                outcome=answer.outcome,
+                status_code=answer.status_code,
+                duration_ms=answer.duration_ms,
+                response=answer.response,
+                error=answer.error,
+            )
+            for delivery, started, answer in tried
+            if delivery.pk in ours and not (answer.ok and delivery.attempts == 1)
+        )
+        written = []
+        for delivery, _, answer in tried:
+            if delivery.pk not in ours:
+                continue
+            delivery.lease_expires_at = None
+            delivery.last_status_code = answer.status_code
+            delivery.last_duration_ms = answer.duration_ms
+            delivery.last_response = answer.response
+            delivery.last_error = answer.error
+            if answer.ok:
+                delivery.status, delivery.finished_at = Status.SUCCEEDED, now
+                delivery.next_attempt_at = None
+            elif (retry := next_try(delivery.attempts, now)) is not None:
+                delivery.next_attempt_at = retry
+            else:
+                delivery.status, delivery.finished_at = Status.FAILED, now
+                delivery.next_attempt_at = None
+                gave_up.append(delivery)
+            written.append(delivery)
+        _write(written)
+        back = [d.pk for d in untried if d.pk in ours]
+        if back:
+            WebhookDelivery.objects.filter(pk__in=back).update(
+                lease_expires_at=None, attempts=F("attempts") - 1
+            )
+        for delivery in gave_up:
+            _maybe_disable(delivery, now)
+    return gave_up
+
+
+def _write(deliveries: Sequence[WebhookDelivery]) -> None:
+    """UPDATE each of ``deliveries``' ``RECORDED`` fields as they are on the object: one
+    statement run for every row (``executemany``: prepared once on SQLite, pipelined on
+    PostgreSQL). ``bulk_update``'s CASE per field costs far more at a batch's size."""
+    if not deliveries:
+        return
+    ops = connection.ops
+    fields = [WebhookDelivery._meta.get_field(name) for name in RECORDED]
+    assignments = ", ".join(f"{ops.quote_name(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {ops.quote_name(WebhookDelivery._meta.db_table)} SET {assignments} WHERE id = %s"
+    rows = [
+        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk]
+        for d in deliveries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _maybe_disable(delivery: WebhookDelivery, now: datetime) -> None:
+    """Disable the endpoint of ``delivery`` (which has just failed for good) when nothing
+    reached it since the delivery was made: it is down, not choking on one event."""
+    got_through = WebhookDelivery.objects.filter(
+        endpoint_id=delivery.endpoint_id,
+        status=Status.SUCCEEDED,
+        finished_at__gte=delivery.created_at,
+    ).exists()
+    if got_through:
+        return
+    last = delivery.history.order_by("-number", "-id").first()
+    reason = (
+        f"Disabled automatically on {now:%Y-%m-%d %H:%M} UTC: delivery #{delivery.pk} "
+        f"({delivery.event.type}, event {delivery.event_id}) failed {delivery.attempts} "
+        f"times from {delivery.created_at:%Y-%m-%d %H:%M} UTC, and no other delivery "
+        "reached the endpoint meanwhile."
+    )
+    if last is not None and last.error:
+        reason += f" The last try: {last.error}"
+    disabled = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, enabled=True).update(
+        enabled=False, disabled_at=now, disabled_reason=reason, updated_at=now
+    )
+    if disabled:
+        logger.warning("webhook endpoint %s disabled: %s", delivery.endpoint_id, reason)
+
+
+# --- campaign.finished ----------------------------------------------------------------------
+
+
+def finish_campaigns(limit: int = 100) -> int:
+    """Send ``campaign.finished`` for each watched campaign that has ended: created
+    (``ready``) with no notification left waiting. Forget campaigns that were not created or
+    were cancelled. Returns how many events were written."""
+    written = 0
+    for campaign_id in CampaignWatch.objects.order_by("created_at").values_list(
+        "campaign_id", flat=True
+    )[:limit]:
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is not None and campaign.state == Campaign.State.CREATING:
+            continue
+        ended = campaign is not None and campaign.state == Campaign.State.READY
+        waiting = Notification.objects.filter(campaign_id=campaign_id, status__in=WAITING)
+        if ended and waiting.exists():
+            continue
+        try:
+            with transaction.atomic():
+                # The watch row is the claim: of two lanes, one deletes it.
+                if not CampaignWatch.objects.filter(campaign_id=campaign_id).delete()[0]:
+                    continue
+                if ended and campaign_finished(campaign) is not None:
+                    written += 1
+        except IntegrityError:
+            continue  # another lane wrote it first
+    return written
+
+
+def campaign_finished(campaign: Campaign) -> WebhookEvent | None:
+    """Write ``campaign.finished`` for ``campaign``, for ``fan_out`` to deliver (none when no
+    endpoint wants it). Raises ``IntegrityError`` if it was written before."""
+    wanted = any(
+        EventType.CAMPAIGN_FINISHED in (types or [])
+        for types in WebhookEndpoint.objects.filter(enabled=True).values_list(
+            "event_types", flat=True
+        )
+    )
+    if not wanted:
+        return None
+    now = timezone.now()
+    counts = dict(
+        Notification.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    data = {
+        "id": campaign.pk,
+        "name": campaign.name,
+        "state": campaign.state,
+        "created_at": payloads.utc_text(campaign.created_at),
+        "created_all_at": payloads.utc_text(campaign.created_all_at),
+        "finished_at": payloads.utc_text(now),
+        "recipients": campaign.recipients,
+        "skipped": campaign.skipped,
+        "notifications": {status: counts.get(status, 0) for status in selectors.FINAL},
+    }
+    return WebhookEvent.objects.create(
+        type=EventType.CAMPAIGN_FINISHED, campaign_id=campaign.pk, data=data, created_at=now
+    )
+
+
+# --- the prune ---------------------------------------------------------------
+
+
+def first_id_since(moment: datetime) -> int:
+    """The id of the first event made at ``moment`` or later (one past the last if none): a
+    binary search over ids, which grow with time (events have no index on their time)."""
+    rows = WebhookEvent.objects.order_by("id")
+    last = rows.values_list("id", flat=True).last()
+    low = rows.values_list("id", flat=True).first()
+    if low is None:
+        return 0
+    high = last + 1
+    while low < high:
+        middle = (low + high) // 2
+        found = rows.filter(id__gte=middle).values_list("id", "created_at").first()
+        if found is None or found[1] >= moment:
+            high = middle if found is None else min(middle, found[0])
+        else:
+            low = found[0] + 1
+    return low
+
+
+def prune(
+    now: datetime | None = None, batch_size: int | None = None, seconds: float = 300.0
+) -> dict[str, int]:
+    """Delete events made more than ``NOTIFY_WEBHOOK_EVENT_DAYS`` ago whose every delivery
+    ended (succeeded or failed) as long ago, with their deliveries and tries, in batches;
+    first give up deliveries that waited that long for a disabled endpoint. Returns counts."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.NOTIFY_WEBHOOK_EVENT_DAYS)
+    size = batch_size or settings.NOTIFY_RETENTION_BATCH
+    deadline = time.monotonic() + seconds
+    abandoned = WebhookDelivery.objects.filter(
+        status=Status.PENDING, endpoint__enabled=False, created_at__lt=cutoff
+    ).update(
+        status=Status.FAILED,
+        finished_at=now,
+        next_attempt_at=None,
+        last_error=f"given up: its endpoint was disabled for over "
+        f"{settings.NOTIFY_WEBHOOK_EVENT_DAYS} days",
+    )
+    busy = WebhookDelivery.objects.filter(event=OuterRef("pk")).filter(
+        Q(status=Status.PENDING) | Q(finished_at__gte=cutoff)
+    )
+    old = WebhookEvent.objects.filter(id__lt=first_id_since(cutoff), fanned_out=True).exclude(
+        Exists(busy)
+    )
+    events = deliveries = 0
+    while time.monotonic() < deadline:
+        with transaction.atomic():
+            ids = list(
+                old.order_by("created_at", "id")
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)[:size]
+            )
+            if not ids:
+                break
+            _, deleted = WebhookEvent.objects.filter(id__in=ids).delete()
+        events += deleted.get(WebhookEvent._meta.label, 0)
+        deliveries += deleted.get(WebhookDelivery._meta.label, 0)
+    gone = CampaignWatch.objects.filter(created_at__lt=cutoff).delete()[0]
+    return {"events": events, "deliveries": deliveries, "abandoned": abandoned, "watches": gone}
