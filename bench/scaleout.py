@@ -45,7 +45,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from notifications.tests.harness import Consumer  # noqa: E402 (after the path)
+from bench.harness import service_environ  # noqa: E402 (after the path)
+from notifications.tests.harness import Consumer  # noqa: E402
 
 NS = "nsvc-"
 SWITCH = f"{NS}switch"
@@ -141,19 +142,12 @@ class Hosts:
         )
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("TELEGRAM_", "EMAIL_", "NOTIFY_", "SMS", "SMPP_", "DJANGO_"))
-        }
-        env.update(
-            DJANGO_SETTINGS_MODULE="notification_service.settings",
+        return service_environ(
+            self.database_url,
+            self.queue_url,
+            self.work / "var",
             DJANGO_SECRET_KEY="scaleout-secret-key-not-for-production-0123456789",
             DJANGO_ALLOWED_HOSTS=address("web"),
-            NOTIFY_SKIP_DOTENV="1",
-            NOTIFY_VAR_DIR=str(self.work / "var"),
-            DATABASE_URL=self.database_url,
-            QUEUE_URL=self.queue_url,
             TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_API_URL=self.telegram_url,
             TELEGRAM_UPDATES="off",
@@ -161,9 +155,8 @@ class Hosts:
             NOTIFY_LEASE_SECONDS=str(LEASE_SECONDS),
             NOTIFY_SWEEP_STALE_SECONDS="10",
             NOTIFY_HTTP_TIMEOUT="5",
+            **extra,
         )
-        env.update(extra)
-        return env
 
     def start_database(self) -> None:
         data, sockets = self.work / "pg", self.work / "pg-sockets"

@@ -14,6 +14,7 @@ statement's size and its parsing don't grow with the chunk. Elsewhere (SQLite), 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ class Row:
     next_attempt_at: datetime | None
 
 
+@functools.cache
 def _columns() -> tuple[list[models.Field], list[models.Field]]:
     """The prototype's columns (every concrete one but the id and the varying ones), and
     the varying ones, in ``VARYING``'s order."""
