@@ -153,7 +153,22 @@ class Bench:
         log = WORK / f"consumer-{self.tier.name}-{self.consumers_started}-{threads}t.log"
         consumer = Consumer(self.service_env(**env), log, workers=threads, args=())
         self.running.append(consumer)
-        return consumer.start().wait_started()
+        consumer.start().wait_started()
+        self._wait_heartbeat(consumer)
+        return consumer
+
+    @staticmethod
+    def _wait_heartbeat(consumer: Consumer, timeout: float = 15.0) -> None:
+        """Until the consumer's heartbeat is written (its first thread writes it as it
+        starts): a web sizes doorbells from the consumers that have reported, as in a
+        deployment, where they came up long before anyone clicks."""
+        from notifications.operations.models import ConsumerHeartbeat
+
+        deadline = time.monotonic() + timeout
+        while not ConsumerHeartbeat.objects.filter(pid=consumer.pid).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumer {consumer.pid} wrote no heartbeat in {timeout} s")
+            time.sleep(0.05)
 
     def stop(self, consumers: Sequence[Consumer]) -> None:
         for consumer in consumers:

@@ -501,6 +501,12 @@ if NOTIFY_WEBHOOK_RETRY_SCHEDULE and min(NOTIFY_WEBHOOK_RETRY_SCHEDULE) < 0:
 # Threads of the webhook lane each consumer starts beside it (``manage.py run_webhooks``, a
 # process of its own); 0: this consumer starts none.
 NOTIFY_WEBHOOK_THREADS = env_int("NOTIFY_WEBHOOK_THREADS", 4, minimum=0)
+# How much the lane process yields the CPU to delivery (``nice``, 0–19): where both want the
+# cores, notifications go first and webhooks catch up after; an idle machine runs it at full
+# speed all the same. 0: as the consumer.
+NOTIFY_WEBHOOK_NICE = env_int("NOTIFY_WEBHOOK_NICE", 10, minimum=0)
+if NOTIFY_WEBHOOK_NICE > 19:
+    raise ImproperlyConfigured(f"NOTIFY_WEBHOOK_NICE is at most 19; got {NOTIFY_WEBHOOK_NICE}")
 # 1 lets endpoints be on loopback, private and link-local addresses (tests, one private
 # network); otherwise such a URL is refused when saved and when sent (SSRF).
 NOTIFY_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", False)

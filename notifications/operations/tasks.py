@@ -10,10 +10,12 @@ first shutdown hook stops them and deletes the heartbeat row.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, on_shutdown, on_startup
+from huey.consumer import Consumer
+from huey.contrib.djhuey import HUEY, db_periodic_task, on_shutdown, on_startup
 
 from notifications import tasks
 from notifications.operations import exposition, retention
@@ -21,12 +23,31 @@ from notifications.operations.heartbeat import Heartbeat
 
 _lock = threading.Lock()
 _workers = 0
+_told = 0  # the worker threads this consumer was told to run (``-w``, else NOTIFY_WORKERS)
 _server = None
 
 
+def _remember_workers(create: Callable[..., Consumer]) -> Callable[..., Consumer]:
+    """``HUEY.create_consumer``, noting how many worker threads the consumer will run: the
+    first heartbeat is written as the first of them starts, and must count them all, or the
+    web sizes a click's doorbells for one thread (a few huge batches for 32 threads)."""
+
+    def create_consumer(**options) -> Consumer:
+        global _told
+        consumer = create(**options)
+        _told = consumer.workers
+        return consumer
+
+    return create_consumer
+
+
+HUEY.create_consumer = _remember_workers(HUEY.create_consumer)
+
+
 def workers() -> int:
-    """How many worker threads of this consumer have started."""
-    return _workers
+    """How many worker threads this consumer has: those started, and while they start, as
+    many as it was told to run."""
+    return max(_workers, _told)
 
 
 heartbeat = Heartbeat(workers=workers, paced_threads=tasks.lane_threads)

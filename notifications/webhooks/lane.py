@@ -26,7 +26,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-import requests
 from django.conf import settings
 from django.db import (
     DatabaseError,
@@ -125,7 +124,7 @@ class Lane:
                 if not worked:
                     self._stopping.wait(wait)
         finally:
-            session.close()
+            transport.close_session(session)
             connection.close()
 
     def _check_campaigns(self) -> None:
@@ -158,7 +157,7 @@ class Lane:
         answer = self._answer_time.get(endpoint_id, FIRST_GUESS)
         return max(1, min(BATCH_MAX, int(BATCH_SECONDS / max(answer, 0.001))))
 
-    def step(self, session: requests.Session) -> bool:
+    def step(self, session: transport.Session) -> bool:
         """Fan new events out into deliveries, then claim, post and record one batch; False
         when there was nothing to do."""
         fanned = self._fan_out()
@@ -178,7 +177,7 @@ class Lane:
                 self._busy[batch.endpoint.pk] -= 1
         return True
 
-    def _post_batch(self, session: requests.Session, batch: outbox.Claim) -> None:
+    def _post_batch(self, session: transport.Session, batch: outbox.Claim) -> None:
         endpoint = batch.endpoint
         tried, untried = [], []
         held = True
@@ -201,7 +200,7 @@ class Lane:
         self._answer_time[endpoint_id] = 0.7 * previous + 0.3 * seconds
 
     @staticmethod
-    def post(session: requests.Session, delivery: WebhookDelivery) -> transport.Answer:
+    def post(session: transport.Session, delivery: WebhookDelivery) -> transport.Answer:
         """Sign and post one delivery with its endpoint's secrets as they are now."""
         event, endpoint = delivery.event, delivery.endpoint
         body = payloads.body(event)

@@ -28,11 +28,13 @@ delivery again after its lease (same ``webhook-id``, which receivers deduplicate
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -159,14 +161,17 @@ def claim(
         WebhookDelivery.objects.filter(id__in=ids).update(
             lease_expires_at=lease, attempts=F("attempts") + 1
         )
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     deliveries = list(
         WebhookDelivery.objects.filter(id__in=ids)
-        .select_related("event", "endpoint")
+        .select_related("event")
         .order_by("next_attempt_at", "id")
     )
-    if not deliveries:
+    if endpoint is None or not deliveries:
         return None
-    return Claim(endpoint=deliveries[0].endpoint, lease=lease, deliveries=deliveries)
+    for delivery in deliveries:  # one endpoint, read once for the batch
+        delivery.endpoint = endpoint
+    return Claim(endpoint=endpoint, lease=lease, deliveries=deliveries)
 
 
 def extend(batch: Claim) -> bool:
@@ -200,78 +205,98 @@ def record(
 ) -> list[WebhookDelivery]:
     """Write ``tried`` (each delivery with when its try started and what it came to) and
     give ``untried`` back (the lane stopped before them). Returns the deliveries that failed
-    for good. One transaction; rows whose lease is no longer ``batch.lease`` are left alone."""
+    for good. One transaction; rows whose lease is no longer ``batch.lease`` are left alone.
+
+    Everything is worked out before the transaction, so the write lock (SQLite has one for
+    the whole database, which delivery's workers want too) is held only for the statements.
+    A batch whose every try was its delivery's first and succeeded — nearly all of them —
+    is one UPDATE per row, each guarded by the lease; otherwise the rows still ours are read
+    first, and only they get their tries' history, are given back or given up."""
     now = timezone.now()
-    gave_up: list[WebhookDelivery] = []
-    with transaction.atomic():
-        ours = set(
-            WebhookDelivery.objects.filter(
-                id__in=[d.pk for d, _, _ in tried] + [d.pk for d in untried],
-                lease_expires_at=batch.lease,
-            )
-            .select_for_update()
-            .values_list("id", flat=True)
-        )
+    written: list[WebhookDelivery] = []
+    failed: list[WebhookDelivery] = []
+    history: list[WebhookAttempt] = []
+    for delivery, started, answer in tried:
+        delivery.lease_expires_at = None
+        delivery.last_status_code = answer.status_code
+        delivery.last_duration_ms = answer.duration_ms
+        delivery.last_response = answer.response
+        delivery.last_error = answer.error
+        if answer.ok:
+            delivery.status, delivery.finished_at = Status.SUCCEEDED, now
+            delivery.next_attempt_at = None
+        elif (retry := next_try(delivery.attempts, now)) is not None:
+            delivery.next_attempt_at = retry
+        else:
+            delivery.status, delivery.finished_at = Status.FAILED, now
+            delivery.next_attempt_at = None
+            failed.append(delivery)
+        written.append(delivery)
         # A delivery taken at its first try is its own record (status, time, answer); a
         # history of tries is kept once there is more than one.
-        WebhookAttempt.objects.bulk_create(
-            WebhookAttempt(
-                delivery=delivery,
-                number=delivery.attempts,
-                started_at=started,
-                outcome=answer.outcome,
-                status_code=answer.status_code,
-                duration_ms=answer.duration_ms,
-                response=answer.response,
-                error=answer.error,
+        if not (answer.ok and delivery.attempts == 1):
+            history.append(
+                WebhookAttempt(
+                    delivery=delivery,
+                    number=delivery.attempts,
+                    started_at=started,
+                    outcome=answer.outcome,
+                    status_code=answer.status_code,
+                    duration_ms=answer.duration_ms,
+                    response=answer.response,
+                    error=answer.error,
+                )
             )
-            for delivery, started, answer in tried
-            if delivery.pk in ours and not (answer.ok and delivery.attempts == 1)
-        )
-        written = []
-        for delivery, _, answer in tried:
-            if delivery.pk not in ours:
-                continue
-            delivery.lease_expires_at = None
-            delivery.last_status_code = answer.status_code
-            delivery.last_duration_ms = answer.duration_ms
-            delivery.last_response = answer.response
-            delivery.last_error = answer.error
-            if answer.ok:
-                delivery.status, delivery.finished_at = Status.SUCCEEDED, now
-                delivery.next_attempt_at = None
-            elif (retry := next_try(delivery.attempts, now)) is not None:
-                delivery.next_attempt_at = retry
-            else:
-                delivery.status, delivery.finished_at = Status.FAILED, now
-                delivery.next_attempt_at = None
-                gave_up.append(delivery)
-            written.append(delivery)
-        _write(written)
-        back = [d.pk for d in untried if d.pk in ours]
-        if back:
-            WebhookDelivery.objects.filter(pk__in=back).update(
-                lease_expires_at=None, attempts=F("attempts") - 1
+    rows = _rows(written, batch.lease)
+    with transaction.atomic():
+        if history or untried:
+            ours = set(
+                WebhookDelivery.objects.filter(
+                    id__in=[d.pk for d in written] + [d.pk for d in untried],
+                    lease_expires_at=batch.lease,
+                )
+                .select_for_update()
+                .values_list("id", flat=True)
             )
-        for delivery in gave_up:
+            WebhookAttempt.objects.bulk_create(a for a in history if a.delivery_id in ours)
+            back = [d.pk for d in untried if d.pk in ours]
+            if back:
+                WebhookDelivery.objects.filter(pk__in=back).update(
+                    lease_expires_at=None, attempts=F("attempts") - 1
+                )
+            failed = [d for d in failed if d.pk in ours]
+        _write(rows)
+        for delivery in failed:
             _maybe_disable(delivery, now)
-    return gave_up
+    return failed
 
 
-def _write(deliveries: Sequence[WebhookDelivery]) -> None:
-    """UPDATE each of ``deliveries``' ``RECORDED`` fields as they are on the object: one
-    statement run for every row (``executemany``: prepared once on SQLite, pipelined on
-    PostgreSQL). ``bulk_update``'s CASE per field costs far more at a batch's size."""
-    if not deliveries:
-        return
-    ops = connection.ops
-    fields = [WebhookDelivery._meta.get_field(name) for name in RECORDED]
-    assignments = ", ".join(f"{ops.quote_name(f.column)} = %s" for f in fields)
-    sql = f"UPDATE {ops.quote_name(WebhookDelivery._meta.db_table)} SET {assignments} WHERE id = %s"
-    rows = [
-        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk]
+def _rows(deliveries: Sequence[WebhookDelivery], lease: datetime) -> list[list[Any]]:
+    """``_write``'s parameters: each delivery's ``RECORDED`` values, its id and the lease."""
+    fields = _recorded()
+    held = WebhookDelivery._meta.get_field("lease_expires_at").get_db_prep_save(lease, connection)
+    return [
+        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk, held]
         for d in deliveries
     ]
+
+
+@functools.cache
+def _recorded() -> list[Any]:
+    return [WebhookDelivery._meta.get_field(name) for name in RECORDED]
+
+
+def _write(rows: list[list[Any]]) -> None:
+    """UPDATE each delivery's ``RECORDED`` fields (``_rows``) where it still holds the lease:
+    one statement run for every row (``executemany``: prepared once on SQLite, pipelined on
+    PostgreSQL). ``bulk_update``'s CASE per field costs far more at a batch's size."""
+    if not rows:
+        return
+    ops = connection.ops
+    assignments = ", ".join(f"{ops.quote_name(f.column)} = %s" for f in _recorded())
+    table = ops.quote_name(WebhookDelivery._meta.db_table)
+    lease = ops.quote_name("lease_expires_at")
+    sql = f"UPDATE {table} SET {assignments} WHERE id = %s AND {lease} = %s"
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

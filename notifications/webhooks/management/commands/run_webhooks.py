@@ -8,11 +8,18 @@ stops it cleanly: posts in flight finish and are recorded, untried deliveries go
 
 ``--parent PID``: stop when that process is gone (a consumer killed outright takes its lane
 with it). ``--report``: write each post's outcome and seconds to stdout, one line each, for
-the parent to count in its own metrics, instead of counting them here.
+the parent to count in its own metrics, instead of counting them here; the lines go out
+together every ``PARENT_CHECK_SECONDS``, so the consumer wakes for them twice a second, not
+once a post.
+
+The process runs ``NOTIFY_WEBHOOK_NICE`` below the consumer's priority: webhooks never take
+the cores from delivery; on a machine with cores to spare it makes no difference. Measured
+(``BENCH_ONLY=webhooks make bench``): see README, "Status webhooks".
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -24,13 +31,41 @@ from django.core.management.base import BaseCommand
 from notifications.operations import metrics
 from notifications.webhooks.lane import Lane
 
+logger = logging.getLogger(__name__)
+
 PARENT_CHECK_SECONDS = 0.5
 
 
-def report_to_parent(outcome: str, seconds: float) -> None:
-    """One line per post on stdout, read by the consumer that started this process."""
-    sys.stdout.write(f"{outcome} {seconds:.6f}\n")
-    sys.stdout.flush()
+class Report:
+    """Each post's outcome and seconds for the consumer that started this process: a line
+    each, kept until ``flush`` writes them to stdout at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+
+    def __call__(self, outcome: str, seconds: float) -> None:
+        with self._lock:
+            self._lines.append(f"{outcome} {seconds:.6f}\n")
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            try:
+                sys.stdout.write("".join(lines))
+                sys.stdout.flush()
+            except OSError:  # the consumer is gone (a broken pipe): nobody to count them
+                pass
+
+
+def lower_priority(steps: int) -> None:
+    """Yield the CPU to delivery by ``steps`` of ``nice`` (a refusal is only logged)."""
+    if steps:
+        try:
+            os.nice(steps)
+        except OSError as err:
+            logger.warning("webhook lane: could not lower its priority (%s)", err)
 
 
 class Command(BaseCommand):
@@ -49,10 +84,20 @@ class Command(BaseCommand):
         stopping = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
-        count = report_to_parent if report else metrics.webhook_attempted
-        lane = Lane(threads or settings.NOTIFY_WEBHOOK_THREADS or 1, count=count)
+        lower_priority(settings.NOTIFY_WEBHOOK_NICE)
+        reports = Report() if report else None
+        lane = Lane(
+            threads or settings.NOTIFY_WEBHOOK_THREADS or 1,
+            count=reports if reports is not None else metrics.webhook_attempted,
+        )
         lane.start()
-        while not stopping.wait(PARENT_CHECK_SECONDS):
-            if parent and os.getppid() != parent:
-                break  # the consumer died: its lane goes with it
-        lane.stop()
+        try:
+            while not stopping.wait(PARENT_CHECK_SECONDS):
+                if reports is not None:
+                    reports.flush()
+                if parent and os.getppid() != parent:
+                    break  # the consumer died: its lane goes with it
+            lane.stop()
+        finally:
+            if reports is not None:
+                reports.flush()
