@@ -394,9 +394,10 @@ def _first_in_process(name: str) -> bool:
 @on_startup()
 def check_connection_budget() -> None:
     """At consumer start-up (once per process): on PostgreSQL, warn when the consumers'
-    threads could open more connections than the server allows. Each worker and each lane
-    thread holds one; when they run out, a send whose result can't be written is sent again
-    once its lease expires."""
+    threads could open more connections than the server allows. Each worker, each paced
+    lane thread and each thread of the consumer's webhook lane (a process of its own) holds
+    one; when they run out, a send whose result can't be written is sent again once its
+    lease expires."""
     if not _first_in_process("connection budget") or connection.vendor != "postgresql":
         return
     try:
@@ -408,18 +409,20 @@ def check_connection_budget() -> None:
             allowed = cursor.fetchone()[0]
     except (OperationalError, InterfaceError):
         return  # the database's own trouble shows soon enough
-    per_process = settings.NOTIFY_WORKERS + lane_threads() + 2
+    webhooks = settings.NOTIFY_WEBHOOK_THREADS
+    per_process = settings.NOTIFY_WORKERS + lane_threads() + webhooks + 2
     needed = settings.NOTIFY_CONSUMERS * per_process
     if needed > allowed:
         logger.warning(
-            "%s consumer process(es) × (%s workers + %s paced threads + 2) may open %s "
-            "PostgreSQL connections, and the server allows %s (max_connections): when they "
-            "run out, a notification sent but not recorded is sent again after its lease. "
-            "Lower NOTIFY_WORKERS or NOTIFY_PACED_THREADS, raise max_connections, or put "
-            "PgBouncer in front.",
+            "%s consumer process(es) × (%s workers + %s paced threads + %s webhook threads "
+            "+ 2) may open %s PostgreSQL connections, and the server allows %s "
+            "(max_connections): when they run out, a notification sent but not recorded is "
+            "sent again after its lease. Lower NOTIFY_WORKERS, NOTIFY_PACED_THREADS or "
+            "NOTIFY_WEBHOOK_THREADS, raise max_connections, or put PgBouncer in front.",
             settings.NOTIFY_CONSUMERS,
             settings.NOTIFY_WORKERS,
             lane_threads(),
+            webhooks,
             needed,
             allowed,
         )

@@ -314,11 +314,14 @@ def test_a_consumer_warns_when_its_threads_could_exhaust_postgresql(settings, mo
         pytest.skip("the connection budget is PostgreSQL's")
     monkeypatch.setattr(tasks, "_started", set())
     settings.NOTIFY_WORKERS, settings.NOTIFY_PACED_THREADS, settings.NOTIFY_CONSUMERS = 8, 8, 1
+    settings.NOTIFY_WEBHOOK_THREADS = 4
     tasks.check_connection_budget()
-    assert "max_connections" not in caplog.text  # 18 fit
+    assert "max_connections" not in caplog.text  # 22 fit
 
     monkeypatch.setattr(tasks, "_started", set())
     settings.NOTIFY_WORKERS, settings.NOTIFY_PACED_THREADS, settings.NOTIFY_CONSUMERS = 64, 64, 4
+    settings.NOTIFY_WEBHOOK_THREADS = 8  # each consumer's webhook lane holds as many too
     tasks.check_connection_budget()
-    assert "may open 520 PostgreSQL connections" in caplog.text
+    assert "may open 552 PostgreSQL connections" in caplog.text
+    assert "8 webhook threads" in caplog.text
     assert "Lower NOTIFY_WORKERS" in caplog.text
