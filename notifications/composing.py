@@ -399,6 +399,7 @@ class FillStep:
     created: int = 0
     skipped: int = 0
     done: bool = False
+    audience: int = 0  # the campaign's audience: its doorbells are sized for all of it
 
 
 _UNREAD = object()  # a filler's suppressed addresses, before it reads them
@@ -568,7 +569,13 @@ class CampaignFiller:
             if skips:
                 CampaignSkip.objects.bulk_create(skips)
             transaction.on_commit(lambda: metrics.notifications_created("campaign", created))
-        return FillStep(due=due, created=len(created), skipped=len(skips), done=done)
+        return FillStep(
+            due=due,
+            created=len(created),
+            skipped=len(skips),
+            done=done,
+            audience=campaign.audience_size,
+        )
 
 
 def _row(user_id: int, send_at: datetime | None, now: datetime) -> campaign_rows.Row:

@@ -159,10 +159,13 @@ def queue_or_leave_to_sweeper(put: Callable[[], object], what: str) -> bool:
         return False
 
 
-def ring_due(due: Iterable[tuple[int, datetime | None]]) -> None:
+def ring_due(due: Iterable[tuple[int, datetime | None]], *, among: int = 0) -> None:
     """Ring for (id, when) pairs: now for those due, at their time for scheduled ones. The
     messages are sized for all of them together: a campaign sent at 10:00 in each recipient's
-    zone rings about as many doorbells as one sent at one time, not that many per zone."""
+    zone rings about as many doorbells as one sent at one time, not that many per zone.
+    ``among``: the size of the whole they are part of (a campaign's audience, created a
+    chunk at a time), so that a million recipients ring about a million / NOTIFY_BATCH_SIZE
+    doorbells, not a million / (a chunk's share per worker)."""
     now = timezone.now()
     ready: list[int] = []
     later: dict[datetime, list[int]] = defaultdict(list)
@@ -171,7 +174,7 @@ def ring_due(due: Iterable[tuple[int, datetime | None]]) -> None:
             ready.append(pk)
         else:
             later[at].append(pk)
-    size = _batch_size(len(ready) + sum(map(len, later.values())))
+    size = _batch_size(max(among, len(ready) + sum(map(len, later.values()))))
     if ready:
         ring(ready, size=size)
     for at, ids in later.items():
@@ -532,7 +535,7 @@ def campaign_fill(campaign_id: int) -> int:
     with logs.bound(campaign_id=campaign_id):
         while True:
             step = filler.step()
-            ring_due(step.due)
+            ring_due(step.due, among=step.audience)
             created += step.created
             if step.done:
                 logger.info(

@@ -276,6 +276,27 @@ def test_campaign_fill_creates_every_chunk_and_rings_each(settings, monkeypatch,
 
 
 @pytest.mark.django_db
+def test_a_large_campaigns_doorbells_are_sized_for_all_of_it_not_per_chunk(
+    settings, monkeypatch, django_user_model
+):
+    """Issue 19: the doorbells of a campaign created a chunk at a time number about its
+    audience / NOTIFY_BATCH_SIZE. 60 recipients in chunks of 10, one thread, batches of up to
+    10: each chunk is one doorbell of 10, not four of 3 (a chunk's four shares per thread)."""
+    from notifications.models import Campaign
+
+    settings.NOTIFY_CAMPAIGN_CHUNK, settings.NOTIFY_BATCH_SIZE = 10, 10
+    settings.NOTIFY_DOORBELL_THREADS = 1
+    messages: list = []
+    monkeypatch.setattr(tasks, "_enqueue", messages.append)
+    users = [django_user_model.objects.create_user(f"u{i}", email=f"u{i}@x.org") for i in range(60)]
+    campaign = Campaign.objects.create(
+        name="c", message="hi", audience_ids=[u.pk for u in users], audience_size=60
+    )
+    assert tasks.campaign_fill.call_local(campaign.pk) == 60
+    assert len(messages) == 6
+
+
+@pytest.mark.django_db
 def test_the_sweeper_resumes_a_campaign_whose_creation_stopped(monkeypatch):
     from notifications.models import Campaign
 
