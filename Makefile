@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench scaleout screenshots lint format check-channels clean messages translations
+.PHONY: run test bench bench-scale scaleout screenshots lint format check-channels clean messages translations
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -46,6 +46,13 @@ $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-ben
 ## assets/bench.png. BENCH_ONLY=mixed,burst runs a subset, BENCH_QUICK=1 a reduced size.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
+
+## bench-scale: a campaign to a million users on PostgreSQL + Redis (~10 min; bench/scale.py):
+## creation time, web and consumer memory, dashboard and campaign page latency while it is
+## created and sent, "Cancel the rest" to the last send, doorbells; writes
+## bench/results/scale.json. SCALE_ARGS="--recipients 20000 --send-seconds 10": a small one.
+bench-scale: $(VENV)/.installed-bench
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
 ## scaleout: the scale-out tier across six hosts made with network namespaces (root; ~3 min):
 ## PostgreSQL + Redis, web, three consumers, the fake Telegram; a 20,000-user campaign with one
