@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     # django-anymail's webhook views (/anymail/) and the tracking signal they send.
     "anymail",
     "notifications.suppression",
+    "notifications.broadcast",
 ]
 
 MIDDLEWARE = [
@@ -453,6 +454,23 @@ NOTIFY_TELEGRAM_CHAT_RATE = env_float("NOTIFY_TELEGRAM_CHAT_RATE", 1.0, minimum=
 NOTIFY_TELEGRAM_PACE_MAX_WAIT = env_float("NOTIFY_TELEGRAM_PACE_MAX_WAIT", 10.0, minimum=0)
 # Threads per consumer that send paced messages when their slot comes (0: NOTIFY_WORKERS).
 NOTIFY_PACED_THREADS = env_int("NOTIFY_PACED_THREADS", 0, minimum=0)
+# Telegram paid broadcast, opt-in per campaign (notifications.broadcast): the pace of its
+# flagged messages over every consumer and host (Telegram takes up to 1,000/s; 0 turns it
+# off), what one flagged message costs, and the Stars every campaign may spend per local day
+# (blank: no day cap; each campaign's own budget still holds). Stars in tenths: 0.1, 12.5.
+NOTIFY_TELEGRAM_PAID_RATE = env_float("NOTIFY_TELEGRAM_PAID_RATE", 1000.0, minimum=0)
+NOTIFY_TELEGRAM_STARS_PER_MESSAGE = env_decimal(
+    "NOTIFY_TELEGRAM_STARS_PER_MESSAGE", "0.1", minimum=Decimal("0.1")
+)
+NOTIFY_TELEGRAM_STARS_DAILY_LIMIT = env_decimal(
+    "NOTIFY_TELEGRAM_STARS_DAILY_LIMIT", None, minimum=Decimal(0)
+)
+for _name, _stars in (
+    ("NOTIFY_TELEGRAM_STARS_PER_MESSAGE", NOTIFY_TELEGRAM_STARS_PER_MESSAGE),
+    ("NOTIFY_TELEGRAM_STARS_DAILY_LIMIT", NOTIFY_TELEGRAM_STARS_DAILY_LIMIT),
+):
+    if _stars is not None and _stars % Decimal("0.1"):
+        raise ImproperlyConfigured(f"{_name} is counted in tenths of a Star; got {_stars}")
 NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 # Campaigns: recipients created per insert (and the largest selection created inside the
 # request; a larger one, or a whole changelist filter, is created by the consumer).

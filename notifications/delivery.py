@@ -630,11 +630,15 @@ def _finish(
 
 
 def _after_round(job: Job, status: str | None, changes: dict[str, Any]) -> None:
-    """What a round's end owes others: a cap slot back when it sent nothing; a digest's
-    items end with it. ``status``: what was written (None: nothing was)."""
+    """What a round's end owes others: a cap slot back when it sent nothing; what a sender
+    took for parts it did not send (``Sender.give_back``); a digest's items end with it.
+    ``status``: what was written (None: nothing was)."""
     if job.slot is not None and status != Status.SENT:
         slot, job.slot = job.slot, None
         retrying_db(lambda: policy.give_back(slot))
+    if job.prepared is not None and job.senders:
+        sender, prepared = job.senders[job.transport_index], job.prepared
+        retrying_db(lambda: sender.give_back(prepared))
     if status is not None and job.notification.digest_size:
         retrying_db(lambda: digests_module.settle(job.notification.pk, changes))
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from notifications import selectors
+from notifications.broadcast.models import CampaignStars
 from notifications.models import Campaign, Channel, Notification
 from notifications.suppression.models import Suppression
 from notifications.suppression.services import MONTHS
@@ -254,8 +255,9 @@ LIVE_CAMPAIGN_FIELDS = ("state", "recipients", "skipped", "created_all_at", "err
 
 
 def campaign_fields(campaign: Campaign) -> dict[str, str]:
-    """``LIVE_CAMPAIGN_FIELDS`` as the admin shows them (read-only values)."""
-    return {
+    """``LIVE_CAMPAIGN_FIELDS`` as the admin shows them (read-only values), and the Stars
+    its paid broadcast spent."""
+    fields = {
         name: str(
             display_for_field(
                 getattr(campaign, name),
@@ -264,6 +266,19 @@ def campaign_fields(campaign: Campaign) -> dict[str, str]:
             )
         )
         for name in LIVE_CAMPAIGN_FIELDS
+    }
+    fields["paid_broadcast"] = paid_broadcast_text(campaign)
+    return fields
+
+
+def paid_broadcast_text(campaign: Campaign) -> str:
+    """The Stars a campaign's paid broadcast spent, of its budget; "no" without one."""
+    stars = CampaignStars.objects.filter(campaign_id=campaign.pk).first()
+    if stars is None:
+        return _("no")
+    return _("%(spent)s of %(budget)s Telegram Stars spent") % {
+        "spent": formats.number_format(stars.spent, 1),
+        "budget": formats.number_format(stars.budget, 1),
     }
 
 

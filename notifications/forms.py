@@ -107,6 +107,22 @@ class ComposeForm(forms.Form):
             "their quiet hours and its caps apply unless it is required."
         ),
     )
+    paid_broadcast = forms.BooleanField(
+        label=_("Paid broadcast (Telegram)"),
+        required=False,
+        help_text=_(
+            "Telegram takes its messages up to 1,000 a second instead of about 30, for 0.1 "
+            "Telegram Star each, paid from the bot's balance, until the budget below is spent; "
+            "the rest go out at the free pace."
+        ),
+    )
+    stars_budget = forms.DecimalField(
+        label=_("Stars budget"),
+        required=False,
+        max_digits=12,
+        decimal_places=1,
+        help_text=_("The most this campaign may spend, in Telegram Stars (0.1 a message)."),
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -127,6 +143,15 @@ class ComposeForm(forms.Form):
             )
         except ValidationError as err:
             add_errors(self, err)
+        if "stars_budget" not in self.errors:
+            try:
+                services.validate_paid_broadcast(
+                    paid_broadcast=bool(cleaned.get("paid_broadcast")),
+                    stars_budget=cleaned.get("stars_budget"),
+                    channels=cleaned.get("channels"),
+                )
+            except ValidationError as err:
+                add_errors(self, err)
         return cleaned
 
 

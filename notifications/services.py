@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from notifications import selectors, tasks, telegram_bot
+from notifications.broadcast import services as broadcast
+from notifications.channels import channel_order
 from notifications.composing import (
     CampaignFiller,
     check_campaign_content,
@@ -519,9 +522,14 @@ def campaign_create(
     send_at: datetime | None = None,
     local_send_at: str = "",
     category: Category | str | None = None,
+    paid_broadcast: bool = False,
+    stars_budget: Decimal | None = None,
 ) -> Campaign:
     """One notification for each user of an audience, queued (or scheduled for ``send_at``,
     or for ``local_send_at`` — ``2026-12-07T10:00`` — in each recipient's own time zone).
+
+    ``paid_broadcast``: its Telegram messages go out with ``allow_paid_broadcast`` (faster,
+    0.1 Star each) until ``stars_budget`` Stars are spent (``notifications.broadcast``).
 
     The audience: ``user_ids``, or (``audience_query`` given) everyone the admin's changelist
     of ``audience_model`` (``auth.user`` or ``notifications.usercontact``) shows for that
@@ -531,8 +539,12 @@ def campaign_create(
     opted out of every channel, turned its ``category`` off on every one, or have no address
     on any, get none and are listed in ``campaign.skips``. Raises ``ValidationError`` (no
     message nor template, both, a template variable missing from ``context`` for the
-    ``sample`` recipient, bad channels, time or category) before anything is stored.
+    ``sample`` recipient, bad channels, time or category, paid broadcast without a budget or
+    without Telegram in the chain) before anything is stored.
     """
+    validate_paid_broadcast(
+        paid_broadcast=paid_broadcast, stars_budget=stars_budget, channels=channels
+    )
     if send_at is not None and local_send_at:
         raise ValidationError(
             {"local_send_at": _("Give a time to send at, or a local time, not both.")}
@@ -579,6 +591,8 @@ def campaign_create(
             audience_all=everyone,
             audience_size=audience_size if audience_size is not None else len(ids),
         )
+        if paid_broadcast:
+            broadcast.campaign_stars_create(campaign_id=campaign.pk, budget=stars_budget)
         if not everyone and len(ids) <= settings.NOTIFY_CAMPAIGN_CHUNK:
             step = CampaignFiller(campaign.pk).step()
             _ring_after_commit(step.due)
@@ -589,6 +603,27 @@ def campaign_create(
             )
     campaign.refresh_from_db()
     return campaign
+
+
+def validate_paid_broadcast(
+    *, paid_broadcast: bool, stars_budget: Decimal | None, channels: list[str] | None
+) -> None:
+    """A paid broadcast needs a Stars budget above 0, in tenths of a Star, and Telegram in
+    the campaign's chain; raises ``ValidationError``."""
+    if not paid_broadcast:
+        return
+    if stars_budget is None:
+        raise ValidationError(
+            {"stars_budget": _("Give a Stars budget: paid broadcast spends 0.1 Star a message.")}
+        )
+    if stars_budget <= 0 or stars_budget % Decimal("0.1"):
+        raise ValidationError(
+            {"stars_budget": _("Give a budget above 0 Stars, in tenths of a Star (e.g. 50.5).")}
+        )
+    if "telegram" not in channel_order(channels):
+        raise ValidationError(
+            {"paid_broadcast": _("Paid broadcast is Telegram's: tick Telegram in the channels.")}
+        )
 
 
 def campaign_cancel(*, campaign: Campaign) -> BulkResult:

@@ -30,6 +30,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest, Left, TruncDay, TruncHour
 from django.utils import timezone
 
+from notifications.broadcast.services import StarsToday, stars_today
 from notifications.channels import channel_order
 from notifications.models import (
     DashboardCount,
@@ -128,6 +129,7 @@ class Dashboard:
     series: list[tuple[datetime, int, int, int]]  # (bucket, reached, not reached, other)
     bucket: str  # "hour" or "day"
     rolled_until: datetime | None = None  # days before it were read from the rollup
+    stars_today: StarsToday | None = None  # Telegram paid broadcast's Stars, against its cap
 
     @property
     def total(self) -> int:
@@ -548,4 +550,5 @@ def _dashboard(period: str, now: datetime) -> Dashboard:
         series=[(at, *counts) for at, counts in sorted(series.items())],
         bucket="hour" if hourly else "day",
         rolled_until=rolled_until,
+        stars_today=stars_today(),
     )

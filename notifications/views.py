@@ -230,6 +230,12 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
         "sms_cost": money(data.sms_cost),
         "sms_today_cost": money(today.cost),
         "sms_cap_share": percent(today.sent / today.limit) if today.limit else "",
+        "stars_spent": formats.number_format(data.stars_today.spent, 1),
+        "stars_limit": (
+            formats.number_format(data.stars_today.limit, 1)
+            if data.stars_today.limit is not None
+            else None
+        ),
         "failures": [
             {
                 **row,

@@ -4,6 +4,8 @@ campaign)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -12,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -85,12 +87,33 @@ def unsubscribe_note(category: Category | None) -> tuple[str, bool]:
     }, False
 
 
+def paid_note(budget: Decimal, audience: int, parts: int) -> str:
+    """What the compose preview says of a paid broadcast with ``budget`` Stars: how many
+    messages it flags, and what flagging all of them would take."""
+    price = settings.NOTIFY_TELEGRAM_STARS_PER_MESSAGE
+    return _(
+        "Paid broadcast: up to %(budget)s Stars at %(price)s Star a message: the first "
+        "%(messages)s Telegram messages go flagged (each part of a split text is one), the "
+        "rest at the free pace. Flagging all %(all)s would take %(needed)s Stars."
+    ) % {
+        "budget": formats.number_format(budget, 1),
+        "price": formats.number_format(price, 1),
+        "messages": int(budget // price),
+        "all": audience * parts,
+        "needed": formats.number_format(price * audience * parts, 1),
+    }
+
+
 def channel_preview(
-    notification: Notification, audience: int, category: Category | None = None
+    notification: Notification,
+    audience: int,
+    category: Category | None = None,
+    stars_budget: Decimal | None = None,
 ) -> list[dict]:
     """What each channel of the chain gets for the sample recipient, as its sender would
-    send it (``content_for``), with Telegram's parts, SMS's segments and cost, and whether
-    the email carries a one-click unsubscribe link (of ``category``, else the default)."""
+    send it (``content_for``), with Telegram's parts (and the paid broadcast's budget, when
+    ``stars_budget`` is given), SMS's segments and cost, and whether the email carries a
+    one-click unsubscribe link (of ``category``, else the default)."""
     labels = dict(Channel.choices)
     rows = []
     for channel in channel_order(notification.channels):
@@ -102,6 +125,8 @@ def channel_preview(
             row["parts"] = 1 if content.parse_mode else len(split_text(content.text))
             if content.parse_mode:  # re-made from Telegram's allow-list, never the raw text
                 row["preview_html"] = telegram_preview_html(content.text)
+            if stars_budget is not None:
+                row["paid"] = paid_note(stars_budget, audience, row["parts"])
         if channel == "sms":
             estimate = sms_estimate(content.text)
             row["sms"] = estimate
@@ -153,6 +178,10 @@ class SendNotificationMixin:
                 ),
                 "category": data["category"],
             }
+            paid = {
+                "paid_broadcast": data["paid_broadcast"],
+                "stars_budget": data["stars_budget"] if data["paid_broadcast"] else None,
+            }
             try:
                 if "_send" in request.POST:
                     campaign = services.campaign_create(
@@ -167,6 +196,7 @@ class SendNotificationMixin:
                         name=data["name"],
                         **content,
                         **when,
+                        **paid,
                     )
                     self.message_user(
                         request,
@@ -177,7 +207,7 @@ class SendNotificationMixin:
                     return redirect("admin:notifications_campaign_change", campaign.pk)
                 built = check_campaign_content(sample=sample, **content)
                 if built is not None:
-                    preview = channel_preview(built, size, data["category"])
+                    preview = channel_preview(built, size, data["category"], paid["stars_budget"])
             except ValidationError as err:
                 add_errors(form, err)
         context = {

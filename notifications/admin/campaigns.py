@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
-from notifications.display import progress_box
+from notifications.display import paid_broadcast_text, progress_box
 from notifications.models import (
     Campaign,
     CampaignSkip,
@@ -77,6 +77,7 @@ class CampaignAdmin(admin.ModelAdmin):
         "message",
         "context",
         "channels",
+        "paid_broadcast",
         "send_at",
         "audience",
         "audience_size",
@@ -103,6 +104,10 @@ class CampaignAdmin(admin.ModelAdmin):
                 "query": obj.audience_query or _("(none)"),
             }
         return _("%(count)s chosen users") % {"count": len(obj.audience_ids)}
+
+    @admin.display(description=gettext_lazy("paid broadcast (Telegram)"))
+    def paid_broadcast(self, obj: Campaign) -> str:
+        return paid_broadcast_text(obj)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         campaign = self.get_object(request, object_id)

@@ -2,10 +2,9 @@
 
 This is the only module that holds ``prometheus_client`` metric objects; the rest of the
 service reports through its functions (``notifications_created``, ``attempts_recorded``,
-``receipt_recorded``, ``rate_limited``, ``paced_jobs_waiting``, ``suppression_added``,
-``email_event``), called where those things happen. It imports nothing of ours, so every
-layer may call it. Each call costs a few
-microseconds and no query; the gauges read from the database (due notifications, the oldest
+``receipt_recorded``, ``rate_limited``, ``telegram_stars``, ``paced_jobs_waiting``,
+``suppression_added``, ``email_event``), called where those things happen. It imports nothing
+of ours, so every layer may call it. Each call costs a few microseconds and no query; the gauges read from the database (due notifications, the oldest
 one's age, live consumers) are computed at scrape time by ``operations.collectors``.
 
 Multiprocess mode (gunicorn's workers and the consumers of one host writing one directory)
@@ -97,6 +96,11 @@ SMS_COST = Counter(
     "What SMS providers charged, by transport, in the currency named by its label.",
     ("transport", "currency"),
 )
+TELEGRAM_STARS = Counter(
+    "notify_telegram_stars",
+    "Telegram Stars that paid broadcast spent: 0.1 for each message sent with "
+    "allow_paid_broadcast that Telegram took, or whose outcome is unknown.",
+)
 RECEIPTS = Counter(
     "notify_receipts",
     "SMS delivery receipts received, by transport and outcome (delivered, undelivered, "
@@ -176,6 +180,11 @@ def attempts_recorded(attempts: Iterable[Attempt]) -> None:
         if attempt.cost:
             currency = settings.NOTIFY_SMS_CURRENCY
             _child(SMS_COST, attempt.transport, currency).inc(float(attempt.cost))
+
+
+def telegram_stars(stars: Decimal) -> None:
+    """Count the Stars of a flagged Telegram message Telegram took (or may have taken)."""
+    TELEGRAM_STARS.inc(float(stars))
 
 
 def receipt_recorded(transport: str, outcome: str) -> None:

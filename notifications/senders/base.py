@@ -6,7 +6,8 @@ is a ``Sender``. Delivery (``notifications.delivery``) calls, for one notificati
 1. ``address(contact)``: this channel's address, or ``SkipChannel``;
 2. ``prepare(...)``: everything that can fail without the provider (the text cut into parts,
    headers, addresses, limits), so nothing fails *after* a provider accepted a message;
-3. per part: ``paces(...)`` (pacing slots to hold first), then ``send_part(...)``.
+3. per part: ``paces(...)`` (pacing slots to hold first), then ``send_part(...)``;
+4. when the round ends with parts not sent: ``give_back(...)``.
 
 Every error a transport knows is a ``DeliveryError``; anything else it raises is recorded as
 an unexpected error of that attempt.
@@ -157,6 +158,11 @@ class Sender:
     def send_part(self, prepared: Prepared, index: int) -> PartResult:
         """Send part ``index``; raises ``DeliveryError``."""
         raise NotImplementedError
+
+    def give_back(self, prepared: Prepared) -> None:
+        """The round ended with parts of ``prepared`` not sent (a pacing wait beyond the
+        horizon, a rate limit, a cancel, the consumer stopping): give back what ``paces``
+        took for them (Telegram's paid-broadcast Stars). Nothing by default."""
 
     def on_permanent(self, contact: UserContact, error: DeliveryError) -> None:
         """Called when this transport refused the recipient permanently (marks, cleanup)."""

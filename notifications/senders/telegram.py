@@ -14,14 +14,26 @@ Text longer than 4,096 characters (counted in UTF-16 units, as Telegram does) is
 parts at line breaks, else spaces, never producing a blank part. Each part holds two pacing
 slots first (``notifications.pacing``): one of its chat (NOTIFY_TELEGRAM_CHAT_RATE) and one of
 the bot (NOTIFY_TELEGRAM_RATE), shared by every consumer.
+
+Paid broadcast (``notifications.broadcast``): a message of a campaign that has it reserves
+its Stars (0.1 a part: each part is a message Telegram charges) when its part's paces are
+asked for, once per part. With the Stars taken, the part holds the paid pace
+(``PAID_PACE``, NOTIFY_TELEGRAM_PAID_RATE) instead of the bot's and goes out with
+``allow_paid_broadcast``; with a budget used up, it goes out unflagged at the free pace. The
+Stars come back when Telegram surely did not take the part (any answer but a timeout or a
+dropped connection), or when the round ends before it was sent (``give_back``); a 429 to a
+flagged part pushes back the paid pace, not the free traffic's.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
+from notifications.broadcast import services as broadcast
 from notifications.content import content_for
 from notifications.operations import metrics
 from notifications.senders import http
@@ -42,6 +54,11 @@ MAX_MESSAGE_LENGTH = 4096
 # The pacing schedule of the bot: every message books a slot of it (NOTIFY_TELEGRAM_RATE),
 # and a 429 pushes it back by its retry_after (``notifications.pacing.push_back``).
 BOT_PACE = "telegram"
+# The schedule of the bot's flagged messages (paid broadcast, NOTIFY_TELEGRAM_PAID_RATE): they
+# book it instead of BOT_PACE, and a 429 to one of them pushes it back.
+PAID_PACE = "telegram:paid"
+
+logger = logging.getLogger(__name__)
 
 
 class Conflict(DeliveryError):
@@ -179,24 +196,86 @@ class TelegramSender(Sender):
         extra: dict[str, Any] = {"contact": contact}
         if content.parse_mode:
             extra["parse_mode"] = content.parse_mode
+        if notification.campaign_id is not None and self._paid(notification.campaign_id):
+            extra["paid_campaign"] = notification.campaign_id
+            extra["stars"] = {}  # part index → its Reservation, or None: sent unflagged
         return Prepared(address=self.address(contact), parts=parts, extra=extra)
 
-    def paces(self, prepared: Prepared, index: int) -> list[Pace]:
-        return [
-            Pace(f"telegram:chat:{prepared.address}", settings.NOTIFY_TELEGRAM_CHAT_RATE),
-            Pace(BOT_PACE, settings.NOTIFY_TELEGRAM_RATE),
-        ]
+    def _paid(self, campaign_id: int) -> bool:
+        try:
+            return broadcast.is_paid(campaign_id)
+        except (OperationalError, InterfaceError) as err:
+            logger.warning("paid broadcast of campaign %s not read (%s): free", campaign_id, err)
+            return False
 
-    def _send(self, prepared: Prepared, chat_id: str, text: str) -> dict[str, Any]:
+    def _reservation(self, prepared: Prepared, index: int) -> broadcast.Reservation | None:
+        """The Stars of part ``index`` of a paid campaign's message, reserved the first time
+        they are asked for; None: not paid, or a budget is used up (sent unflagged)."""
+        if "paid_campaign" not in prepared.extra:
+            return None
+        reserved = prepared.extra["stars"]
+        if index not in reserved:
+            try:
+                reserved[index] = broadcast.reserve(prepared.extra["paid_campaign"])
+            except (OperationalError, InterfaceError) as err:
+                logger.warning("Stars not reserved (%s): sent unflagged", err)
+                reserved[index] = None
+        return reserved[index]
+
+    def paces(self, prepared: Prepared, index: int) -> list[Pace]:
+        chat = Pace(f"telegram:chat:{prepared.address}", settings.NOTIFY_TELEGRAM_CHAT_RATE)
+        if self._reservation(prepared, index) is not None:
+            return [chat, Pace(PAID_PACE, settings.NOTIFY_TELEGRAM_PAID_RATE)]
+        return [chat, Pace(BOT_PACE, settings.NOTIFY_TELEGRAM_RATE)]
+
+    def give_back(self, prepared: Prepared) -> None:
+        """The Stars reserved for parts the round ended before sending go back."""
+        reserved = prepared.extra.get("stars") or {}
+        for index, reservation in list(reserved.items()):
+            if reservation is not None:
+                broadcast.give_back(reservation)
+            del reserved[index]
+
+    def _send(self, prepared: Prepared, chat_id: str, text: str, *, paid: bool) -> dict[str, Any]:
         data: dict[str, Any] = {"chat_id": chat_id, "text": text}
         if prepared.extra.get("parse_mode"):
             data["parse_mode"] = prepared.extra["parse_mode"]
-        return self.call("sendMessage", data)
+        if paid:
+            data["allow_paid_broadcast"] = True
+        try:
+            return self.call("sendMessage", data)
+        except DeliveryError as err:
+            if paid and err.pause == BOT_PACE:
+                err.pause = PAID_PACE  # the flagged sends' schedule waits, not the free one
+            raise
 
     def send_part(self, prepared: Prepared, index: int) -> PartResult:
+        """Send part ``index``; its Stars, if reserved, are spent once Telegram took it or
+        may have (an ambiguous outcome), and given back otherwise. Raises ``DeliveryError``."""
+        reservation = (prepared.extra.get("stars") or {}).pop(index, None)
+        try:
+            result = self._send_to_chat(prepared, index, paid=reservation is not None)
+        except DeliveryError as err:
+            if reservation is not None and not err.ambiguous:
+                self._give_back_stars(reservation)
+                reservation = None
+            raise
+        finally:
+            if reservation is not None:  # Telegram took it, or may have: spent
+                metrics.telegram_stars(reservation.stars)
+        return PartResult(provider_message_id=str(result.get("message_id", "")))
+
+    def _give_back_stars(self, reservation: broadcast.Reservation) -> None:
+        try:
+            broadcast.give_back(reservation)
+        except (OperationalError, InterfaceError) as err:  # counted as spent: never under
+            logger.warning("Stars of a refused message not given back (%s)", err)
+
+    def _send_to_chat(self, prepared: Prepared, index: int, *, paid: bool) -> dict[str, Any]:
+        """Send part ``index`` to the contact's chat, following a migration to a supergroup."""
         text = prepared.parts[index]
         try:
-            result = self._send(prepared, prepared.address, text)
+            return self._send(prepared, prepared.address, text, paid=paid)
         except ChatMigrated as migrated:
             contact = prepared.extra["contact"]
             type(contact).objects.filter(pk=contact.pk).update(
@@ -205,12 +284,11 @@ class TelegramSender(Sender):
             contact.telegram_chat_id = migrated.new_chat_id
             prepared.address = migrated.new_chat_id
             try:
-                result = self._send(prepared, migrated.new_chat_id, text)
+                return self._send(prepared, migrated.new_chat_id, text, paid=paid)
             except ChatMigrated as again:
                 raise DeliveryError(
                     f"Telegram chat migrated twice (to {again.new_chat_id})", permanent=True
                 ) from None
-        return PartResult(provider_message_id=str(result.get("message_id", "")))
 
     def check(self) -> str:
         me = self.call("getMe")

@@ -39,6 +39,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # the end-to-end tests start read the service's defaults.
 NOTIFY_TELEGRAM_RATE = 0.0
 NOTIFY_TELEGRAM_CHAT_RATE = 0.0
+NOTIFY_TELEGRAM_PAID_RATE = 0.0
 # The API's tests of throttling set their own rates.
 NOTIFY_API_RATE = None
 NOTIFY_API_ANON_RATE = None

@@ -55,6 +55,12 @@ LAYERS = {
     # The suppression app's package, its receiver, urls, admin and apps.py.
     "notifications.suppression": 10,
     "notifications.suppression.apps": 11,
+    # Telegram paid broadcast: the models, the services that take and give back Stars (the
+    # Telegram sender, 3, calls them), its admin and apps.py.
+    "notifications.broadcast.models": 1.5,
+    "notifications.broadcast.services": 2.4,
+    "notifications.broadcast": 10,
+    "notifications.broadcast.apps": 11,
     "notifications.operations.models": 1,
     "notifications.content": 2,
     "notifications.senders": 3,

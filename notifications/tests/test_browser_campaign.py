@@ -2,7 +2,8 @@
 the fields below the live box move with it and the skipped list fills in with no reload,
 "Cancel the rest" is offered only while something is left, the Russian page fits 1280 px and
 says "Просмотр рассылки", the compose page has the admin's form styles, calendar and clock,
-and a blank "Template variables" stays blank after Preview."""
+a blank "Template variables" stays blank after Preview, and its "Paid broadcast (Telegram)"
+box's budget is named in the preview."""
 
 from __future__ import annotations
 
@@ -138,6 +139,12 @@ def test_the_compose_page_has_the_admins_form_styles_calendar_and_clock(admin_pa
     expect(page.get_by_label("Template variables:")).to_have_value("")  # not "null"
     page.get_by_role("button", name="Preview").click()
     expect(page.get_by_label("Template variables:")).to_have_value("")
+
+    # Paid broadcast: the box and its budget, which the preview names.
+    page.get_by_label("Paid broadcast (Telegram):").check()
+    page.get_by_label("Stars budget:").fill("5")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#nf-paid-broadcast")).to_contain_text("up to 5.0 Stars")
 
 
 def test_the_compose_form_sends_at_10_in_each_recipients_local_time(admin_page):

@@ -289,3 +289,18 @@ def test_a_webhook_nobody_listens_on_answers_0(telegram):
     gone = Receiver()
     gone.close()
     assert telegram.post_update_to_webhook({"update_id": 1}, url=gone.url) == 0
+
+
+def test_flagged_messages_are_recorded_and_limited_apart_from_the_free_ones(http, telegram):
+    """Paid broadcast: a message with allow_paid_broadcast is kept with it, and counts against
+    the paid limit, not the free one (as Telegram lets it past the broadcasting limits)."""
+    telegram.rate_limit = 1
+    telegram.paid_rate_limit = 2
+    free = [bot(http, telegram, "sendMessage", chat_id=1, text="free")[0] for _ in range(2)]
+    paid = [
+        bot(http, telegram, "sendMessage", chat_id=2, text="paid", allow_paid_broadcast=True)[0]
+        for _ in range(3)
+    ]
+    assert (free, paid) == ([200, 429], [200, 200, 429])
+    assert [m["chat_id"] for m in telegram.paid_messages()] == ["2", "2"]
+    assert "allow_paid_broadcast" not in telegram.messages[0]

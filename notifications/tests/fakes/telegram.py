@@ -13,7 +13,9 @@ delivered, the answer comes only after ``hang`` seconds: a client with a shorter
 sees a read timeout) and ``accept_then_drop`` (delivered, then the connection is closed
 without an answer). ``queue`` holds one-shot behaviours consumed before the default, to
 script "fails twice, then recovers". ``rate_limit`` makes it enforce N messages/second and
-answer 429 beyond it, as Telegram does. ``flood`` makes a 429 the bot's flood control, as
+answer 429 beyond it, as Telegram does; a message sent with ``allow_paid_broadcast`` (paid
+broadcast) is not counted there but against ``paid_rate_limit`` (Telegram's 1,000/s; None:
+no limit); ``paid_messages()`` lists those accepted. ``flood`` makes a 429 the bot's flood control, as
 Telegram's is: for its ``retry_after`` seconds every ``sendMessage`` of the bot gets 429 too,
 each counted in ``flood_hits`` (a send made while told to wait: a self-caused 429). ``flaky`` (a fraction) fails that share of sends at
 random with 500, 502 or a timeout, drawn from a generator seeded with ``seed``. Text that is
@@ -57,7 +59,7 @@ Every call is recorded in ``requests``, answered or not.
 
 Control over HTTP (for a separate process): ``POST /_fake/config`` with JSON fields
 ``mode``, ``per_chat``, ``queue``, ``latency``, ``hang``, ``retry_after``, ``rate_limit``,
-``flaky``, ``seed``; ``GET /_fake/messages``; ``GET /_fake/stats`` (counts only);
+``paid_rate_limit``, ``flaky``, ``seed``; ``GET /_fake/messages``; ``GET /_fake/stats`` (counts only);
 ``POST /_fake/reset``; ``POST /_fake/updates`` (an update, or ``{"chat_id", "text"}`` for a
 message update; answers its ``update_id``); ``GET /_fake/updates`` (the pending ones);
 ``POST /_fake/webhook/flush`` (``post_pending_to_webhook``; answers the codes).
@@ -104,6 +106,7 @@ MESSAGE_FIELDS = (
     "protect_content",
     "reply_parameters",
     "message_thread_id",
+    "allow_paid_broadcast",
 )
 # Update types Telegram leaves out unless allowed_updates names them.
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
@@ -167,9 +170,11 @@ class FakeTelegram(WebhookMixin, LocalServer):
             self.hang = 5.0
             self.retry_after = 1
             self.rate_limit: float | None = None
+            self.paid_rate_limit: float | None = None
             self.flaky = 0.0
             self.random = random.Random(0)
             self._window: deque[float] = deque()
+            self._paid_window: deque[float] = deque()
             self.requests: list[dict[str, Any]] = []  # every call, answered or not
             self.messages: list[dict[str, Any]] = []  # messages accepted (delivered)
             self.too_many = 0
@@ -393,18 +398,27 @@ class FakeTelegram(WebhookMixin, LocalServer):
                 return self.random.choice(["500", "502", "timeout"])
             return self.per_chat.get(chat_id, self.mode)
 
-    def _over_rate(self) -> bool:
-        if not self.rate_limit:
+    def _over_rate(self, paid: bool = False) -> bool:
+        """Whether this message is one too many in the last second: a flagged one (paid
+        broadcast) counts against ``paid_rate_limit``, any other against ``rate_limit``."""
+        limit = self.paid_rate_limit if paid else self.rate_limit
+        if not limit:
             return False
         now = time.monotonic()
         with self.lock:
-            while self._window and now - self._window[0] >= 1.0:
-                self._window.popleft()
-            if len(self._window) >= self.rate_limit:
+            window = self._paid_window if paid else self._window
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= limit:
                 self.too_many += 1
                 return True
-            self._window.append(now)
+            window.append(now)
             return False
+
+    def paid_messages(self) -> list[dict[str, Any]]:
+        """The messages accepted with ``allow_paid_broadcast``."""
+        with self.lock:
+            return [m for m in self.messages if m.get("allow_paid_broadcast") is True]
 
     def answer(
         self, token: str, method: str, body: dict[str, Any], peer: str = ""
@@ -438,7 +452,7 @@ class FakeTelegram(WebhookMixin, LocalServer):
             if penalty > 0:
                 self.flood_hits += 1
                 return 429, self._too_many(max(1, math.ceil(penalty)))
-        if self._over_rate():
+        if self._over_rate(paid=_decoded(body.get("allow_paid_broadcast")) is True):
             with self.lock:
                 return 429, self._too_many()
         behaviour = self._behaviour(chat_id)
@@ -573,7 +587,15 @@ class FakeTelegram(WebhookMixin, LocalServer):
                 self.per_chat = {str(k): v for k, v in config["per_chat"].items()}
             if "queue" in config:
                 self.queue = deque(config["queue"])
-            for name in ("latency", "hang", "retry_after", "rate_limit", "flaky", "flood"):
+            for name in (
+                "latency",
+                "hang",
+                "retry_after",
+                "rate_limit",
+                "paid_rate_limit",
+                "flaky",
+                "flood",
+            ):
                 if name in config:
                     setattr(self, name, config[name])
             if "seed" in config:
@@ -607,6 +629,9 @@ class FakeTelegram(WebhookMixin, LocalServer):
                     with fake.lock:
                         stats = {
                             "messages": len(fake.messages),
+                            "paid_messages": sum(
+                                m.get("allow_paid_broadcast") is True for m in fake.messages
+                            ),
                             "requests": len(fake.requests),
                             "too_many": fake.too_many,
                             "flood_hits": fake.flood_hits,
