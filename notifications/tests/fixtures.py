@@ -330,3 +330,15 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def rung(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Doorbells recorded as (ids, eta), not rung: the test delivers in its own process."""
+    from notifications import tasks
+
+    calls: list = []
+    monkeypatch.setattr(
+        tasks, "ring", lambda ids, eta=None, size=None: calls.append((sorted(ids), eta))
+    )
+    return calls

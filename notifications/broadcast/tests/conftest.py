@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from notifications import services, tasks
+from notifications import services
 from notifications.broadcast import services as broadcast
 from notifications.broadcast.tests.helpers import recipients
 from notifications.models import Campaign
@@ -21,16 +21,6 @@ def _fresh_broadcast_reads() -> Iterator[None]:
     broadcast.forget()
     yield
     broadcast.forget()
-
-
-@pytest.fixture
-def rung(monkeypatch) -> list:
-    """Doorbells recorded, not rung: the tests deliver in this process."""
-    calls: list = []
-    monkeypatch.setattr(
-        tasks, "ring", lambda ids, eta=None, size=None: calls.append((sorted(ids), eta))
-    )
-    return calls
 
 
 @pytest.fixture

@@ -11,22 +11,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from notifications import services, tasks
+from notifications import services
 from notifications.models import Campaign, CampaignSkip, Notification, UserContact
 from notifications.preferences.models import Category, Preference
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-
-
-@pytest.fixture
-def rung(monkeypatch) -> list:
-    calls: list = []
-    monkeypatch.setattr(
-        tasks, "ring", lambda ids, eta=None, size=None: calls.append((sorted(ids), eta))
-    )
-    return calls
 
 
 def people(*zones: str) -> list:
