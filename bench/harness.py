@@ -19,6 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# The environment of the service's processes, shared with the tests' consumers (re-exported).
+from notifications.tests.harness import service_environ
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS = BASE_DIR / "bench" / "results"
 WORK = BASE_DIR / "var" / "bench"
@@ -193,27 +196,6 @@ class Tier:
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a process of the service on this tier (``service_environ``)."""
         return service_environ(self.database_url, self.queue_url, WORK, **extra)
-
-
-def service_environ(
-    database_url: str, queue_url: str, var_dir: Path, **extra: str
-) -> dict[str, str]:
-    """The environment of a process of the service on these stores, without the caller's own
-    channel and service settings (a developer's shell or ``.env`` must not leak in)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "EMAIL_", "NOTIFY_", "SMS", "SMPP_", "DJANGO_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="notification_service.settings",
-        NOTIFY_SKIP_DOTENV="1",
-        NOTIFY_VAR_DIR=str(var_dir),
-        DATABASE_URL=database_url,
-        QUEUE_URL=queue_url,
-    )
-    env.update(extra)
-    return env
 
 
 def pg_and_redis_ready() -> str:

@@ -3,7 +3,6 @@ see it): fake providers on 127.0.0.1, the real huey consumer in a process of its
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from notifications.tests.fakes.smpp import FakeSmpp
 from notifications.tests.fakes.smsaero import FakeSmsAero
 from notifications.tests.fakes.smtp import FakeSmtp
 from notifications.tests.fakes.telegram import FakeTelegram
-from notifications.tests.harness import Consumer
+from notifications.tests.harness import Consumer, service_environ
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -157,16 +156,9 @@ def wait_for_status(
 @pytest.fixture
 def consumer_env(telegram_server: FakeTelegram, smtp_server: FakeSmtp, transactional_db) -> dict:
     """Environment for a consumer wired to the fakes, the test database and the test queue."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "EMAIL_", "NOTIFY_", "SMS", "SMPP_", "DJANGO_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="notification_service.settings",
-        NOTIFY_SKIP_DOTENV="1",
-        DATABASE_URL=database_url(),
-        QUEUE_URL=settings.QUEUE_URL,
+    return service_environ(
+        database_url(),
+        settings.QUEUE_URL,
         TELEGRAM_BOT_TOKEN=telegram_server.token,
         TELEGRAM_API_URL=telegram_server.url,
         EMAIL_HOST="127.0.0.1",
@@ -180,7 +172,6 @@ def consumer_env(telegram_server: FakeTelegram, smtp_server: FakeSmtp, transacti
         NOTIFY_RETRY_MAX_SECONDS="2",
         NOTIFY_MAX_ROUNDS="3",
     )
-    return env
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -5,6 +5,7 @@ Importable without Django being set up (the bench's orchestrator imports it too)
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -106,3 +107,26 @@ def stop_runservice(process: subprocess.Popen) -> None:
             process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             continue
+
+
+# The caller's own channel and service settings: a developer's shell or ``.env`` must not leak
+# into a service process started for a test or a bench.
+OWN_SETTINGS = ("TELEGRAM_", "EMAIL_", "NOTIFY_", "SMS", "SMPP_", "DJANGO_")
+
+
+def service_environ(
+    database_url: str, queue_url: str, var_dir: Path | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a process of the service on these stores (``var_dir``: its
+    NOTIFY_VAR_DIR), without the caller's own channel and service settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="notification_service.settings",
+        NOTIFY_SKIP_DOTENV="1",
+        DATABASE_URL=database_url,
+        QUEUE_URL=queue_url,
+    )
+    if var_dir is not None:
+        env["NOTIFY_VAR_DIR"] = str(var_dir)
+    env.update(extra)
+    return env
