@@ -5,15 +5,19 @@ Below the task layer, so the consumer's campaign task and the services share it.
 here rings a doorbell: callers ring for what a step returns once it has committed.
 
 A campaign is created chunk by chunk (``NOTIFY_CAMPAIGN_CHUNK`` recipients, one transaction
-each): read the next recipients after the campaign's cursor, build their notifications (and
-the list of those skipped, with why), then one conditional UPDATE moves the cursor and the
-counts (a second filler of the same campaign finds the cursor moved and backs off), one
-INSERT saves the notifications and one the skipped. The number of queries per chunk does not
-depend on its size, and a creation stopped midway resumes after the last chunk it committed.
+each): read the next recipients after the campaign's cursor, one conditional UPDATE moves
+the cursor (a second filler of the same campaign finds it moved and backs off), build their
+notifications (and the list of those skipped, with why), one INSERT saves the notifications
+and one the skipped, and an UPDATE adds them to the counts. The number of queries per chunk
+does not depend on its size, and a creation stopped midway resumes after the last chunk it
+committed. A campaign's message (one text, one time) goes faster: a step of ten chunks
+inserts in one statement everyone SQL finds surely reachable (``campaign_sets``) and checks
+only the others here.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +35,7 @@ from django.http import HttpRequest, QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from notifications import campaign_rows
+from notifications import campaign_rows, campaign_sets
 from notifications.channels import channel_order, senders_for
 from notifications.models import Campaign, CampaignSkip, Notification, Template, UserContact
 from notifications.operations import metrics
@@ -411,10 +415,14 @@ class CampaignFiller:
     def __init__(self, campaign_id: int, *, chunk: int | None = None) -> None:
         self.campaign_id = campaign_id
         self.chunk = chunk or settings.NOTIFY_CAMPAIGN_CHUNK
+        # A set-based step's recipients (``campaign_sets``): ``chunk`` when given.
+        self.set_chunk = chunk or self.chunk * campaign_sets.CHUNKS
         self._audience: QuerySet | None = None
         self._renderer: TemplateRenderer | None = None
         self._category: Category | None = None
         self._suppressions: frozenset[str] | object | None = _UNREAD
+        self._reach_read: campaign_sets.Reach | object | None = _UNREAD
+        self._ids: list[int] | None = None  # an audience of ids, sorted
 
     def step(self) -> FillStep:
         """Create the next chunk in one transaction (a fixed number of queries); raises
@@ -484,98 +492,192 @@ class CampaignFiller:
             for user in users
         }
 
+    def _reach(self, campaign: Campaign) -> campaign_sets.Reach | None:
+        """The set-based condition for this campaign (``campaign_sets``), when its
+        notifications are one message sent at one time and the database can take a set."""
+        if self._renderer is not None or campaign.local_send_at or not campaign_sets.supported():
+            return None
+        if self._reach_read is _UNREAD:
+            suppressed = False
+            if "email" in channel_order(campaign.channels):
+                if self._suppressions is _UNREAD:
+                    self._suppressions = active_addresses()
+                suppressed = self._suppressions != frozenset()
+            self._reach_read = campaign_sets.reach_for(
+                campaign.channels, self._category, addresses_suppressed=suppressed
+            )
+        return self._reach_read
+
+    def _next_ids(self, campaign: Campaign, size: int) -> tuple[list[int], int, bool]:
+        """The next ``size`` audience ids after the cursor, the cursor after them, and
+        whether they are the last (a list of ids is cut in memory, not sent to the database
+        whole for each step)."""
+        if campaign.audience_all:
+            ids = list(
+                self._audience.filter(pk__gt=campaign.cursor)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:size]
+            )
+            return ids, (ids[-1] if ids else campaign.cursor), len(ids) < size
+        if self._ids is None:
+            self._ids = sorted(set(campaign.audience_ids))
+        start = bisect.bisect_right(self._ids, campaign.cursor)
+        window = self._ids[start : start + size]
+        return window, (window[-1] if window else campaign.cursor), start + size >= len(self._ids)
+
     def _step(self, campaign: Campaign) -> FillStep:
         self._prepare(campaign)
         now = timezone.now()
+        reach = self._reach(campaign)
         with transaction.atomic():
-            users = list(
-                self._audience.filter(pk__gt=campaign.cursor)
-                .select_related("contact")
-                .order_by("pk")[: self.chunk]
-            )
-            done = len(users) < self.chunk
-            notifications: list[Notification] = []  # a template's: rendered for each
+            inserted: list[tuple[int, int]] = []
             prototype: Notification | None = None  # a message's: built once, validated
-            rows: list[campaign_rows.Row] = []  # and a row for each recipient
-            skips: list[CampaignSkip] = []
-            turned_off = self._turned_off(users)
-            suppressed = self._suppressed(campaign, users)
-            for user in users:
-                contact = contact_of(user)
-                why = unreachable(
-                    user,
-                    contact,
-                    campaign.channels,
-                    turned_off.get(user.pk, frozenset()),
-                    suppressed,
+            if reach is not None:
+                ids, cursor, done = self._next_ids(campaign, self.set_chunk)
+            else:
+                users = list(
+                    self._audience.filter(pk__gt=campaign.cursor)
+                    .select_related("contact")
+                    .order_by("pk")[: self.chunk]
                 )
-                if why is not None:
-                    skips.append(
-                        CampaignSkip(
-                            campaign=campaign, user=user, reason=skip_reason(why), channels=why
-                        )
-                    )
-                    continue
-                send_at = local_send_time(campaign.local_send_at, contact) or campaign.send_at
-                try:
-                    if prototype is not None:  # the same message: only whom and when differ
-                        rows.append(_row(user.pk, send_at, now))
-                        continue
-                    built = notification_build(
-                        user=user,
-                        message="" if self._renderer else campaign.message,
-                        subject="" if self._renderer else campaign.subject,
-                        channels=campaign.channels,
-                        send_at=send_at,
-                        queue=True,
-                        now=now,
-                        renderer=self._renderer,
-                        contact=contact,
-                        campaign=campaign,
-                        category=self._category,
-                    )
-                    if self._renderer is not None:  # each recipient's own text
-                        notifications.append(built)
-                    else:
-                        prototype = built
-                        rows.append(_row(user.pk, send_at, now))
-                except ValidationError as err:
-                    skips.append(
-                        CampaignSkip(
-                            campaign=campaign,
-                            user=user,
-                            reason=CampaignSkip.Reason.INVALID,
-                            detail="; ".join(err.messages),
-                        )
-                    )
-            changes: dict[str, Any] = {
-                "cursor": users[-1].pk if users else campaign.cursor,
-                "updated_at": now,
-                "recipients": F("recipients") + len(notifications) + len(rows),
-                "skipped": F("skipped") + len(skips),
-            }
+                done = len(users) < self.chunk
+                cursor = users[-1].pk if users else campaign.cursor
+            changes: dict[str, Any] = {"cursor": cursor, "updated_at": now}
             if done:
                 changes.update(state=Campaign.State.READY, created_all_at=now)
+            # The campaign's row, held to the commit: a second filler finds the cursor moved.
             claimed = Campaign.objects.filter(
                 pk=campaign.pk, state=Campaign.State.CREATING, cursor=campaign.cursor
             ).update(**changes)
             if not claimed:  # another filler took this chunk, or it was cancelled meanwhile
                 return FillStep(done=False)
+            if reach is not None:
+                prototype = self._prototype(campaign, ids, now)
+                if prototype is not None:
+                    inserted = campaign_sets.insert(prototype, ids, reach)
+                taken = {user for _, user in inserted}
+                users = self._users([pk for pk in ids if pk not in taken])
+            notifications, prototype, rows, skips = self._classify(campaign, users, now, prototype)
+            Campaign.objects.filter(pk=campaign.pk).update(
+                recipients=F("recipients") + len(inserted) + len(notifications) + len(rows),
+                skipped=F("skipped") + len(skips),
+            )
             created = Notification.objects.bulk_create(notifications) if notifications else []
             due = due_of(created)
+            if inserted:
+                due += [(pk, prototype.next_attempt_at) for pk, _ in inserted]
             if rows:
                 due += campaign_rows.insert(prototype, rows)
-                created += [prototype] * len(rows)  # what the metrics count
+            count = len(created) + len(inserted) + len(rows)
+            if prototype is not None:
+                created += [prototype] * (len(inserted) + len(rows))  # what the metrics count
             if skips:
                 CampaignSkip.objects.bulk_create(skips)
             transaction.on_commit(lambda: metrics.notifications_created("campaign", created))
         return FillStep(
             due=due,
-            created=len(created),
+            created=count,
             skipped=len(skips),
             done=done,
             audience=campaign.audience_size,
         )
+
+    def _prototype(self, campaign: Campaign, ids: list[int], now: datetime) -> Notification | None:
+        """The campaign's message built (and validated) for the first of ``ids``: every
+        recipient's row is this but for the user; None when it does not validate (then
+        each recipient is checked in turn, and skipped with why)."""
+        user = get_user_model().objects.filter(pk__in=ids[:100]).order_by("pk").first()
+        if user is None:
+            return None
+        try:
+            return notification_build(
+                user=user,
+                message=campaign.message,
+                subject=campaign.subject,
+                channels=campaign.channels,
+                send_at=campaign.send_at,
+                queue=True,
+                now=now,
+                contact=UserContact(user=user),
+                campaign=campaign,
+                category=self._category,
+            )
+        except ValidationError:
+            return None
+
+    def _users(self, ids: list[int]) -> list:
+        """The users of ``ids`` with their contacts, by id (a few hundred ids a query)."""
+        users: list = []
+        User = get_user_model()
+        for start in range(0, len(ids), 500):
+            users += User.objects.filter(pk__in=ids[start : start + 500]).select_related("contact")
+        return sorted(users, key=lambda user: user.pk)
+
+    def _classify(
+        self,
+        campaign: Campaign,
+        users: list,
+        now: datetime,
+        prototype: Notification | None,
+    ) -> tuple[
+        list[Notification], Notification | None, list[campaign_rows.Row], list[CampaignSkip]
+    ]:
+        """Each of ``users`` checked and built in Python: a template's notifications, rows of
+        the message's ``prototype`` (built here from the first when None), and the skipped."""
+        notifications: list[Notification] = []  # a template's: rendered for each
+        rows: list[campaign_rows.Row] = []  # and a row for each recipient
+        skips: list[CampaignSkip] = []
+        turned_off = self._turned_off(users)
+        suppressed = self._suppressed(campaign, users)
+        for user in users:
+            contact = contact_of(user)
+            why = unreachable(
+                user,
+                contact,
+                campaign.channels,
+                turned_off.get(user.pk, frozenset()),
+                suppressed,
+            )
+            if why is not None:
+                skips.append(
+                    CampaignSkip(
+                        campaign=campaign, user=user, reason=skip_reason(why), channels=why
+                    )
+                )
+                continue
+            send_at = local_send_time(campaign.local_send_at, contact) or campaign.send_at
+            try:
+                if prototype is not None:  # the same message: only whom and when differ
+                    rows.append(_row(user.pk, send_at, now))
+                    continue
+                built = notification_build(
+                    user=user,
+                    message="" if self._renderer else campaign.message,
+                    subject="" if self._renderer else campaign.subject,
+                    channels=campaign.channels,
+                    send_at=send_at,
+                    queue=True,
+                    now=now,
+                    renderer=self._renderer,
+                    contact=contact,
+                    campaign=campaign,
+                    category=self._category,
+                )
+                if self._renderer is not None:  # each recipient's own text
+                    notifications.append(built)
+                else:
+                    prototype = built
+                    rows.append(_row(user.pk, send_at, now))
+            except ValidationError as err:
+                skips.append(
+                    CampaignSkip(
+                        campaign=campaign,
+                        user=user,
+                        reason=CampaignSkip.Reason.INVALID,
+                        detail="; ".join(err.messages),
+                    )
+                )
+        return notifications, prototype, rows, skips
 
 
 def _row(user_id: int, send_at: datetime | None, now: datetime) -> campaign_rows.Row:

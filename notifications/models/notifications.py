@@ -40,6 +40,7 @@ class Notification(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
+        db_index=False,  # the (user, created_at, id) index serves it
         related_name="notifications",
         verbose_name=_("user"),
     )
@@ -92,8 +93,10 @@ class Notification(models.Model):
     # permanently, the parts of a split message already accepted, where a deferred round goes
     # on. See notifications.delivery.Progress.
     progress = models.JSONField(default=dict, blank=True, editable=False)
-    idempotency_key = models.CharField(
-        _("idempotency key"), max_length=200, null=True, blank=True, unique=True
+    # Unique where given (Meta's constraint): NULL, not "", for most rows, which the
+    # constraint's partial index leaves out.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        _("idempotency key"), max_length=200, null=True, blank=True
     )
     campaign = models.ForeignKey(
         Campaign,
@@ -109,6 +112,7 @@ class Notification(models.Model):
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,  # a partial index of the rows that have one (Meta)
         related_name="+",
         verbose_name=_("template"),
     )
@@ -136,6 +140,7 @@ class Notification(models.Model):
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,  # a partial index of the rows that have one (Meta)
         related_name="items",
         verbose_name=_("sent in digest"),
     )
@@ -148,6 +153,7 @@ class Notification(models.Model):
         null=True,
         blank=True,
         editable=False,
+        db_index=False,  # a partial index of the rows that have one (Meta)
         related_name="+",
         verbose_name=_("Telegram link"),
     )
@@ -159,7 +165,6 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="notif_status_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="notif_status_lease_idx"),
-            models.Index(fields=["channel"], name="notif_channel_idx"),
             models.Index(fields=["campaign", "status"], name="notif_campaign_status_idx"),
             # The admin's list of one campaign, newest first.
             models.Index(
@@ -169,6 +174,16 @@ class Notification(models.Model):
             models.Index(fields=["user", "created_at", "id"], name="notif_user_created_idx"),
             models.Index(fields=["status", "created_at", "id"], name="notif_status_created_idx"),
             models.Index(fields=["channel", "created_at", "id"], name="notif_channel_created_idx"),
+            # Most rows have none of these: each index holds only the rows that have one, so
+            # a campaign's insert (and each status change) writes fewer index entries.
+            *(
+                models.Index(
+                    fields=[name],
+                    condition=Q(**{f"{name}__isnull": False}),
+                    name=f"notif_{name}_idx",
+                )
+                for name in ("template", "digest", "telegram_link")
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -180,6 +195,11 @@ class Notification(models.Model):
                 fields=["user", "category", "digest_key"],
                 condition=Q(status="scheduled", digest_size__gt=0),
                 name="one_open_digest",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="notif_idempotency_key_uniq",
             ),
         ]
 

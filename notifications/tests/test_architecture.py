@@ -81,6 +81,7 @@ LAYERS = {
     "notifications.telegram_bot": 7,
     "notifications.composing": 7.5,
     "notifications.campaign_rows": 5,
+    "notifications.campaign_sets": 5,
     "notifications.operations.retention": 7.6,
     "notifications.operations.heartbeat": 5,
     "notifications.operations.collectors": 5,

@@ -264,13 +264,17 @@ def test_a_chunk_due_at_ten_local_times_rings_about_as_often_as_at_one(settings,
 def test_campaign_fill_creates_every_chunk_and_rings_each(settings, monkeypatch, django_user_model):
     from notifications.models import Campaign
 
+    # A message's campaign is created ten chunks a step (campaign_sets.CHUNKS): 20 here.
     settings.NOTIFY_CAMPAIGN_CHUNK = 2
     rung: list = []
     monkeypatch.setattr(tasks, "ring", lambda ids, eta=None, size=None: rung.append(sorted(ids)))
-    users = [django_user_model.objects.create_user(f"u{i}", email=f"u{i}@x.org") for i in range(5)]
+    users = [django_user_model.objects.create_user(f"u{i}", email=f"u{i}@x.org") for i in range(45)]
     campaign = Campaign.objects.create(name="c", message="hi", audience_ids=[u.pk for u in users])
-    assert tasks.campaign_fill.call_local(campaign.pk) == 5
-    assert [len(ids) for ids in rung] == [2, 2, 1]
+    assert tasks.campaign_fill.call_local(campaign.pk) == 45
+    assert [len(ids) for ids in rung] == [20, 20, 5]
+    assert sorted(pk for ids in rung for pk in ids) == sorted(
+        Notification.objects.filter(campaign=campaign).values_list("pk", flat=True)
+    )
     campaign.refresh_from_db()
     assert campaign.state == Campaign.State.READY
 

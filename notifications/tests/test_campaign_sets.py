@@ -1,0 +1,181 @@
+"""Issue 19: a campaign's message is created a set at a time (``campaign_sets``): one
+``INSERT … SELECT`` takes everyone SQL finds surely reachable, Python checks the rest. The
+promise: the same recipients and the same skips (with the same reasons) as the per-recipient
+check (``composing.unreachable``) gives, every audience member exactly once; and the reachable
+majority never goes through Python."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from notifications import campaign_sets
+from notifications.composing import CampaignFiller, skip_reason, unreachable
+from notifications.models import Campaign, CampaignSkip, Notification, UserContact
+from notifications.preferences.models import Category, Preference
+from notifications.suppression.models import Suppression
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+CHANNELS = ("telegram", "email", "sms")
+SUPPRESSED = "gone@example.org"
+
+contact_st = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "telegram_chat_id": st.sampled_from(["", "7001"]),
+            "telegram_blocked": st.booleans(),
+            "email": st.sampled_from(["", "own@example.org", SUPPRESSED, "GONE@example.org"]),
+            "phone": st.sampled_from(["", "+79161234567"]),
+            "telegram_opt_out": st.booleans(),
+            "email_opt_out": st.booleans(),
+            "sms_opt_out": st.booleans(),
+        }
+    ),
+)
+person_st = st.fixed_dictionaries(
+    {
+        "email": st.sampled_from(["", "user@example.org", SUPPRESSED]),
+        "contact": contact_st,
+        "choices": st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=3),
+    }
+)
+world_st = st.fixed_dictionaries(
+    {
+        "people": st.lists(person_st, min_size=1, max_size=12),
+        "chain": st.one_of(
+            st.just([]), st.lists(st.sampled_from(CHANNELS), min_size=1, max_size=3, unique=True)
+        ),
+        "required": st.booleans(),
+        "opt_in": st.booleans(),
+        "defaults": st.lists(st.sampled_from(CHANNELS), max_size=3, unique=True),
+        "suppressed": st.booleans(),
+        "chunk": st.integers(1, 5),
+    }
+)
+
+
+def fill(campaign: Campaign, chunk: int = 1000) -> None:
+    filler = CampaignFiller(campaign.pk, chunk=chunk)
+    while not filler.step().done:
+        pass
+
+
+def expected(world, users, category) -> dict[int, dict | None]:
+    """What the per-recipient check says of each user: None (reachable) or channel → why."""
+    suppressed = {SUPPRESSED} if world["suppressed"] else set()
+    verdicts = {}
+    for person, user in zip(world["people"], users, strict=True):
+        turned_off = set()
+        if not category.required:
+            turned_off = {
+                c for c in CHANNELS if not person["choices"].get(c, category.channel_default(c))
+            }
+        contact = UserContact.objects.filter(user=user).first()
+        verdicts[user.pk] = unreachable(
+            user, contact, world["chain"], turned_off, frozenset(suppressed)
+        )
+    return verdicts
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(world=world_st)
+def test_a_set_made_campaign_reaches_and_skips_exactly_whom_the_per_recipient_check_does(world):
+    with transaction.atomic():
+        category = Category.objects.create(
+            key="news-sets",
+            name_en="News",
+            required=world["required"],
+            opt_in=world["opt_in"],
+            default_channels=world["defaults"],
+        )
+        users = []
+        for n, person in enumerate(world["people"]):
+            user = User.objects.create(username=f"p{n}", email=person["email"])
+            if person["contact"] is None:  # (a new user may be given a contact on save)
+                UserContact.objects.filter(user=user).delete()
+            else:
+                UserContact.objects.update_or_create(user=user, defaults=person["contact"])
+            for channel, enabled in person["choices"].items():
+                Preference.objects.create(
+                    user=user, category=category, channel=channel, enabled=enabled
+                )
+            users.append(user)
+        if world["suppressed"]:
+            Suppression.objects.create(address=SUPPRESSED, reason=Suppression.Reason.HARD_BOUNCE)
+        campaign = Campaign.objects.create(
+            name="sets",
+            message="Maintenance tonight",
+            channels=world["chain"],
+            category=category,
+            audience_ids=[u.pk for u in users],
+        )
+        fill(campaign, chunk=world["chunk"])
+
+        verdicts = expected(world, users, category)
+        made = list(Notification.objects.filter(campaign=campaign).values_list("user", flat=True))
+        skips = {s.user_id: s for s in CampaignSkip.objects.filter(campaign=campaign)}
+        assert len(made) == len(set(made)), "a recipient got two notifications"
+        assert set(made) == {pk for pk, why in verdicts.items() if why is None}
+        assert set(skips) == {pk for pk, why in verdicts.items() if why is not None}
+        for pk, skip in skips.items():
+            assert skip.channels == verdicts[pk]
+            assert skip.reason == skip_reason(verdicts[pk])
+        campaign.refresh_from_db()
+        assert (campaign.recipients, campaign.skipped) == (len(made), len(skips))
+        assert campaign.state == Campaign.State.READY
+        transaction.set_rollback(True)
+
+
+def test_the_reachable_majority_is_inserted_by_sql_and_only_the_rest_checked_in_python(
+    monkeypatch,
+):
+    """40 users with a Telegram chat, 3 without any address: the 40 never reach the
+    per-recipient check; the 3 are skipped by it, with why."""
+    reachable = User.objects.bulk_create(User(username=f"r{i}") for i in range(40))
+    UserContact.objects.bulk_create(
+        UserContact(user=u, telegram_chat_id=str(7000 + u.pk)) for u in reachable
+    )
+    lost = User.objects.bulk_create(User(username=f"n{i}") for i in range(3))
+    checked: list[int] = []
+    classify = CampaignFiller._classify
+
+    def spy(self, campaign, users, now, prototype):
+        checked.extend(u.pk for u in users)
+        return classify(self, campaign, users, now, prototype)
+
+    monkeypatch.setattr(CampaignFiller, "_classify", spy)
+    campaign = Campaign.objects.create(
+        name="c", message="Hello", audience_ids=[u.pk for u in [*reachable, *lost]]
+    )
+    fill(campaign, chunk=10)
+    assert sorted(checked) == sorted(u.pk for u in lost)
+    assert Notification.objects.filter(campaign=campaign).count() == 40
+    assert sorted(
+        CampaignSkip.objects.filter(campaign=campaign).values_list("user", flat=True)
+    ) == (sorted(u.pk for u in lost))
+    queued = Notification.objects.filter(campaign=campaign, status=Notification.Status.QUEUED)
+    assert queued.count() == 40
+
+
+def test_a_template_or_a_local_send_time_is_created_recipient_by_recipient():
+    """Each recipient's own text, or own clock: no set-based step."""
+    assert campaign_sets.supported()
+    user = User.objects.create(username="t")
+    UserContact.objects.update_or_create(user=user, defaults={"telegram_chat_id": "7001"})
+    local = Campaign.objects.create(
+        name="c", message="Hi", local_send_at="2030-01-01T10:00", audience_ids=[user.pk]
+    )
+    filler = CampaignFiller(local.pk)
+    filler._prepare(local)
+    assert filler._reach(local) is None
+    fill(local)
+    assert Notification.objects.get(campaign=local).send_at is not None
