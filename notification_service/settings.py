@@ -475,6 +475,8 @@ NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 # Campaigns: recipients created per insert (and the largest selection created inside the
 # request; a larger one, or a whole changelist filter, is created by the consumer).
 NOTIFY_CAMPAIGN_CHUNK = env_int("NOTIFY_CAMPAIGN_CHUNK", 1000, minimum=1)
+# "Cancel the rest": a campaign's notifications cancelled per transaction.
+NOTIFY_CANCEL_CHUNK = env_int("NOTIFY_CANCEL_CHUNK", 10_000, minimum=1)
 
 # --- Probes and metrics (notifications/operations, docs/operations.md) ----------------------
 # /readyz fails when no consumer reported alive for this long (each does every 5 s).

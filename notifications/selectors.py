@@ -111,6 +111,17 @@ def stalled_campaign_ids(now: datetime | None = None) -> list[int]:
     )
 
 
+def cancelling_campaigns(now: datetime | None = None) -> list[tuple[int, int]]:
+    """(id, cancel cursor) of the campaigns whose "Cancel the rest" stopped midway: a cursor
+    left, and no chunk cancelled for ``NOTIFY_SWEEP_STALE_SECONDS``."""
+    stale = (now or timezone.now()) - timedelta(seconds=settings.NOTIFY_SWEEP_STALE_SECONDS)
+    return list(
+        Campaign.objects.filter(cancel_cursor__isnull=False, updated_at__lt=stale)
+        .order_by("pk")
+        .values_list("pk", "cancel_cursor")
+    )
+
+
 def users_by_id(ids: list[int]) -> list:
     """The users with these ids (and their contacts), by id."""
     return list(

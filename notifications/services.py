@@ -27,7 +27,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from notifications import selectors, tasks, telegram_bot
+from notifications import cancelling, selectors, tasks, telegram_bot
 from notifications.broadcast import services as broadcast
 from notifications.channels import channel_order
 from notifications.composing import (
@@ -196,13 +196,7 @@ def notifications_resend(*, queryset: QuerySet[Notification]) -> BulkResult:
     return _move_to_queued(queryset, RESENDABLE, reset=True)
 
 
-CANCELLABLE = {
-    Status.PENDING,
-    Status.SCHEDULED,
-    Status.QUEUED,
-    Status.SENDING,
-    Status.BATCHED,
-}
+CANCELLABLE = cancelling.CANCELLABLE
 
 
 def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
@@ -214,17 +208,7 @@ def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
     digest is made of the items still waiting when it is sent); a digest not sent yet is
     cancelled with its items."""
     counts = selectors.count_by_status(queryset)
-    with transaction.atomic():
-        digests_hit = list(
-            queryset.filter(status__in=CANCELLABLE, digest_size__gt=0).values_list("pk", flat=True)
-        )
-        changed = queryset.filter(status__in=CANCELLABLE).update(
-            status=Status.CANCELLED, next_attempt_at=None
-        )
-        if digests_hit:
-            Notification.objects.filter(digest_id__in=digests_hit, status=Status.BATCHED).update(
-                status=Status.CANCELLED, last_error="its digest was cancelled"
-            )
+    changed = cancelling.cancel(queryset)
     return BulkResult(
         changed=changed,
         left_alone=Counter({s: n for s, n in counts.items() if s not in CANCELLABLE}),
@@ -629,12 +613,24 @@ def validate_paid_broadcast(
 def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     """Stop a campaign: no more of its notifications are created, and those still waiting
     are cancelled, those being sent stop before their next provider call (those done are
-    left alone)."""
-    with transaction.atomic():
-        Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
-            state=Campaign.State.CANCELLED, updated_at=timezone.now()
+    left alone). Oldest first, a chunk per transaction (``notifications.cancelling``): those
+    the consumers would take next here, for up to a second, the rest by the consumer, ahead
+    of the doorbells; ``changed`` counts them all."""
+    counts = selectors.count_by_status(Notification.objects.filter(campaign=campaign))
+    # Waits for a chunk being created to commit: the cancel below then sees all of them.
+    Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
+        state=Campaign.State.CANCELLED, updated_at=timezone.now()
+    )
+    after, done = cancelling.campaign_rest(campaign.pk, seconds=cancelling.REQUEST_SECONDS)
+    if not done:
+        _queue_after_commit(
+            lambda: tasks.campaign_cancel_rest(campaign.pk, after),
+            f"campaign {campaign.pk} cancelled up to notification {after}, the rest not yet",
         )
-        return notifications_cancel(queryset=Notification.objects.filter(campaign=campaign))
+    return BulkResult(
+        changed=sum(n for s, n in counts.items() if s in CANCELLABLE),
+        left_alone=Counter({s: n for s, n in counts.items() if s not in CANCELLABLE}),
+    )
 
 
 # --- a contact's test -------------------------------------------------------------------------

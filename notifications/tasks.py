@@ -40,6 +40,7 @@ from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, task
 
 from notifications import (
+    cancelling,
     composing,
     delivery,
     receipts,
@@ -544,6 +545,22 @@ def campaign_fill(campaign_id: int) -> int:
                 return created
 
 
+# Ahead of every doorbell in the queue (huey runs higher priorities first): a cancelled
+# campaign's doorbells would otherwise send what this is about to cancel.
+CANCEL_PRIORITY = 100
+
+
+@task(priority=CANCEL_PRIORITY)
+@_with_connections
+def campaign_cancel_rest(campaign_id: int, after: int = 0) -> int:
+    """Cancel the rest of a cancelled campaign's notifications, after id ``after``, a chunk
+    at a time (``cancelling.campaign_rest``); returns the last id looked at."""
+    with logs.bound(campaign_id=campaign_id):
+        last, _done = cancelling.campaign_rest(campaign_id, after)
+        logger.info("campaign %s: cancelled up to notification %s", campaign_id, last)
+        return last
+
+
 @periodic_task(crontab(minute="*"))
 @_with_connections
 def sweep() -> dict[str, int]:
@@ -566,6 +583,9 @@ def sweep_now() -> dict[str, int]:
         ring(sorted(to_ring))
     for campaign_id in stalled:
         campaign_fill(campaign_id)
+    # A cancel whose consumer died midway goes on from its cursor, whatever the queue holds.
+    for campaign_id, after in selectors.cancelling_campaigns():
+        campaign_cancel_rest(campaign_id, after)
     return {**result.as_dict(), "rung": len(to_ring), "campaigns_resumed": len(stalled)}
 
 

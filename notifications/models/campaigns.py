@@ -70,6 +70,9 @@ class Campaign(models.Model):
     state = models.CharField(_("state"), max_length=16, choices=State, default=State.CREATING)
     # The last recipient (user id) whose notification exists: creation resumes after it.
     cursor = models.BigIntegerField(default=0, editable=False)
+    # "Cancel the rest" under way: the last notification id cancelled, None once all are
+    # (``notifications.cancelling``); the sweeper resumes a cancel left midway.
+    cancel_cursor = models.BigIntegerField(null=True, blank=True, editable=False)
     recipients = models.PositiveIntegerField(_("notifications created"), default=0)
     skipped = models.PositiveIntegerField(_("recipients skipped"), default=0)
     error = models.TextField(_("error"), blank=True)

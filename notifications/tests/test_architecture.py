@@ -82,6 +82,7 @@ LAYERS = {
     "notifications.composing": 7.5,
     "notifications.campaign_rows": 5,
     "notifications.campaign_sets": 5,
+    "notifications.cancelling": 4.5,
     "notifications.operations.retention": 7.6,
     "notifications.operations.heartbeat": 5,
     "notifications.operations.collectors": 5,

@@ -137,11 +137,19 @@ def test_a_split_message_cancelled_between_its_parts_records_the_parts_sent(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("in_request", ["all", "one chunk"])
 def test_cancel_the_rest_stops_a_paced_campaign_within_its_in_flight_sends(
-    start_consumer, telegram, make_user
+    start_consumer, telegram, make_user, settings, monkeypatch, in_request
 ):
     """300 Telegram recipients at 20/s (15 s of sends). After the cancel, only the sends
-    already under way may finish: at most one per worker and paced thread."""
+    already under way may finish: at most one per worker and paced thread. Whether the
+    request cancels them all, or one chunk of 20 and the consumer the rest (its task goes
+    ahead of the campaign's doorbells)."""
+    from notifications import cancelling
+
+    chunk = "10000" if in_request == "all" else "20"
+    settings.NOTIFY_CANCEL_CHUNK = int(chunk)
+    monkeypatch.setattr(cancelling, "REQUEST_SECONDS", 0)
     users = User.objects.bulk_create(User(username=f"tg{i}") for i in range(300))
     UserContact.objects.bulk_create(
         UserContact(user=u, telegram_chat_id=str(5000 + i)) for i, u in enumerate(users)
@@ -149,7 +157,11 @@ def test_cancel_the_rest_stops_a_paced_campaign_within_its_in_flight_sends(
     admin = User.objects.create_superuser("boss", password="x")
     workers, paced = 4, 4
     start_consumer(
-        workers=workers, NOTIFY_TELEGRAM_RATE="20", NOTIFY_PACED_THREADS=str(paced), EMAIL_HOST=""
+        workers=workers,
+        NOTIFY_TELEGRAM_RATE="20",
+        NOTIFY_PACED_THREADS=str(paced),
+        EMAIL_HOST="",
+        NOTIFY_CANCEL_CHUNK=chunk,
     )
     campaign = services.campaign_create(
         created_by=admin, user_ids=[u.pk for u in users], message="Sale starts now"
@@ -173,3 +185,92 @@ def test_cancel_the_rest_stops_a_paced_campaign_within_its_in_flight_sends(
     # What the fake received is what the rows say: those in flight ended sent, not cancelled.
     assert statuses.filter(status=Status.SENT).count() == len(telegram.messages)
     assert statuses.filter(status=Status.CANCELLED).count() == 300 - len(telegram.messages)
+
+
+def queued_campaign(count: int) -> tuple[Campaign, list[int]]:
+    users = User.objects.bulk_create(User(username=f"c{i}") for i in range(count))
+    campaign = Campaign.objects.create(name="big", message="Sale", state=Campaign.State.READY)
+    made = Notification.objects.bulk_create(
+        Notification(user=u, message="Sale", campaign=campaign, status=Status.QUEUED) for u in users
+    )
+    return campaign, sorted(n.pk for n in made)
+
+
+def test_cancel_the_rest_cancels_oldest_first_in_the_request_and_the_rest_in_the_consumer(
+    settings, monkeypatch
+):
+    """Issue 19: a large campaign's cancel answers at once. The request cancels the oldest
+    (those the consumers take next) a chunk at a time for up to a second, here one chunk of
+    5; the consumer's task, queued ahead of the doorbells, cancels the rest."""
+    from notifications import cancelling, tasks
+
+    settings.NOTIFY_CANCEL_CHUNK = 5
+    monkeypatch.setattr(cancelling, "REQUEST_SECONDS", 0)
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
+    campaign, ids = queued_campaign(23)
+
+    result = services.campaign_cancel(campaign=campaign)
+    assert result.changed == 23
+    cancelled = Notification.objects.filter(campaign=campaign, status=Status.CANCELLED)
+    assert sorted(cancelled.values_list("pk", flat=True)) == ids[:5]
+    campaign.refresh_from_db()
+    assert campaign.cancel_cursor == ids[4]
+    assert queued == [(campaign.pk, ids[4])]
+
+    monkeypatch.undo()
+    settings.NOTIFY_CANCEL_CHUNK = 5
+    assert tasks.campaign_cancel_rest.call_local(*queued[0]) == ids[-1]
+    assert cancelled.count() == 23
+    campaign.refresh_from_db()
+    assert campaign.cancel_cursor is None
+
+
+def test_the_sweeper_finishes_a_cancel_whose_consumer_died_midway(settings, monkeypatch):
+    """A cancel left with its cursor (its consumer killed) and no chunk for the stale time
+    is taken up by the sweeper from the cursor on; a fresh one is left to its consumer."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications import tasks
+
+    settings.NOTIFY_CANCEL_CHUNK = 4
+    campaign, ids = queued_campaign(10)
+    Notification.objects.filter(pk__in=ids[:4]).update(status=Status.CANCELLED)
+    Campaign.objects.filter(pk=campaign.pk).update(cancel_cursor=ids[3])
+    monkeypatch.setattr(tasks, "pending_in_queue", lambda: 1)  # a busy queue: no matter
+    tasks.sweep_now()
+    waiting = Notification.objects.filter(campaign=campaign, status=Status.QUEUED)
+    assert waiting.count() == 6  # its consumer may still be at it
+
+    stale = timezone.now() - timedelta(seconds=settings.NOTIFY_SWEEP_STALE_SECONDS + 1)
+    Campaign.objects.filter(pk=campaign.pk).update(updated_at=stale)
+    resumed: list[tuple] = []
+    monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: resumed.append(args))
+    tasks.sweep_now()
+    assert resumed == [(campaign.pk, ids[3])]
+    monkeypatch.undo()
+    tasks.campaign_cancel_rest.call_local(*resumed[0])
+    assert waiting.count() == 0
+    campaign.refresh_from_db()
+    assert campaign.cancel_cursor is None
+
+
+def test_a_cancels_rest_goes_ahead_of_the_doorbells_already_in_the_queue():
+    """The consumer takes the cancel's task before the campaign's doorbells rung earlier
+    (huey's priority, in this tier's real queue): they would send what it cancels."""
+    from huey.contrib.djhuey import HUEY
+
+    from notifications import tasks
+
+    HUEY.flush()
+    try:
+        tasks.ring(list(range(1, 201)), size=50)  # four doorbells
+        tasks.campaign_cancel_rest(7, 0)
+        assert HUEY.pending_count() == 5
+        first = HUEY.dequeue()
+        assert first.name == tasks.campaign_cancel_rest.task_class.__name__
+        assert first.args == (7, 0)
+    finally:
+        HUEY.flush()

@@ -1,0 +1,83 @@
+"""Cancelling what has not been sent: a set of notifications in one transaction, and a
+campaign's a chunk at a time.
+
+"Cancel the rest" of a million-recipient campaign used to be one UPDATE of every waiting row:
+half a minute in the operator's request, and nothing visible to the consumers until it
+committed. Now its notifications are cancelled oldest first, ``NOTIFY_CANCEL_CHUNK`` per
+transaction: those the consumers would take next in the request itself (for up to
+``REQUEST_SECONDS``), the rest by the consumer (``tasks.campaign_cancel_rest``, ahead of the
+doorbells in the queue). The campaign's ``cancel_cursor`` holds the last id cancelled until
+the last chunk, so the sweeper resumes a cancel whose consumer died
+(``selectors.cancelling_campaign_ids``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from notifications.models import Campaign, Notification
+
+Status = Notification.Status
+# What a cancel stops: not sent yet, or being sent (stops before its next provider call).
+CANCELLABLE = frozenset(
+    {Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.BATCHED}
+)
+REQUEST_SECONDS = 1.0  # spent cancelling in the request before the consumer takes over
+
+
+def cancel(queryset: QuerySet[Notification]) -> int:
+    """Cancel those of ``queryset`` not sent yet, in one transaction; returns how many. An
+    item waiting in a digest leaves it (the digest is made of the items still waiting when
+    it is sent); a digest not sent yet is cancelled with its items."""
+    with transaction.atomic():
+        digests_hit = list(
+            queryset.filter(status__in=CANCELLABLE, digest_size__gt=0).values_list("pk", flat=True)
+        )
+        changed = queryset.filter(status__in=CANCELLABLE).update(
+            status=Status.CANCELLED, next_attempt_at=None
+        )
+        if digests_hit:
+            Notification.objects.filter(digest_id__in=digests_hit, status=Status.BATCHED).update(
+                status=Status.CANCELLED, last_error="its digest was cancelled"
+            )
+    return changed
+
+
+def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) -> tuple[int, bool]:
+    """Cancel the campaign's next ``size`` (default ``NOTIFY_CANCEL_CHUNK``) notifications
+    after id ``after`` (those not sent yet among them), in one transaction that also moves
+    the campaign's ``cancel_cursor`` (cleared after the last); returns the last id looked at
+    and whether there are no more. Oldest first: the consumers take them in that order."""
+    size = size or settings.NOTIFY_CANCEL_CHUNK
+    ids = list(
+        Notification.objects.filter(campaign_id=campaign_id, pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:size]
+    )
+    done = len(ids) < size
+    last = ids[-1] if ids else after
+    with transaction.atomic():
+        if ids:
+            cancel(Notification.objects.filter(pk__in=ids))
+        Campaign.objects.filter(pk=campaign_id).update(
+            cancel_cursor=None if done else last, updated_at=timezone.now()
+        )
+    return last, done
+
+
+def campaign_rest(
+    campaign_id: int, after: int = 0, seconds: float | None = None
+) -> tuple[int, bool]:
+    """Cancel the campaign's notifications after id ``after`` a chunk at a time: at least
+    one chunk, then more for up to ``seconds`` (None: until the last); returns where it
+    stopped and whether it is done."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while True:
+        after, done = campaign_chunk(campaign_id, after)
+        if done or (deadline is not None and time.monotonic() >= deadline):
+            return after, done
