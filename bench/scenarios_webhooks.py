@@ -104,11 +104,12 @@ def _lag(timeout: float) -> Result:
     p50/p95 from each event to its delivery, the deliveries by state, and tries beyond one."""
     from django.db.models import Count, Sum
 
-    from notifications.webhooks.models import WebhookDelivery, WebhookEvent
+    from notifications.webhooks import outbox
+    from notifications.webhooks.models import WebhookDelivery
 
     deadline = time.monotonic() + timeout
     pending = WebhookDelivery.objects.filter(status="pending")
-    unfanned = WebhookEvent.objects.filter(fanned_out=False)
+    unfanned = outbox.unfanned()
     while (pending.exists() or unfanned.exists()) and time.monotonic() < deadline:
         time.sleep(0.2)
     rows = WebhookDelivery.objects.filter(status="succeeded").values_list(

@@ -134,7 +134,9 @@ class WebhookEvent(models.Model):
     data = models.JSONField(_("data"), default=dict)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     # Whether the lane has made its deliveries (``outbox.fan_out``): the trigger writes this
-    # row alone, the least it can in the statement that changes the status.
+    # row alone, the least it can in the statement that changes the status. PostgreSQL only:
+    # on SQLite the lane goes by ``WebhookFanOutMark`` instead, and events are written with
+    # True there, so that none enters the partial index below (``outbox.unfanned``).
     fanned_out = models.BooleanField(_("deliveries made"), default=False)
 
     class Meta:
@@ -161,6 +163,23 @@ class WebhookEvent(models.Model):
     def message_id(self) -> str:
         """The ``webhook-id`` of every delivery of this event, retries and replays included."""
         return f"msg_{self.pk}"
+
+
+class WebhookFanOutMark(models.Model):
+    """SQLite: the id of the last event fanned out (one row, pk 1, moved only forward by
+    ``outbox.fan_out`` in the transaction that makes the deliveries). SQLite has one writer at
+    a time, so events commit in ``id`` order: every event above the mark is still to fan out,
+    none below. PostgreSQL's writers commit ids out of order, so there the lane goes by
+    ``WebhookEvent.fanned_out`` and this table stays empty."""
+
+    last_event_id = models.BigIntegerField(_("last event fanned out"))
+
+    class Meta:
+        verbose_name = _("webhook fan-out mark")
+        verbose_name_plural = _("webhook fan-out marks")
+
+    def __str__(self) -> str:
+        return f"events up to #{self.last_event_id}"
 
 
 class WebhookDelivery(models.Model):

@@ -5,8 +5,15 @@ old events.
 
 **Fanning out.** The trigger writes an event alone (the least it can in the statement that
 sends a notification); a lane then makes its deliveries, one per enabled endpoint that wants
-its type, a few hundred events per transaction, taking them with ``FOR UPDATE SKIP LOCKED``
-on PostgreSQL so that two lanes never make the same event's deliveries twice.
+its type, a few hundred events per transaction. On PostgreSQL it takes the events not
+``fanned_out`` with ``FOR UPDATE SKIP LOCKED``, so that two lanes never make the same event's
+deliveries twice, and sets their flag. On SQLite, one writer at a time commits events in
+``id`` order, so the lane goes by a high-water mark instead (``WebhookFanOutMark``): the
+events above it, oldest first, and the mark moved past them in the same transaction; the
+trigger writes events already flagged, out of the partial index, and no event is rewritten.
+(PostgreSQL's writers commit ids out of order: a mark there would skip an event whose
+transaction commits after a later one's.) ``unfanned`` and ``fanned`` say which events are
+which, either way.
 
 **Claiming.** A lane claims a batch of one endpoint's due deliveries in one short
 transaction: the rows are picked with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (on
@@ -38,7 +45,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import selectors
@@ -51,6 +59,7 @@ from notifications.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
+    WebhookFanOutMark,
 )
 from notifications.webhooks.transport import Answer
 
@@ -86,22 +95,64 @@ class Claim:
     deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
+def by_mark() -> bool:
+    """Whether events are fanned out by ``WebhookFanOutMark`` (SQLite: one writer at a time,
+    so ids commit in order), not by each event's ``fanned_out`` (PostgreSQL)."""
+    return connection.vendor == "sqlite"
+
+
+def _mark() -> Coalesce:
+    """SQLite: the mark, as an SQL expression. Without its row (a test's flush, or one
+    deleted by hand) the last event that has a delivery, or 0, which is where ``fan_out``
+    puts it back: no event that waits is skipped, and none that has deliveries gets more."""
+    return Coalesce(
+        Subquery(WebhookFanOutMark.objects.filter(pk=1).values("last_event_id")[:1]),
+        Subquery(WebhookDelivery.objects.order_by("-event_id").values("event_id")[:1]),
+        0,
+        output_field=BigIntegerField(),
+    )
+
+
+def unfanned() -> QuerySet[WebhookEvent]:
+    """The events whose deliveries are not made yet: above the mark on SQLite (a range of
+    the primary key), not ``fanned_out`` on PostgreSQL (the partial index)."""
+    if by_mark():
+        return WebhookEvent.objects.filter(id__gt=_mark())
+    return WebhookEvent.objects.filter(fanned_out=False)
+
+
+def fanned() -> QuerySet[WebhookEvent]:
+    """The events whose deliveries are made, for the prune. On SQLite those below the mark:
+    the event at it is kept too, so that the table's largest id never falls below the mark
+    (a migration that rebuilds the table restarts its AUTOINCREMENT from the largest id)."""
+    if by_mark():
+        return WebhookEvent.objects.filter(id__lt=_mark())
+    return WebhookEvent.objects.filter(fanned_out=True)
+
+
 def fan_out(limit: int = FAN_OUT_BATCH) -> int:
-    """Make the deliveries of up to ``limit`` events not fanned out yet: one per enabled
-    endpoint that wants the event's type (then, not when it happened), due at once. Returns
-    how many events it took. A read first; the write only when there is something to do."""
-    if not WebhookEvent.objects.filter(fanned_out=False).exists():
+    """Make the deliveries of up to ``limit`` events not fanned out yet (``unfanned``), oldest
+    first: one per enabled endpoint that wants the event's type (then, not when it happened),
+    due at once. Returns how many events it took. A read first; the write only when there is
+    something to do."""
+    if not unfanned().exists():
         return 0
     now = timezone.now()
     with transaction.atomic():
-        events = list(
-            WebhookEvent.objects.filter(fanned_out=False)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", "type")[:limit]
-        )
-        if not events:
-            return 0
+        if by_mark():
+            # BEGIN IMMEDIATE: the write lock is ours, so the mark read here stays true.
+            events = list(unfanned().order_by("id").values_list("id", "type")[:limit])
+            if not events or not _move_mark(events[0][0], events[-1][0]):
+                return 0
+        else:
+            events = list(
+                WebhookEvent.objects.filter(fanned_out=False)
+                .order_by("id")
+                .select_for_update(skip_locked=True)
+                .values_list("id", "type")[:limit]
+            )
+            if not events:
+                return 0
         wants: dict[str, list[int]] = {}
         for pk, types in WebhookEndpoint.objects.filter(enabled=True).values_list(
             "pk", "event_types"
@@ -115,8 +166,20 @@ def fan_out(limit: int = FAN_OUT_BATCH) -> int:
             for event, kind in events
             for endpoint in wants.get(kind, ())
         )
-        WebhookEvent.objects.filter(id__in=[pk for pk, _ in events]).update(fanned_out=True)
+        if not by_mark():
+            WebhookEvent.objects.filter(id__in=[pk for pk, _ in events]).update(fanned_out=True)
     return len(events)
+
+
+def _move_mark(first: int, last: int) -> bool:
+    """SQLite: move the mark to ``last`` from below ``first`` (the batch's first event), or
+    put its row back there; False, with nothing changed, if another lane took the batch."""
+    if WebhookFanOutMark.objects.filter(pk=1, last_event_id__lt=first).update(last_event_id=last):
+        return True
+    if WebhookFanOutMark.objects.filter(pk=1).exists():
+        return False
+    WebhookFanOutMark.objects.create(pk=1, last_event_id=last)
+    return True
 
 
 def due(now: datetime | None = None, exclude: Iterable[int] = ()):
@@ -387,7 +450,11 @@ def campaign_finished(campaign: Campaign) -> WebhookEvent | None:
         "notifications": {status: counts.get(status, 0) for status in selectors.FINAL},
     }
     return WebhookEvent.objects.create(
-        type=EventType.CAMPAIGN_FINISHED, campaign_id=campaign.pk, data=data, created_at=now
+        type=EventType.CAMPAIGN_FINISHED,
+        campaign_id=campaign.pk,
+        data=data,
+        created_at=now,
+        fanned_out=by_mark(),  # on SQLite, as the trigger's: out of the partial index
     )
 
 
@@ -435,9 +502,7 @@ def prune(
     busy = WebhookDelivery.objects.filter(event=OuterRef("pk")).filter(
         Q(status=Status.PENDING) | Q(finished_at__gte=cutoff)
     )
-    old = WebhookEvent.objects.filter(id__lt=first_id_since(cutoff), fanned_out=True).exclude(
-        Exists(busy)
-    )
+    old = fanned().filter(id__lt=first_id_since(cutoff)).exclude(Exists(busy))
     events = deliveries = 0
     while time.monotonic() < deadline:
         with transaction.atomic():

@@ -12,10 +12,18 @@ row whose status changed to one of ``NOTIFICATION_EVENT_STATUSES``:
   ``campaign.finished``, the campaign is watched (``webhooks_campaignwatch``), once.
 
 Nothing happens when no endpoint wants it, so the trigger costs the delivery path a look at
-a table of a few rows per final change; when one does, one row (and its entry in a partial
-index) more in the same commit: every further table or index written there is a page more
-per notification on SQLite's single writer. A DELETE fires nothing (retention), nor does
-an UPDATE that leaves the status as it was.
+a table of a few rows per final change; when one does, one row more in the same commit (on
+PostgreSQL, with its entry in the partial index of events to fan out): every further table
+or index written there is a page more per notification on SQLite's single writer. A DELETE
+fires nothing (retention), nor does an UPDATE that leaves the status as it was.
+
+On SQLite the event is written already ``fanned_out``, so it never enters that index: the
+lane fans out there by a high-water mark (``WebhookFanOutMark``, ``outbox.fan_out``), which
+one writer at a time makes sound, and never rewrites the event. (Flagged rather than the
+index dropped on SQLite alone: the schema stays the model's on both, and the insert writes
+the table's page only either way.) Until the mark's migration
+(``0003``) has made its table, the trigger writes ``fanned_out = 0`` as before, so a rollback
+past it puts the flag back (``install`` picks by the table).
 
 PostgreSQL runs one PL/pgSQL function (``to_json`` of timestamps gives ISO 8601 in the
 session's zone, which Django sets to UTC); SQLite repeats the body in each trigger, with
@@ -35,6 +43,7 @@ NOTIFICATION = "notifications_notification"
 ENDPOINT = "webhooks_webhookendpoint"
 EVENT = "webhooks_webhookevent"
 WATCH = "webhooks_campaignwatch"
+MARK = "webhooks_webhookfanoutmark"
 CATEGORY = "preferences_category"
 # The same statuses as ``models.NOTIFICATION_EVENT_STATUSES`` (a test holds them equal); here
 # so that this module needs no model loaded.
@@ -116,16 +125,23 @@ def _wants(kind: str) -> str:
 
 
 _KIND = "'notification.' || NEW.status"
-_SQLITE_BODY = f"""
+
+
+def _sqlite_body(by_mark: bool) -> str:
+    """The SQLite triggers' body; ``by_mark``: the event is written ``fanned_out`` (the lane
+    goes by ``WebhookFanOutMark``), else not (the lane goes by the flag)."""
+    return f"""
 BEGIN
     INSERT INTO {EVENT} (type, notification_id, campaign_id, data, created_at, fanned_out)
-    SELECT {_KIND}, NEW.id, NEW.campaign_id, json_object({_SQLITE_SNAPSHOT}), {_NOW}, 0
+    SELECT {_KIND}, NEW.id, NEW.campaign_id, json_object({_SQLITE_SNAPSHOT}), {_NOW}, {int(by_mark)}
     WHERE EXISTS (SELECT 1 FROM {ENDPOINT} e WHERE {_wants(_KIND)});
     INSERT OR IGNORE INTO {WATCH} (campaign_id, created_at)
     SELECT NEW.campaign_id, {_NOW}
     WHERE NEW.campaign_id IS NOT NULL
       AND EXISTS (SELECT 1 FROM {ENDPOINT} e WHERE {_wants("'campaign.finished'")});
 END"""
+
+
 _ANY_ENABLED = f"EXISTS (SELECT 1 FROM {ENDPOINT} WHERE enabled)"
 SQLITE_TRIGGERS = {
     "webhooks_notification_status": (
@@ -138,12 +154,16 @@ SQLITE_TRIGGERS = {
 }
 
 
-def _sqlite_sql(name: str) -> str:
-    return f"CREATE TRIGGER {name} {SQLITE_TRIGGERS[name]}{_SQLITE_BODY}"
+def _sqlite_sql(name: str, by_mark: bool = True) -> str:
+    return f"CREATE TRIGGER {name} {SQLITE_TRIGGERS[name]}{_sqlite_body(by_mark)}"
 
 
-def install(connection: BaseDatabaseWrapper) -> None:
-    """Create the triggers (and PostgreSQL's function) where missing or out of date."""
+def install(connection: BaseDatabaseWrapper, by_mark: bool | None = None) -> None:
+    """Create the triggers (and PostgreSQL's function) where missing or out of date. On
+    SQLite, ``by_mark`` picks the events' ``fanned_out`` (see the module's docstring); by
+    default, whether the mark's table exists."""
+    if connection.vendor == "sqlite" and by_mark is None:
+        by_mark = MARK in connection.introspection.table_names()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(PG_CREATE_FUNCTION)
@@ -159,11 +179,12 @@ def install(connection: BaseDatabaseWrapper) -> None:
                     "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s", [name]
                 )
                 row = cursor.fetchone()
-                if row is not None and row[0] == _sqlite_sql(name):
+                sql = _sqlite_sql(name, bool(by_mark))
+                if row is not None and row[0] == sql:
                     continue
                 if row is not None:
                     cursor.execute(f"DROP TRIGGER {name}")
-                cursor.execute(_sqlite_sql(name))
+                cursor.execute(sql)
 
 
 def uninstall(connection: BaseDatabaseWrapper) -> None:

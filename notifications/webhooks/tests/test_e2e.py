@@ -17,6 +17,7 @@ from notifications.operations.tests.scrapes import fetch, value
 from notifications.services import notification_create, notifications_cancel
 from notifications.tests.fakes.smtp import free_port
 from notifications.tests.fixtures import wait_for, wait_for_status
+from notifications.webhooks import outbox
 from notifications.webhooks.models import WebhookDelivery, WebhookEvent
 from notifications.webhooks.tests.receiver import Answer
 
@@ -42,7 +43,7 @@ def lanes_of(consumer_pid: int) -> list[int]:
 def pending() -> int:
     """Events not fanned out yet, and deliveries not ended."""
     waiting = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).count()
-    return waiting + WebhookEvent.objects.filter(fanned_out=False).count()
+    return waiting + outbox.unfanned().count()
 
 
 def test_the_consumer_posts_each_status_change_signed_once(

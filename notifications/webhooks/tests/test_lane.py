@@ -50,7 +50,7 @@ def notifications(make_user):
 
 def finished() -> bool:
     """Every event fanned out, and every delivery ended."""
-    if WebhookEvent.objects.filter(fanned_out=False).exists():
+    if outbox.unfanned().exists():
         return False
     rows = WebhookDelivery.objects.all()
     return rows.exists() and not rows.filter(status=Delivery.PENDING).exists()

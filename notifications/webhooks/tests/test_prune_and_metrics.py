@@ -14,7 +14,7 @@ from notifications.operations.tests.scrapes import promtool_problems, value
 from notifications.webhooks import outbox
 from notifications.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from notifications.webhooks.services import webhook_endpoint_create
-from notifications.webhooks.tests.util import set_status
+from notifications.webhooks.tests.util import forget_fan_out, set_status
 
 pytestmark = pytest.mark.django_db
 HOOK = "https://hooks.example.com/notify"
@@ -88,7 +88,7 @@ def test_the_outbox_gauges_and_counters_in_a_scrape(three_events, client, settin
     text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
     assert value(text, "notify_webhook_pending") == 0
     assert value(text, "notify_webhook_oldest_pending_age_seconds") == 0
-    WebhookEvent.objects.update(fanned_out=False)  # events no lane has taken up yet
+    forget_fan_out()  # events no lane has taken up yet
     text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
     assert value(text, "notify_webhook_pending") == 3
     assert value(text, "notify_webhook_oldest_pending_age_seconds") >= 120
