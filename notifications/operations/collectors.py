@@ -2,7 +2,7 @@
 them. Four indexed queries per scrape: the due notifications (on the (status,
 next_attempt_at) index), the fresh consumer heartbeats (on seen_at), and the webhook outbox's
 backlog: deliveries waiting for enabled endpoints (on their (status, next_attempt_at)) and
-events not yet fanned out into deliveries (``outbox.unfanned``: on PostgreSQL a partial index
+events not yet fanned out into deliveries (``marks.unfanned``: on PostgreSQL a partial index
 of those, on SQLite the ids above the lane's mark).
 
 The same numbers whichever process is scraped, so alert rules take ``max`` over instances
@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from notifications.models import Notification
 from notifications.operations import heartbeat
 from notifications.operations.models import ConsumerHeartbeat
-from notifications.webhooks import outbox
+from notifications.webhooks import marks
 from notifications.webhooks.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class DatabaseCollector(Collector):
             waiting = WebhookDelivery.objects.filter(
                 status=WebhookDelivery.Status.PENDING, endpoint__enabled=True
             ).aggregate(n=Count("pk"), oldest=Min("event__created_at"))
-            unfanned = outbox.unfanned().aggregate(n=Count("pk"), oldest=Min("created_at"))
+            unfanned = marks.unfanned().aggregate(n=Count("pk"), oldest=Min("created_at"))
         except DatabaseError as err:
             logger.warning("database gauges left out of this scrape: %s", err)
             return iter(())

@@ -112,6 +112,7 @@ LAYERS = {
     "notifications.webhooks.triggers": 0,
     "notifications.webhooks.models": 1.5,
     "notifications.webhooks.payloads": 1.6,
+    "notifications.webhooks.marks": 1.6,
     "notifications.webhooks.transport": 3,
     "notifications.webhooks.outbox": 5.6,
     "notifications.webhooks.services": 5.6,
