@@ -21,7 +21,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import charts, selectors, services, statistics, telegram_bot
+from notifications import charts, dashboard_cache, selectors, services, telegram_bot
 from notifications.display import (
     LIVE,
     campaign_fields,
@@ -178,7 +178,7 @@ CHART_SERIES = (("reached", "#2e7d32"), ("not_reached", "#c62828"), ("other", "#
 def dashboard(request: HttpRequest) -> TemplateResponse:
     """What the channels did today, in 7 days or 30 days."""
     _require(request, "notifications.view_notification")
-    data = statistics.dashboard(request.GET.get("period", "today"))
+    data = dashboard_cache.dashboard(request.GET.get("period", "today"))
     names = {
         "reached": _("sent or delivered"),
         "not_reached": _("failed, undelivered or expired"),
