@@ -90,6 +90,7 @@ LAYERS = {
     "notifications.operations.checks": 5,
     "notifications.operations.exposition": 6,
     "notifications.tasks": 8,
+    "notifications.queue_put": 7.9,
     "notifications.operations.tasks": 8.5,
     "notifications.operations.views": 10,
     "notifications.services": 9,

@@ -22,7 +22,7 @@ Status = Notification.Status
 def test_ring_spreads_few_ids_over_the_workers_and_batches_many(settings, monkeypatch):
     settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS, settings.NOTIFY_BATCH_SIZE = 4, 1, 10
     messages: list[list[int]] = []
-    monkeypatch.setattr(tasks, "deliver", lambda ids: messages.append(ids))
+    monkeypatch.setattr(tasks, "_put_now", lambda put: messages.extend(m.args[0] for m in put))
     tasks.ring(range(3))
     assert messages == [[0], [1], [2]]
     messages.clear()
@@ -49,7 +49,7 @@ def test_doorbells_are_sized_from_the_consumers_alive_now(settings, monkeypatch)
     nothing; when every one has gone, the settings size them again."""
     settings.NOTIFY_WORKERS, settings.NOTIFY_CONSUMERS, settings.NOTIFY_BATCH_SIZE = 8, 1, 50
     messages: list[list[int]] = []
-    monkeypatch.setattr(tasks, "deliver", lambda ids: messages.append(ids))
+    monkeypatch.setattr(tasks, "_put_now", lambda put: messages.extend(m.args[0] for m in put))
     consumer_alive("host-a", 16)
     consumer_alive("host-b", 16)
     consumer_alive("host-gone", 64, seconds_ago=settings.NOTIFY_READY_HEARTBEAT_SECONDS + 5)
@@ -291,7 +291,7 @@ def test_a_large_campaigns_doorbells_are_sized_for_all_of_it_not_per_chunk(
     settings.NOTIFY_CAMPAIGN_CHUNK, settings.NOTIFY_BATCH_SIZE = 10, 10
     settings.NOTIFY_DOORBELL_THREADS = 1
     messages: list = []
-    monkeypatch.setattr(tasks, "_enqueue", messages.append)
+    monkeypatch.setattr(tasks, "_put_now", messages.extend)
     users = [django_user_model.objects.create_user(f"u{i}", email=f"u{i}@x.org") for i in range(60)]
     campaign = Campaign.objects.create(
         name="c", message="hi", audience_ids=[u.pk for u in users], audience_size=60
@@ -350,3 +350,24 @@ def test_a_consumer_warns_when_its_threads_could_exhaust_postgresql(settings, mo
     assert "may open 552 PostgreSQL connections" in caplog.text
     assert "8 webhook threads" in caplog.text
     assert "Lower NOTIFY_WORKERS" in caplog.text
+
+
+def test_doorbells_rung_together_reach_the_real_queue_each_once_in_order():
+    """Issue 19: a step's doorbells go to the queue together (one round trip on Redis); the
+    consumer still finds each once, oldest first, behind a cancel's task ahead of them."""
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.flush()
+    try:
+        tasks.ring(list(range(1, 301)), size=50)
+        tasks.campaign_cancel_rest(3, 0)
+        taken = []
+        while (message := HUEY.dequeue()) is not None:
+            taken.append((message.name, message.args))
+        assert taken[0] == (tasks.campaign_cancel_rest.task_class.__name__, (3, 0))
+        assert taken[1:] == [
+            (tasks.deliver.task_class.__name__, (list(range(first, first + 50)),))
+            for first in range(1, 301, 50)
+        ]
+    finally:
+        HUEY.flush()
