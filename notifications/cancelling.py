@@ -50,12 +50,14 @@ def cancel(queryset: QuerySet[Notification]) -> int:
 
 def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) -> tuple[int, bool]:
     """Cancel the campaign's next ``size`` (default ``NOTIFY_CANCEL_CHUNK``) notifications
-    after id ``after`` (those not sent yet among them), in one transaction that also moves
-    the campaign's ``cancel_cursor`` (cleared after the last); returns the last id looked at
-    and whether there are no more. Oldest first: the consumers take them in that order."""
+    not sent yet after id ``after``, in one transaction that also moves the campaign's
+    ``cancel_cursor`` (cleared after the last); returns the last id cancelled and whether
+    there are no more. Oldest first: the consumers take them in that order, so the first
+    chunk is the one they are about to send (those already sent are passed over, not
+    counted in the chunk)."""
     size = size or settings.NOTIFY_CANCEL_CHUNK
     ids = list(
-        Notification.objects.filter(campaign_id=campaign_id, pk__gt=after)
+        Notification.objects.filter(campaign_id=campaign_id, pk__gt=after, status__in=CANCELLABLE)
         .order_by("pk")
         .values_list("pk", flat=True)[:size]
     )

@@ -208,20 +208,23 @@ def test_cancel_the_rest_cancels_oldest_first_in_the_request_and_the_rest_in_the
     monkeypatch.setattr(cancelling, "REQUEST_SECONDS", 0)
     queued: list[tuple] = []
     monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
-    campaign, ids = queued_campaign(23)
+    campaign, ids = queued_campaign(30)
+    # The oldest 7 went already: the first chunk is the 5 the consumers would take next.
+    Notification.objects.filter(pk__in=ids[:7]).update(status=Status.SENT)
 
     result = services.campaign_cancel(campaign=campaign)
     assert result.changed == 23
     cancelled = Notification.objects.filter(campaign=campaign, status=Status.CANCELLED)
-    assert sorted(cancelled.values_list("pk", flat=True)) == ids[:5]
+    assert sorted(cancelled.values_list("pk", flat=True)) == ids[7:12]
     campaign.refresh_from_db()
-    assert campaign.cancel_cursor == ids[4]
-    assert queued == [(campaign.pk, ids[4])]
+    assert campaign.cancel_cursor == ids[11]
+    assert queued == [(campaign.pk, ids[11])]
 
     monkeypatch.undo()
     settings.NOTIFY_CANCEL_CHUNK = 5
     assert tasks.campaign_cancel_rest.call_local(*queued[0]) == ids[-1]
     assert cancelled.count() == 23
+    assert Notification.objects.filter(campaign=campaign, status=Status.SENT).count() == 7
     campaign.refresh_from_db()
     assert campaign.cancel_cursor is None
 
