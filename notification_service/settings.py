@@ -437,9 +437,9 @@ NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum
 NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 3600.0, minimum=0)
 NOTIFY_LEASE_SECONDS = env_float("NOTIFY_LEASE_SECONDS", 300.0, minimum=1)
 NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minimum=0)
-# The dashboard's numbers, per web process (notifications.dashboard_cache): shown as they are
-# for this long, then refreshed in the background while still shown; older than the second,
-# computed in the request. 0: every load reads them live.
+# The dashboard's numbers per web process (and a campaign's progress, a fifth as long;
+# notifications.kept): shown as they are for this long, then refreshed in the background while
+# still shown; older than the second, computed in the request. 0: every load reads them live.
 NOTIFY_DASHBOARD_FRESH_SECONDS = env_float("NOTIFY_DASHBOARD_FRESH_SECONDS", 10.0, minimum=0)
 NOTIFY_DASHBOARD_STALE_SECONDS = env_float("NOTIFY_DASHBOARD_STALE_SECONDS", 60.0, minimum=0)
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)

@@ -18,7 +18,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from notifications import selectors
+from notifications import kept, selectors
 from notifications.broadcast.models import CampaignStars
 from notifications.models import Campaign, Channel, Notification
 from notifications.suppression.models import Suppression
@@ -286,7 +286,7 @@ def progress_box(
     request: HttpRequest, campaign: Campaign
 ) -> tuple[str, selectors.CampaignProgress]:
     """The progress box of a campaign's page, rendered now, and the progress it shows."""
-    progress = selectors.campaign_progress(campaign)
+    progress = kept.campaign_progress(campaign)
     texts = progress_texts(progress)
     return render_to_string(
         "admin/notifications/campaign/progress.html",

@@ -21,7 +21,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import charts, dashboard_cache, selectors, services, telegram_bot
+from notifications import charts, kept, selectors, services, telegram_bot
 from notifications.display import (
     LIVE,
     campaign_fields,
@@ -53,7 +53,7 @@ def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """A campaign's counts, formatted, for its page's progress bar."""
     _require(request, "notifications.view_campaign")
     campaign = get_object_or_404(Campaign, pk=pk)
-    progress = selectors.campaign_progress(campaign)
+    progress = kept.campaign_progress(campaign)
     return JsonResponse(
         {
             "percent": progress.percent,
@@ -71,6 +71,7 @@ def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     _require(request, "notifications.change_notification")
     campaign = get_object_or_404(Campaign, pk=pk)
     result = services.campaign_cancel(campaign=campaign)
+    kept.forget_campaign(campaign.pk)  # the page it returns to shows the cancel
     messages.add_message(
         request,
         messages.SUCCESS if result.changed else messages.WARNING,
@@ -178,7 +179,7 @@ CHART_SERIES = (("reached", "#2e7d32"), ("not_reached", "#c62828"), ("other", "#
 def dashboard(request: HttpRequest) -> TemplateResponse:
     """What the channels did today, in 7 days or 30 days."""
     _require(request, "notifications.view_notification")
-    data = dashboard_cache.dashboard(request.GET.get("period", "today"))
+    data = kept.dashboard(request.GET.get("period", "today"))
     names = {
         "reached": _("sent or delivered"),
         "not_reached": _("failed, undelivered or expired"),

@@ -69,7 +69,7 @@ LAYERS = {
     "notifications.charts": 0,
     "notifications.selectors": 5,
     "notifications.statistics": 5.1,
-    "notifications.dashboard_cache": 5.2,
+    "notifications.kept": 5.2,
     "notifications.receipts": 5,
     "notifications.rendering": 5,
     "notifications.search": 5,

@@ -1,0 +1,94 @@
+"""Issue 19: the dashboard and a campaign's page answer fast while a large campaign is created
+and sent: each web process keeps their numbers for NOTIFY_DASHBOARD_FRESH_SECONDS (a campaign's
+progress a fifth of it), then shows them while one background thread counts again; numbers
+older than NOTIFY_DASHBOARD_STALE_SECONDS are counted in the request. The dashboard says when
+its numbers were counted."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from notifications import kept
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+
+
+@pytest.fixture
+def cached(settings):
+    settings.NOTIFY_DASHBOARD_FRESH_SECONDS = 10
+    settings.NOTIFY_DASHBOARD_STALE_SECONDS = 60
+    kept.forget()
+    yield
+    kept.forget()
+
+
+def notify(user, count: int = 1) -> None:
+    Notification.objects.bulk_create(Notification(user=user, message="hi") for _ in range(count))
+
+
+def age(seconds: float, key=("dashboard", "today")) -> None:
+    """Make the kept numbers ``seconds`` old."""
+    when, value = kept._kept[key]
+    kept._kept[key] = (when - seconds, value)
+
+
+def refreshed() -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("kept-"):
+            thread.join(10)
+
+
+def test_fresh_numbers_are_shown_as_kept_then_refreshed_behind_then_counted_when_stale(cached):
+    user = User.objects.create(username="d")
+    notify(user, 3)
+    assert kept.dashboard("today").total == 3
+    notify(user, 2)
+    assert kept.dashboard("today").total == 3  # fresh: as kept
+
+    age(15)  # past fresh: the kept numbers now, the next counted behind
+    assert kept.dashboard("today").total == 3
+    refreshed()
+    assert kept.dashboard("today").total == 5
+
+    notify(user, 4)
+    age(120)  # nobody looked for two minutes: counted in the request
+    assert kept.dashboard("today").total == 9
+
+
+def test_zero_reads_every_load_live(settings):
+    settings.NOTIFY_DASHBOARD_FRESH_SECONDS = 0
+    user = User.objects.create(username="d")
+    notify(user)
+    assert kept.dashboard("today").total == 1
+    notify(user)
+    assert kept.dashboard("today").total == 2
+
+
+def test_the_dashboard_page_says_when_its_numbers_were_counted(cached, admin_client):
+    page = admin_client.get("/admin/dashboard/").content.decode()
+    assert "counted at " in page
+
+
+def test_a_campaigns_progress_is_kept_a_fifth_as_long_with_its_state_read_now(cached):
+    from notifications.models import Campaign
+
+    user = User.objects.create(username="d")
+    campaign = Campaign.objects.create(name="c", message="hi")
+    Notification.objects.create(user=user, message="hi", campaign=campaign)
+    assert kept.campaign_progress(campaign).created == 1
+    Notification.objects.create(user=user, message="hi", campaign=campaign)
+    campaign.state = Campaign.State.CANCELLED
+    progress = kept.campaign_progress(campaign)
+    assert (progress.created, progress.campaign.state) == (1, Campaign.State.CANCELLED)
+    age(3, ("campaign", campaign.pk))  # past 10 / 5 s
+    kept.campaign_progress(campaign)
+    refreshed()
+    assert kept.campaign_progress(campaign).created == 2
+    kept.forget_campaign(campaign.pk)
+    Notification.objects.create(user=user, message="hi", campaign=campaign)
+    assert kept.campaign_progress(campaign).created == 3
