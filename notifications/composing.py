@@ -590,20 +590,33 @@ class CampaignFiller:
         if user is None:
             return None
         try:
-            return notification_build(
-                user=user,
-                message=campaign.message,
-                subject=campaign.subject,
-                channels=campaign.channels,
-                send_at=campaign.send_at,
-                queue=True,
-                now=now,
-                contact=UserContact(user=user),
-                campaign=campaign,
-                category=self._category,
-            )
+            return self._build(campaign, user, UserContact(user=user), campaign.send_at, now)
         except ValidationError:
             return None
+
+    def _build(
+        self,
+        campaign: Campaign,
+        user: AbstractBaseUser,
+        contact: UserContact | None,
+        send_at: datetime | None,
+        now: datetime,
+    ) -> Notification:
+        """The campaign's notification for ``user``: its message, or its template rendered
+        for them; raises ``ValidationError``."""
+        return notification_build(
+            user=user,
+            message="" if self._renderer else campaign.message,
+            subject="" if self._renderer else campaign.subject,
+            channels=campaign.channels,
+            send_at=send_at,
+            queue=True,
+            now=now,
+            renderer=self._renderer,
+            contact=contact,
+            campaign=campaign,
+            category=self._category,
+        )
 
     def _users(self, ids: list[int]) -> list:
         """The users of ``ids`` with their contacts, by id (a few hundred ids a query)."""
@@ -650,19 +663,7 @@ class CampaignFiller:
                 if prototype is not None:  # the same message: only whom and when differ
                     rows.append(_row(user.pk, send_at, now))
                     continue
-                built = notification_build(
-                    user=user,
-                    message="" if self._renderer else campaign.message,
-                    subject="" if self._renderer else campaign.subject,
-                    channels=campaign.channels,
-                    send_at=send_at,
-                    queue=True,
-                    now=now,
-                    renderer=self._renderer,
-                    contact=contact,
-                    campaign=campaign,
-                    category=self._category,
-                )
+                built = self._build(campaign, user, contact, send_at, now)
                 if self._renderer is not None:  # each recipient's own text
                     notifications.append(built)
                 else:
