@@ -60,15 +60,26 @@ def insert(prototype: Notification, rows: list[Row]) -> list[tuple[int, datetime
     return [(pk, row.next_attempt_at) for pk, row in zip(ids, rows, strict=True)]
 
 
+def prototype_values(
+    prototype: Notification, fields: list[models.Field]
+) -> tuple[list[str], list[Any]]:
+    """The prototype's values of ``fields`` for an ``INSERT … SELECT``: the select list's
+    placeholders (typed on PostgreSQL, where a bare parameter in a SELECT list has none) and
+    their parameters."""
+    postgres = connection.vendor == "postgresql"
+    selected: list[str] = []
+    params: list[Any] = []
+    for field in fields:
+        value = field.pre_save(prototype, add=True)
+        params.append(field.get_db_prep_save(value, connection=connection))
+        selected.append(f"%s::{field.db_type(connection)}" if postgres else "%s")
+    return selected, params
+
+
 def _insert_postgres(prototype: Notification, rows: list[Row]) -> list[int]:
     constant, varying = _columns()
     quote = connection.ops.quote_name
-    params: list[Any] = []
-    selected = []
-    for field in constant:
-        value = field.pre_save(prototype, add=True)
-        params.append(field.get_db_prep_save(value, connection=connection))
-        selected.append(f"%s::{field.db_type(connection)}")
+    selected, params = prototype_values(prototype, constant)
     arrays = [f"%s::{_array_type(field)}[]" for field in varying]
     selected.extend(f"v.c{i}" for i in range(len(varying)))
     values = [

@@ -28,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 
+from notifications import campaign_rows
 from notifications.channels import channel_order, senders_for
 from notifications.models import Notification, UserContact
 from notifications.preferences.models import Category, Preference
@@ -141,12 +142,7 @@ def insert(prototype: Notification, user_ids: list[int], reach: Reach) -> list[t
     fields = [
         f for f in Notification._meta.concrete_fields if not f.primary_key and f.name != "user"
     ]
-    selected: list[str] = []
-    params: list[Any] = []
-    for field in fields:
-        value = field.pre_save(prototype, add=True)
-        params.append(field.get_db_prep_save(value, connection=connection))
-        selected.append(f"%s::{field.db_type(connection)}" if postgres else "%s")
+    selected, params = campaign_rows.prototype_values(prototype, fields)
     User = get_user_model()
     pk = _user_pk()
     user_column = Notification._meta.get_field("user").column

@@ -35,7 +35,7 @@ from django.http import HttpRequest, QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from notifications import campaign_rows, campaign_sets
+from notifications import campaign_rows, campaign_sets, selectors
 from notifications.channels import channel_order, senders_for
 from notifications.models import Campaign, CampaignSkip, Notification, Template, UserContact
 from notifications.operations import metrics
@@ -556,7 +556,7 @@ class CampaignFiller:
                 if prototype is not None:
                     inserted = campaign_sets.insert(prototype, ids, reach)
                 taken = {user for _, user in inserted}
-                users = self._users([pk for pk in ids if pk not in taken])
+                users = selectors.users_by_id([pk for pk in ids if pk not in taken])
             notifications, prototype, rows, skips = self._classify(campaign, users, now, prototype)
             Campaign.objects.filter(pk=campaign.pk).update(
                 recipients=F("recipients") + len(inserted) + len(notifications) + len(rows),
@@ -586,9 +586,10 @@ class CampaignFiller:
         """The campaign's message built (and validated) for the first of ``ids``: every
         recipient's row is this but for the user; None when it does not validate (then
         each recipient is checked in turn, and skipped with why)."""
-        user = get_user_model().objects.filter(pk__in=ids[:100]).order_by("pk").first()
-        if user is None:
+        if not ids:
             return None
+        # Only its id is in the row (and the INSERT takes each recipient's own): no query.
+        user = get_user_model()(pk=ids[0])
         try:
             return self._build(campaign, user, UserContact(user=user), campaign.send_at, now)
         except ValidationError:
@@ -617,14 +618,6 @@ class CampaignFiller:
             campaign=campaign,
             category=self._category,
         )
-
-    def _users(self, ids: list[int]) -> list:
-        """The users of ``ids`` with their contacts, by id (a few hundred ids a query)."""
-        users: list = []
-        User = get_user_model()
-        for start in range(0, len(ids), 500):
-            users += User.objects.filter(pk__in=ids[start : start + 500]).select_related("contact")
-        return sorted(users, key=lambda user: user.pk)
 
     def _classify(
         self,

@@ -178,7 +178,7 @@ def _move_to_queued(
         _ring_after_commit(due)
     return BulkResult(
         changed=changed,
-        left_alone=Counter({s: n for s, n in counts.items() if s not in from_statuses}),
+        left_alone=_left_alone(counts, from_statuses),
     )
 
 
@@ -199,6 +199,11 @@ def notifications_resend(*, queryset: QuerySet[Notification]) -> BulkResult:
 CANCELLABLE = cancelling.CANCELLABLE
 
 
+def _left_alone(counts: dict[str, int], changeable: set[str] | frozenset[str]) -> Counter:
+    """Of a bulk action's rows by status, those it leaves alone (not in ``changeable``)."""
+    return Counter({s: n for s, n in counts.items() if s not in changeable})
+
+
 def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
     """Cancel notifications not sent yet: waiting, or being sent. One being sent stops
     before its next provider call (at most ``delivery.CANCEL_CHECK_SECONDS`` later: a job
@@ -211,7 +216,7 @@ def notifications_cancel(*, queryset: QuerySet[Notification]) -> BulkResult:
     changed = cancelling.cancel(queryset)
     return BulkResult(
         changed=changed,
-        left_alone=Counter({s: n for s, n in counts.items() if s not in CANCELLABLE}),
+        left_alone=_left_alone(counts, CANCELLABLE),
     )
 
 
@@ -629,7 +634,7 @@ def campaign_cancel(*, campaign: Campaign) -> BulkResult:
         )
     return BulkResult(
         changed=sum(n for s, n in counts.items() if s in CANCELLABLE),
-        left_alone=Counter({s: n for s, n in counts.items() if s not in CANCELLABLE}),
+        left_alone=_left_alone(counts, CANCELLABLE),
     )
 
 
