@@ -12,6 +12,7 @@ Each run starts with no endpoint, event or delivery left from the one before.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,9 +26,10 @@ from bench.workbench import Bench
 
 WEBHOOK_N = 1000 if QUICK else 10_000
 WEBHOOK_THREADS = PROFILE_THREADS or 32
-WEBHOOK_REPEATS = 1 if QUICK else 2
+WEBHOOK_REPEATS = int(os.environ.get("BENCH_WEBHOOK_REPEATS") or (1 if QUICK else 2))
 WEBHOOK_ENV = {**FAST, "NOTIFY_WEBHOOK_ALLOW_PRIVATE": "1"}
-MODES = ("fast", "slow", "silent")
+# BENCH_WEBHOOK_MODES=fast: only the endpoint that answers at once (and none), for a quick look.
+MODES = tuple(m for m in os.environ.get("BENCH_WEBHOOK_MODES", "fast,slow,silent").split(",") if m)
 
 
 class ReceiverProcess:
@@ -175,7 +177,7 @@ def webhooks(bench: Bench) -> Result:
     never answers."""
     users = bench.telegram_users[:WEBHOOK_N]
     receivers = {mode: ReceiverProcess(mode) for mode in MODES}
-    runs: dict[str, list[Result]] = {"plain": [], "fast": [], "slow": [], "silent": []}
+    runs: dict[str, list[Result]] = {"plain": [], **{mode: [] for mode in MODES}}
     try:
         for _ in range(WEBHOOK_REPEATS):  # interleaved, so a change of load hits all alike
             runs["plain"].append(_send(bench, users, None))

@@ -14,6 +14,7 @@ the last chunk, so the sweeper resumes a cancel whose consumer died
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +29,7 @@ CANCELLABLE = frozenset(
     {Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.BATCHED}
 )
 REQUEST_SECONDS = 1.0  # spent cancelling in the request before the consumer takes over
+FIRST_SHARE = 4  # the request's first chunk: NOTIFY_CANCEL_CHUNK // FIRST_SHARE
 
 
 def cancel(queryset: QuerySet[Notification]) -> int:
@@ -48,13 +50,21 @@ def cancel(queryset: QuerySet[Notification]) -> int:
     return changed
 
 
-def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) -> tuple[int, bool]:
+class Cancelled(NamedTuple):
+    """Where a cancel stopped: the last id looked at, whether none is left after it, and how
+    many it cancelled."""
+
+    last: int
+    done: bool
+    changed: int
+
+
+def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) -> Cancelled:
     """Cancel the campaign's next ``size`` (default ``NOTIFY_CANCEL_CHUNK``) notifications
     after id ``after`` (those not sent yet among them), in one transaction that also moves
-    the campaign's ``cancel_cursor`` (cleared after the last); returns the last id looked at
-    and whether there are no more. Oldest first: the consumers take them in that order. (By
-    the primary key alone: a filter on the status made PostgreSQL sort every waiting row of
-    a million for each chunk.)"""
+    the campaign's ``cancel_cursor`` (cleared after the last). Oldest first: the consumers
+    take them in that order. (By the primary key alone: a filter on the status made
+    PostgreSQL sort every waiting row of a million for each chunk.)"""
     size = size or settings.NOTIFY_CANCEL_CHUNK
     ids = list(
         Notification.objects.filter(campaign_id=campaign_id, pk__gt=after)
@@ -64,21 +74,19 @@ def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) ->
     done = len(ids) < size
     last = ids[-1] if ids else after
     with transaction.atomic():
-        if ids:
-            cancel(Notification.objects.filter(pk__in=ids))
+        changed = cancel(Notification.objects.filter(pk__in=ids)) if ids else 0
         Campaign.objects.filter(pk=campaign_id).update(
             cancel_cursor=None if done else last, updated_at=timezone.now()
         )
-    return last, done
+    return Cancelled(last, done, changed)
 
 
 def campaign_rest(
-    campaign_id: int, after: int = 0, seconds: float | None = None
-) -> tuple[int, bool]:
+    campaign_id: int, after: int = 0, seconds: float | None = None, first_size: int | None = None
+) -> Cancelled:
     """Cancel the campaign's notifications after id ``after`` (0: from the first not sent
-    yet, found by one ordered look-up) a chunk at a time: at least one chunk, then more for
-    up to ``seconds`` (None: until the last); returns where it stopped and whether it is
-    done."""
+    yet, found by one ordered look-up) a chunk at a time: at least one chunk (of
+    ``first_size`` notifications, if given), then more for up to ``seconds`` (None: until the last)."""
     deadline = None if seconds is None else time.monotonic() + seconds
     if not after:  # from the first not sent yet: the chunk the consumers are about to send
         first = list(
@@ -87,7 +95,9 @@ def campaign_rest(
             .values_list("pk", flat=True)[:1]
         )
         after = first[0] - 1 if first else after
+    changed, size = 0, first_size
     while True:
-        after, done = campaign_chunk(campaign_id, after)
+        after, done, n = campaign_chunk(campaign_id, after, size)
+        changed, size = changed + n, None
         if done or (deadline is not None and time.monotonic() >= deadline):
-            return after, done
+            return Cancelled(after, done, changed)

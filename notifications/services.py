@@ -621,19 +621,28 @@ def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     left alone). Oldest first, a chunk per transaction (``notifications.cancelling``): those
     the consumers would take next here, for up to a second, the rest by the consumer, ahead
     of the doorbells; ``changed`` counts them all."""
-    counts = selectors.count_by_status(Notification.objects.filter(campaign=campaign))
     # Waits for a chunk being created to commit: the cancel below then sees all of them.
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
     )
-    after, done = cancelling.campaign_rest(campaign.pk, seconds=cancelling.REQUEST_SECONDS)
-    if not done:
+    done_here = cancelling.campaign_rest(
+        campaign.pk,
+        seconds=cancelling.REQUEST_SECONDS,
+        first_size=max(1, settings.NOTIFY_CANCEL_CHUNK // cancelling.FIRST_SHARE),
+    )
+    if not done_here.done:
+        after = done_here.last
         _queue_after_commit(
             lambda: tasks.campaign_cancel_rest(campaign.pk, after),
             f"campaign {campaign.pk} cancelled up to notification {after}, the rest not yet",
         )
+    # Counted after the first chunks, not before: a million rows' count would hold them up.
+    counts = selectors.count_by_status(Notification.objects.filter(campaign=campaign))
+    counts[Status.CANCELLED] = counts.get(Status.CANCELLED, 0) - done_here.changed
+    if counts[Status.CANCELLED] <= 0:
+        del counts[Status.CANCELLED]
     return BulkResult(
-        changed=sum(n for s, n in counts.items() if s in CANCELLABLE),
+        changed=done_here.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
         left_alone=_left_alone(counts, CANCELLABLE),
     )
 

@@ -564,7 +564,7 @@ def campaign_cancel_rest(campaign_id: int, after: int = 0) -> int:
     """Cancel the rest of a cancelled campaign's notifications, after id ``after``, a chunk
     at a time (``cancelling.campaign_rest``); returns the last id looked at."""
     with logs.bound(campaign_id=campaign_id):
-        last, _done = cancelling.campaign_rest(campaign_id, after)
+        last = cancelling.campaign_rest(campaign_id, after).last
         logger.info("campaign %s: cancelled up to notification %s", campaign_id, last)
         return last
 

@@ -200,28 +200,33 @@ def test_cancel_the_rest_cancels_oldest_first_in_the_request_and_the_rest_in_the
     settings, monkeypatch
 ):
     """Issue 19: a large campaign's cancel answers at once. The request cancels the oldest
-    (those the consumers take next) a chunk at a time for up to a second, here one chunk of
-    5; the consumer's task, queued ahead of the doorbells, cancels the rest."""
+    (those the consumers take next) a chunk at a time for up to a second, the first chunk a
+    quarter of the others (those being sent and about to be: committed soonest), here only
+    that one: 2 of chunks of 8; the consumer's task, queued ahead of the doorbells, cancels
+    the rest. The operator's count is of all 23 not sent, though counted after the chunk."""
     from notifications import cancelling, tasks
 
-    settings.NOTIFY_CANCEL_CHUNK = 5
+    settings.NOTIFY_CANCEL_CHUNK = 8
     monkeypatch.setattr(cancelling, "REQUEST_SECONDS", 0)
     queued: list[tuple] = []
     monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
     campaign, ids = queued_campaign(30)
-    # The oldest 7 went already: the first chunk is the 5 the consumers would take next.
+    # The oldest 7 went already, one more was cancelled on its own before: the first chunk
+    # is the 2 the consumers would take next.
     Notification.objects.filter(pk__in=ids[:7]).update(status=Status.SENT)
+    Notification.objects.filter(pk=ids[-1]).update(status=Status.CANCELLED)
 
     result = services.campaign_cancel(campaign=campaign)
-    assert result.changed == 23
+    assert result.changed == 22
+    assert result.left_alone == {Status.SENT: 7, Status.CANCELLED: 1}
     cancelled = Notification.objects.filter(campaign=campaign, status=Status.CANCELLED)
-    assert sorted(cancelled.values_list("pk", flat=True)) == ids[7:12]
+    assert sorted(cancelled.values_list("pk", flat=True)) == [*ids[7:9], ids[-1]]
     campaign.refresh_from_db()
-    assert campaign.cancel_cursor == ids[11]
-    assert queued == [(campaign.pk, ids[11])]
+    assert campaign.cancel_cursor == ids[8]
+    assert queued == [(campaign.pk, ids[8])]
 
     monkeypatch.undo()
-    settings.NOTIFY_CANCEL_CHUNK = 5
+    settings.NOTIFY_CANCEL_CHUNK = 8
     assert tasks.campaign_cancel_rest.call_local(*queued[0]) == ids[-1]
     assert cancelled.count() == 23
     assert Notification.objects.filter(campaign=campaign, status=Status.SENT).count() == 7
