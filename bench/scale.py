@@ -21,8 +21,8 @@ consumer creates the campaign (``tasks.campaign_fill``) and sends it meanwhile. 
 until ``--send-seconds`` (default 60) after its creation ended, it samples the resident memory
 of the web's and the consumer's process trees (``/proc``) and times, logged in, the dashboard
 (``/admin/dashboard/``) and the campaign's page. Then it presses "Cancel the rest" over HTTP
-and times the last message the fake receives after the click ("stopped": none for 2 s), and
-when none of the campaign's notifications is left waiting (the consumer cancels the rest).
+and times the last message the fake receives after the click, watched until none of the
+campaign's notifications is left waiting (the consumer cancels the rest) or two minutes.
 
 Doorbells are counted in Redis: every message put in huey's queue is a ``ZADD`` to its sorted
 set (a step's doorbells go in one pipeline, each still a ``ZADD``), and Redis reports each one (keyspace notifications, ``notify-keyspace-events`` set for the
@@ -410,15 +410,20 @@ class Run:
         from notifications.cancelling import CANCELLABLE
         from notifications.models import Notification
 
+        # Sends are watched on till then: a consumer that ran ahead of the chunks would send
+        # a batch now and then, long after a quiet two seconds.
         waiting = Notification.objects.filter(campaign_id=self.campaign_id, status__in=CANCELLABLE)
         while waiting.exists() and time.monotonic() - clicked < limit:
             time.sleep(0.5)
+            count, now = self.sent(), time.monotonic()
+            if count != last:
+                last, changed = count, now
         return {
             "answered_s": answer.get("seconds"),
             "status": answer.get("status", answer.get("error")),
             "last_send_s": round(changed - clicked, 2),
             "sends_after_click": last - before,
-            "stopped": now - changed >= QUIET,
+            "stopped": time.monotonic() - changed >= QUIET,
             "all_cancelled_s": None if waiting.exists() else round(time.monotonic() - clicked, 1),
         }
 

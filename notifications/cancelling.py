@@ -29,7 +29,6 @@ CANCELLABLE = frozenset(
     {Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.BATCHED}
 )
 REQUEST_SECONDS = 1.0  # spent cancelling in the request before the consumer takes over
-FIRST_SHARE = 4  # the request's first chunk: NOTIFY_CANCEL_CHUNK // FIRST_SHARE
 
 
 def cancel(queryset: QuerySet[Notification]) -> int:
@@ -81,23 +80,36 @@ def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) ->
     return Cancelled(last, done, changed)
 
 
-def campaign_rest(
-    campaign_id: int, after: int = 0, seconds: float | None = None, first_size: int | None = None
-) -> Cancelled:
-    """Cancel the campaign's notifications after id ``after`` (0: from the first not sent
-    yet, found by one ordered look-up) a chunk at a time: at least one chunk (of
-    ``first_size`` notifications, if given), then more for up to ``seconds`` (None: until the last)."""
-    deadline = None if seconds is None else time.monotonic() + seconds
-    if not after:  # from the first not sent yet: the chunk the consumers are about to send
-        first = list(
-            Notification.objects.filter(campaign_id=campaign_id, status__in=CANCELLABLE)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:1]
+def campaign_begin(campaign_id: int) -> Cancelled:
+    """Start a campaign's cancel, in one short transaction: mark it as being cancelled (its
+    ``cancel_cursor`` set, below its first notification not sent yet: no consumer claims one
+    of its notifications from the commit on) and cancel those being sent. Returns where the
+    chunks start (``done`` if nothing is left to cancel) and how many it cancelled."""
+    first = list(
+        Notification.objects.filter(campaign_id=campaign_id, status__in=CANCELLABLE)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1]
+    )
+    after = first[0] - 1 if first else 0
+    with transaction.atomic():
+        Campaign.objects.filter(pk=campaign_id).update(
+            cancel_cursor=after if first else None, updated_at=timezone.now()
         )
-        after = first[0] - 1 if first else after
-    changed, size = 0, first_size
+        changed = (
+            cancel(Notification.objects.filter(campaign_id=campaign_id, status=Status.SENDING))
+            if first
+            else 0
+        )
+    return Cancelled(after, not first, changed)
+
+
+def campaign_rest(campaign_id: int, after: int, seconds: float | None = None) -> Cancelled:
+    """Cancel the campaign's notifications after id ``after`` a chunk at a time: at least
+    one chunk, then more for up to ``seconds`` (None: until the last)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    changed = 0
     while True:
-        after, done, n = campaign_chunk(campaign_id, after, size)
-        changed, size = changed + n, None
+        after, done, n = campaign_chunk(campaign_id, after)
+        changed += n
         if done or (deadline is not None and time.monotonic() >= deadline):
             return Cancelled(after, done, changed)

@@ -2,7 +2,8 @@
 doorbell (whoever changes a row owns its send until its lease expires), then one query loads
 them with their users, contacts and categories, and the batch's policy context (the users'
 choices) and digests' items are read once for the whole batch. Rows that can never be
-claimed (expired, out of rounds) end here.
+claimed (expired, out of rounds) end here. None of a campaign being cancelled is claimed
+(``cancelling.campaign_begin``): its chunks will cancel them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.utils import timezone
 from notifications import invite_tokens
 from notifications.channels import channel_order
 from notifications.job import Job, Progress
-from notifications.models import Notification, TelegramLink, UserContact
+from notifications.models import Campaign, Notification, TelegramLink, UserContact
 from notifications.preferences import digests as digests_module
 from notifications.preferences import policy
 from notifications.recording import retrying_db
@@ -27,7 +28,8 @@ CLAIMABLE = (Status.QUEUED, Status.SCHEDULED)
 
 
 def _claim_ids(ids: list[int], lease: datetime, now: datetime) -> list[int]:
-    """The ids of ``ids`` this call claimed: one conditional UPDATE … RETURNING."""
+    """The ids of ``ids`` this call claimed: one conditional UPDATE … RETURNING, on the
+    conditions of ``_claimable``."""
     if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
         claimed = []
         for pk in ids:
@@ -40,6 +42,7 @@ def _claim_ids(ids: list[int], lease: datetime, now: datetime) -> list[int]:
                 claimed.append(pk)
         return claimed
     table = connection.ops.quote_name(Notification._meta.db_table)
+    campaigns = connection.ops.quote_name(Campaign._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
     marks = ", ".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
@@ -47,7 +50,9 @@ def _claim_ids(ids: list[int], lease: datetime, now: datetime) -> list[int]:
             f"UPDATE {table} SET status = %s, lease_expires_at = %s, rounds = rounds + 1 "
             f"WHERE id IN ({marks}) AND status IN (%s, %s) "
             f"AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
-            f"AND (expires_at IS NULL OR expires_at > %s) AND rounds < %s RETURNING id",
+            f"AND (expires_at IS NULL OR expires_at > %s) AND rounds < %s "
+            f"AND (campaign_id IS NULL OR NOT EXISTS (SELECT 1 FROM {campaigns} c "
+            f"WHERE c.id = {table}.campaign_id AND c.cancel_cursor IS NOT NULL)) RETURNING id",
             [
                 Status.SENDING,
                 adapt(lease),
@@ -62,10 +67,13 @@ def _claim_ids(ids: list[int], lease: datetime, now: datetime) -> list[int]:
 
 
 def _claimable(queryset, now: datetime):
+    """Queued or scheduled, due, not expired, with rounds left, and not of a campaign being
+    cancelled (``cancelling.campaign_begin``: its chunks will cancel it)."""
     return (
         queryset.filter(status__in=CLAIMABLE, rounds__lt=settings.NOTIFY_MAX_ROUNDS)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .exclude(campaign__in=Campaign.objects.filter(cancel_cursor__isnull=False))
     )
 
 

@@ -625,11 +625,11 @@ def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
     )
-    done_here = cancelling.campaign_rest(
-        campaign.pk,
-        seconds=cancelling.REQUEST_SECONDS,
-        first_size=max(1, settings.NOTIFY_CANCEL_CHUNK // cancelling.FIRST_SHARE),
-    )
+    begun = cancelling.campaign_begin(campaign.pk)
+    done_here = begun
+    if not begun.done:
+        rest = cancelling.campaign_rest(campaign.pk, begun.last, cancelling.REQUEST_SECONDS)
+        done_here = rest._replace(changed=begun.changed + rest.changed)
     if not done_here.done:
         after = done_here.last
         _queue_after_commit(

@@ -187,8 +187,8 @@ def test_cancel_the_rest_stops_a_paced_campaign_within_its_in_flight_sends(
     assert statuses.filter(status=Status.CANCELLED).count() == 300 - len(telegram.messages)
 
 
-def queued_campaign(count: int) -> tuple[Campaign, list[int]]:
-    users = User.objects.bulk_create(User(username=f"c{i}") for i in range(count))
+def queued_campaign(count: int, prefix: str = "c") -> tuple[Campaign, list[int]]:
+    users = User.objects.bulk_create(User(username=f"{prefix}{i}") for i in range(count))
     campaign = Campaign.objects.create(name="big", message="Sale", state=Campaign.State.READY)
     made = Notification.objects.bulk_create(
         Notification(user=u, message="Sale", campaign=campaign, status=Status.QUEUED) for u in users
@@ -200,19 +200,18 @@ def test_cancel_the_rest_cancels_oldest_first_in_the_request_and_the_rest_in_the
     settings, monkeypatch
 ):
     """Issue 19: a large campaign's cancel answers at once. The request cancels the oldest
-    (those the consumers take next) a chunk at a time for up to a second, the first chunk a
-    quarter of the others (those being sent and about to be: committed soonest), here only
-    that one: 2 of chunks of 8; the consumer's task, queued ahead of the doorbells, cancels
-    the rest. The operator's count is of all 23 not sent, though counted after the chunk."""
+    (those the consumers take next) a chunk at a time for up to a second, here one chunk of
+    5; the consumer's task, queued ahead of the doorbells, cancels the rest. The operator's
+    count is of all not sent, though counted after the chunks."""
     from notifications import cancelling, tasks
 
-    settings.NOTIFY_CANCEL_CHUNK = 8
+    settings.NOTIFY_CANCEL_CHUNK = 5
     monkeypatch.setattr(cancelling, "REQUEST_SECONDS", 0)
     queued: list[tuple] = []
     monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
     campaign, ids = queued_campaign(30)
-    # The oldest 7 went already, one more was cancelled on its own before: the first chunk
-    # is the 2 the consumers would take next.
+    # The oldest 7 went already, the last was cancelled on its own before: the first chunk
+    # is the 5 the consumers would take next.
     Notification.objects.filter(pk__in=ids[:7]).update(status=Status.SENT)
     Notification.objects.filter(pk=ids[-1]).update(status=Status.CANCELLED)
 
@@ -220,16 +219,50 @@ def test_cancel_the_rest_cancels_oldest_first_in_the_request_and_the_rest_in_the
     assert result.changed == 22
     assert result.left_alone == {Status.SENT: 7, Status.CANCELLED: 1}
     cancelled = Notification.objects.filter(campaign=campaign, status=Status.CANCELLED)
-    assert sorted(cancelled.values_list("pk", flat=True)) == [*ids[7:9], ids[-1]]
+    assert sorted(cancelled.values_list("pk", flat=True)) == [*ids[7:12], ids[-1]]
     campaign.refresh_from_db()
-    assert campaign.cancel_cursor == ids[8]
-    assert queued == [(campaign.pk, ids[8])]
+    assert campaign.cancel_cursor == ids[11]
+    assert queued == [(campaign.pk, ids[11])]
 
     monkeypatch.undo()
-    settings.NOTIFY_CANCEL_CHUNK = 8
+    settings.NOTIFY_CANCEL_CHUNK = 5
     assert tasks.campaign_cancel_rest.call_local(*queued[0]) == ids[-1]
     assert cancelled.count() == 23
     assert Notification.objects.filter(campaign=campaign, status=Status.SENT).count() == 7
+    campaign.refresh_from_db()
+    assert campaign.cancel_cursor is None
+
+
+def test_no_consumer_claims_a_notification_of_a_campaign_being_cancelled(settings, monkeypatch):
+    """Issue 19, "Cancel the rest stops sends within 2 s": the cancel's first step marks the
+    campaign and cancels what is being sent, in one short transaction; from then on a
+    doorbell for rows its chunks have not reached yet claims none of them (the consumers
+    ran ahead of the chunks and sent a batch each, every few seconds, for minutes). They
+    wait, queued, for the chunks; another campaign's rows are claimed as ever."""
+    from notifications import cancelling, claiming, tasks
+
+    settings.NOTIFY_CANCEL_CHUNK = 5
+    monkeypatch.setattr(cancelling, "REQUEST_SECONDS", 0)
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
+    campaign, ids = queued_campaign(30)
+    _, others = queued_campaign(3, prefix="other")
+    Notification.objects.filter(pk=ids[20]).update(status=Status.SENDING)  # in flight
+
+    services.campaign_cancel(campaign=campaign)
+    assert Notification.objects.get(pk=ids[20]).status == Status.CANCELLED
+    assert claiming.claim(ids[12:20]) == []  # beyond the first chunk: not claimed
+    assert set(Notification.objects.filter(pk__in=ids[12:20]).values_list("status", flat=True)) == {
+        Status.QUEUED
+    }
+    assert [job.notification.pk for job in claiming.claim(others)] == others
+
+    monkeypatch.undo()
+    settings.NOTIFY_CANCEL_CHUNK = 5
+    tasks.campaign_cancel_rest.call_local(*queued[0])
+    assert set(Notification.objects.filter(campaign=campaign).values_list("status", flat=True)) == {
+        Status.CANCELLED
+    }
     campaign.refresh_from_db()
     assert campaign.cancel_cursor is None
 
