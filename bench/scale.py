@@ -22,7 +22,8 @@ until ``--send-seconds`` (default 60) after its creation ended, it samples the r
 of the web's and the consumer's process trees (``/proc``) and times, logged in, the dashboard
 (``/admin/dashboard/``) and the campaign's page. Then it presses "Cancel the rest" over HTTP
 and times the last message the fake receives after the click, watched until none of the
-campaign's notifications is left waiting (the consumer cancels the rest) or two minutes.
+campaign's notifications is left waiting (the consumer cancels the rest) or two minutes; the
+pages are sampled on meanwhile.
 
 Doorbells are counted in Redis: every message put in huey's queue is a ``ZADD`` to its sorted
 set (a step's doorbells go in one pipeline, each still a ``ZADD``), and Redis reports each one (keyspace notifications, ``notify-keyspace-events`` set for the
@@ -412,9 +413,14 @@ class Run:
 
         # Sends are watched on till then: a consumer that ran ahead of the chunks would send
         # a batch now and then, long after a quiet two seconds.
+        # The operator watches meanwhile: the pages are sampled on, under the cancel's load.
         waiting = Notification.objects.filter(campaign_id=self.campaign_id, status__in=CANCELLABLE)
+        sampled = 0.0
         while waiting.exists() and time.monotonic() - clicked < limit:
             time.sleep(0.5)
+            if time.monotonic() - sampled >= SAMPLE_EVERY:
+                sampled = time.monotonic()
+                self.sample("cancelling")
             count, now = self.sent(), time.monotonic()
             if count != last:
                 last, changed = count, now

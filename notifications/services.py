@@ -618,31 +618,27 @@ def validate_paid_broadcast(
 def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     """Stop a campaign: no more of its notifications are created, and those still waiting
     are cancelled, those being sent stop before their next provider call (those done are
-    left alone). Oldest first, a chunk per transaction (``notifications.cancelling``): those
-    the consumers would take next here, for up to a second, the rest by the consumer, ahead
-    of the doorbells; ``changed`` counts them all."""
+    left alone). Here: one short transaction that marks the campaign (no consumer claims its
+    notifications from then on) and cancels those being sent; the rest by the consumer, a
+    chunk per transaction, ahead of the doorbells (``notifications.cancelling``). ``changed``
+    counts them all."""
     # Waits for a chunk being created to commit: the cancel below then sees all of them.
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
     )
     begun = cancelling.campaign_begin(campaign.pk)
-    done_here = begun
     if not begun.done:
-        rest = cancelling.campaign_rest(campaign.pk, begun.last, cancelling.REQUEST_SECONDS)
-        done_here = rest._replace(changed=begun.changed + rest.changed)
-    if not done_here.done:
-        after = done_here.last
         _queue_after_commit(
-            lambda: tasks.campaign_cancel_rest(campaign.pk, after),
-            f"campaign {campaign.pk} cancelled up to notification {after}, the rest not yet",
+            lambda: tasks.campaign_cancel_rest(campaign.pk, begun.last),
+            f"campaign {campaign.pk} is being cancelled; its chunks not queued yet",
         )
-    # Counted after the first chunks, not before: a million rows' count would hold them up.
+    # Counted after the mark, not before: a million rows' count would hold it up.
     counts = selectors.count_by_status(Notification.objects.filter(campaign=campaign))
-    counts[Status.CANCELLED] = counts.get(Status.CANCELLED, 0) - done_here.changed
+    counts[Status.CANCELLED] = counts.get(Status.CANCELLED, 0) - begun.changed
     if counts[Status.CANCELLED] <= 0:
         del counts[Status.CANCELLED]
     return BulkResult(
-        changed=done_here.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
+        changed=begun.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
         left_alone=_left_alone(counts, CANCELLABLE),
     )
 

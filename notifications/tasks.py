@@ -561,8 +561,8 @@ CANCEL_PRIORITY = 100
 @task(priority=CANCEL_PRIORITY)
 @_with_connections
 def campaign_cancel_rest(campaign_id: int, after: int = 0) -> int:
-    """Cancel the rest of a cancelled campaign's notifications, after id ``after``, a chunk
-    at a time (``cancelling.campaign_rest``); returns the last id looked at."""
+    """Cancel the rest of a campaign's notifications being cancelled, after id ``after``, a
+    chunk at a time (``cancelling.campaign_rest``); returns the last id looked at."""
     with logs.bound(campaign_id=campaign_id):
         last = cancelling.campaign_rest(campaign_id, after).last
         logger.info("campaign %s: cancelled up to notification %s", campaign_id, last)
