@@ -619,26 +619,30 @@ def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     """Stop a campaign: no more of its notifications are created, and those still waiting
     are cancelled, those being sent stop before their next provider call (those done are
     left alone). Here: one short transaction that marks the campaign (no consumer claims its
-    notifications from then on) and cancels those being sent; the rest by the consumer, a
-    chunk per transaction, ahead of the doorbells (``notifications.cancelling``). ``changed``
-    counts them all."""
+    notifications from then on) and cancels those being sent, then the next
+    ``REQUEST_CHUNK``; the rest by the consumer, a chunk per transaction, ahead of the
+    doorbells (``notifications.cancelling``). ``changed`` counts them all."""
     # Waits for a chunk being created to commit: the cancel below then sees all of them.
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
     )
-    begun = cancelling.campaign_begin(campaign.pk)
-    if not begun.done:
+    done = cancelling.campaign_begin(campaign.pk)
+    if not done.done:  # a small campaign's rest here; a large one's first part
+        chunk = cancelling.campaign_chunk(campaign.pk, done.last, cancelling.REQUEST_CHUNK)
+        done = chunk._replace(changed=done.changed + chunk.changed)
+    if not done.done:
+        after = done.last
         _queue_after_commit(
-            lambda: tasks.campaign_cancel_rest(campaign.pk, begun.last),
-            f"campaign {campaign.pk} is being cancelled; its chunks not queued yet",
+            lambda: tasks.campaign_cancel_rest(campaign.pk, after),
+            f"campaign {campaign.pk} cancelled up to notification {after}, the rest not yet",
         )
     # Counted after the mark, not before: a million rows' count would hold it up.
     counts = selectors.count_by_status(Notification.objects.filter(campaign=campaign))
-    counts[Status.CANCELLED] = counts.get(Status.CANCELLED, 0) - begun.changed
+    counts[Status.CANCELLED] = counts.get(Status.CANCELLED, 0) - done.changed
     if counts[Status.CANCELLED] <= 0:
         del counts[Status.CANCELLED]
     return BulkResult(
-        changed=begun.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
+        changed=done.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
         left_alone=_left_alone(counts, CANCELLABLE),
     )
 

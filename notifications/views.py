@@ -71,7 +71,7 @@ def campaign_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     _require(request, "notifications.change_notification")
     campaign = get_object_or_404(Campaign, pk=pk)
     result = services.campaign_cancel(campaign=campaign)
-    kept.forget_campaign(campaign.pk)  # the page it returns to shows the cancel
+    kept.outdate_campaign(campaign.pk)  # its progress, polled, soon shows the cancel
     messages.add_message(
         request,
         messages.SUCCESS if result.changed else messages.WARNING,

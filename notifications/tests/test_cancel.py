@@ -139,13 +139,16 @@ def test_a_split_message_cancelled_between_its_parts_records_the_parts_sent(
 @pytest.mark.e2e
 @pytest.mark.parametrize("chunk", ["10000", "20"])
 def test_cancel_the_rest_stops_a_paced_campaign_within_its_in_flight_sends(
-    start_consumer, telegram, make_user, settings, chunk
+    start_consumer, telegram, make_user, settings, monkeypatch, chunk
 ):
     """300 Telegram recipients at 20/s (15 s of sends). After the cancel, only the sends
-    already under way may finish: at most one per worker and paced thread. Whether the
-    consumer's task cancels the rest in one chunk or in chunks of 20 (its task goes ahead of
-    the campaign's doorbells; those that ring meanwhile claim nothing)."""
+    already under way may finish: at most one per worker and paced thread. The request
+    cancels 20; the consumer's task the rest in one chunk or in chunks of 20 (its task goes
+    ahead of the campaign's doorbells; those that ring meanwhile claim nothing)."""
+    from notifications import cancelling
+
     settings.NOTIFY_CANCEL_CHUNK = int(chunk)
+    monkeypatch.setattr(cancelling, "REQUEST_CHUNK", 20)
     users = User.objects.bulk_create(User(username=f"tg{i}") for i in range(300))
     UserContact.objects.bulk_create(
         UserContact(user=u, telegram_chat_id=str(5000 + i)) for i, u in enumerate(users)
@@ -195,13 +198,15 @@ def queued_campaign(count: int, prefix: str = "c") -> tuple[Campaign, list[int]]
 def test_cancel_the_rest_marks_the_campaign_and_the_consumer_cancels_oldest_first(
     settings, monkeypatch
 ):
-    """Issue 19: a large campaign's cancel answers at once. The request marks the campaign
-    and cancels only those being sent; the consumer's task, queued ahead of the doorbells,
-    cancels the rest oldest first, a chunk at a time (here 5), from the first not sent. The
-    operator's count is of all not sent, though counted after the mark."""
-    from notifications import tasks
+    """Issue 19: a large campaign's cancel answers at once. The request marks the campaign,
+    cancels those being sent and then the next REQUEST_CHUNK (here 2) from the first not
+    sent; the consumer's task, queued ahead of the doorbells, cancels the rest oldest first,
+    a chunk at a time (here 5). The operator's count is of all not sent, though counted
+    after the mark."""
+    from notifications import cancelling, tasks
 
     settings.NOTIFY_CANCEL_CHUNK = 5
+    monkeypatch.setattr(cancelling, "REQUEST_CHUNK", 2)
     queued: list[tuple] = []
     monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
     campaign, ids = queued_campaign(30)
@@ -214,10 +219,10 @@ def test_cancel_the_rest_marks_the_campaign_and_the_consumer_cancels_oldest_firs
     assert result.changed == 22
     assert result.left_alone == {Status.SENT: 7, Status.CANCELLED: 1}
     cancelled = Notification.objects.filter(campaign=campaign, status=Status.CANCELLED)
-    assert sorted(cancelled.values_list("pk", flat=True)) == [ids[9], ids[-1]]
+    assert sorted(cancelled.values_list("pk", flat=True)) == [*ids[7:9], ids[9], ids[-1]]
     campaign.refresh_from_db()
-    assert campaign.cancel_cursor == ids[7] - 1
-    assert queued == [(campaign.pk, ids[7] - 1)]
+    assert campaign.cancel_cursor == ids[8]
+    assert queued == [(campaign.pk, ids[8])]
 
     monkeypatch.undo()
     settings.NOTIFY_CANCEL_CHUNK = 5
@@ -231,12 +236,13 @@ def test_cancel_the_rest_marks_the_campaign_and_the_consumer_cancels_oldest_firs
 def test_no_consumer_claims_a_notification_of_a_campaign_being_cancelled(settings, monkeypatch):
     """Issue 19, "Cancel the rest stops sends within 2 s": the cancel's first step marks the
     campaign and cancels what is being sent, in one short transaction; from then on a
-    doorbell for rows its chunks have not reached yet claims none of them, and cancels them
-    (the consumers ran ahead of the chunks and sent a batch each, every few seconds, for
-    minutes). Another campaign's rows are claimed as ever."""
-    from notifications import claiming, tasks
+    doorbell for rows its chunks have not reached yet claims none of them (the consumers ran
+    ahead of the chunks and sent a batch each, every few seconds, for minutes): they wait,
+    queued, for the chunks. Another campaign's rows are claimed as ever."""
+    from notifications import cancelling, claiming, tasks
 
     settings.NOTIFY_CANCEL_CHUNK = 5
+    monkeypatch.setattr(cancelling, "REQUEST_CHUNK", 5)
     queued: list[tuple] = []
     monkeypatch.setattr(tasks, "campaign_cancel_rest", lambda *args: queued.append(args))
     campaign, ids = queued_campaign(30)
@@ -247,7 +253,7 @@ def test_no_consumer_claims_a_notification_of_a_campaign_being_cancelled(setting
     assert Notification.objects.get(pk=ids[20]).status == Status.CANCELLED
     assert claiming.claim(ids[12:20]) == []
     assert set(Notification.objects.filter(pk__in=ids[12:20]).values_list("status", flat=True)) == {
-        Status.CANCELLED
+        Status.QUEUED
     }
     assert [job.notification.pk for job in claiming.claim(others)] == others
 
