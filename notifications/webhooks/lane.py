@@ -4,10 +4,9 @@ nothing. They run in a process of their own beside each consumer (``manage.py ru
 started by ``webhooks.tasks``), and in the tests' own process.
 
 Each thread loops: are there new events (a read, at most every ``FAN_OUT_EVERY`` seconds in
-one thread)? If so, make their deliveries, keeping a batch of one endpoint's new ones claimed
-as they are made (``outbox.fan_out_and_claim``). Else, is anything due (a read)? If so, claim
-a batch of one endpoint's due deliveries (``outbox.claim``). Post each (``transport``),
-record them all at once (``outbox.record``); with nothing to do, wait ``POLL_SECONDS``. A batch is as large as the endpoint answers
+one thread)? If so, make their deliveries (``outbox.fan_out``). Is anything due (a read)? If so, claim a batch of one endpoint's due
+deliveries (``outbox.claim``), post each (``transport``), record them all at once
+(``outbox.record``); else wait ``POLL_SECONDS``. A batch is as large as the endpoint answers
 fast (about ``BATCH_SECONDS`` of its recent answer time, 1 to ``BATCH_MAX``), so a fast
 endpoint costs few transactions and a slow one holds few deliveries at a time. At most
 ``per_endpoint`` threads of a process post to one endpoint at once: one that hangs can't take
@@ -134,34 +133,23 @@ class Lane:
             outbox.finish_campaigns()
 
     # --- one batch ----------------------------------------------------------------------------
-    def _fan_out(self) -> tuple[int, outbox.Claim | None]:
-        """Fan new events out (``outbox.fan_out_and_claim``): one thread at a time, at most
-        every ``FAN_OUT_EVERY`` seconds, so that a stream of events costs a few write
-        transactions a second, not one per thread and loop. The thread keeps a batch of one
-        endpoint's new deliveries to post itself, claimed as they are made."""
+    def _fan_out(self) -> int:
+        """Fan new events out (``outbox.fan_out``): one thread at a time, at most every
+        ``FAN_OUT_EVERY`` seconds, so that a stream of events costs a few write transactions a
+        second, not one per thread and loop."""
         if time.monotonic() - self._fanned_at < FAN_OUT_EVERY:
-            return 0, None
+            return 0
         if not self._fanning.acquire(blocking=False):
-            return 0, None
+            return 0
         try:
             self._fanned_at = time.monotonic()
-            with self._lock:  # as a claim: the per-endpoint limit holds
-                fanned, batch = outbox.fan_out_and_claim(
-                    take=self._batch_size, exclude=self._full_now()
-                )
-                if batch is not None:
-                    self._busy[batch.endpoint.pk] += 1
-            return fanned, batch
+            return outbox.fan_out()
         finally:
             self._fanning.release()
 
     def _full(self) -> list[int]:
         with self._lock:
-            return self._full_now()
-
-    def _full_now(self) -> list[int]:
-        """Endpoints as many threads post to as they may (with ``_lock`` held)."""
-        return [pk for pk, n in self._busy.items() if n >= self.per_endpoint]
+            return [pk for pk, n in self._busy.items() if n >= self.per_endpoint]
 
     def _batch_size(self, endpoint_id: int) -> int:
         """How many of an endpoint's deliveries one claim takes: about ``BATCH_SECONDS`` of
@@ -172,15 +160,16 @@ class Lane:
     def step(self, session: transport.Session) -> bool:
         """Fan new events out into deliveries, then claim, post and record one batch; False
         when there was nothing to do."""
-        fanned, batch = self._fan_out()
-        if batch is None:
-            if not outbox.any_due(exclude=self._full()):
-                return fanned > 0
-            with self._lock:  # one claim at a time here, so the per-endpoint limit holds
-                batch = outbox.claim(self._batch_size, exclude=self._full_now())
-                if batch is None:
-                    return False
-                self._busy[batch.endpoint.pk] += 1
+        fanned = self._fan_out()
+        full = self._full()
+        if not outbox.any_due(exclude=full):
+            return fanned > 0
+        with self._lock:  # one claim at a time here, so the per-endpoint limit holds
+            full = [pk for pk, n in self._busy.items() if n >= self.per_endpoint]
+            batch = outbox.claim(self._batch_size, exclude=full)
+            if batch is None:
+                return False
+            self._busy[batch.endpoint.pk] += 1
         try:
             self._post_batch(session, batch)
         finally:

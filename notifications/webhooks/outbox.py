@@ -100,30 +100,15 @@ def fan_out(limit: int = FAN_OUT_BATCH) -> int:
     first: one per enabled endpoint that wants the event's type (then, not when it happened),
     due at once. Returns how many events it took. A read first; the write only when there is
     something to do."""
-    return fan_out_and_claim(limit)[0]
-
-
-def fan_out_and_claim(
-    limit: int = FAN_OUT_BATCH,
-    take: Callable[[int], int] | None = None,
-    exclude: Iterable[int] = (),
-) -> tuple[int, Claim | None]:
-    """``fan_out``; with ``take``, the lane also claims, as they are made, up to
-    ``take(endpoint id)`` of one endpoint's new deliveries (the first endpoint not in
-    ``exclude`` that the oldest event goes to), to post at once: returns them as a ``Claim``
-    with the number of events taken. A delivery made claimed costs no claim of its own (an
-    UPDATE of its row, in a transaction more): on SQLite, whose one writer delivery's workers
-    wait for, a third of what the lane wrote per webhook."""
     if not unfanned().exists():
-        return 0, None
+        return 0
     now = timezone.now()
-    lease = now + timedelta(seconds=LEASE_SECONDS)
     with transaction.atomic():
         if by_mark():
             # BEGIN IMMEDIATE: the write lock is ours, so the mark read here stays true.
             events = list(unfanned().order_by("id").values_list("id", "type")[:limit])
             if not events or not _move_mark(events[0][0], events[-1][0]):
-                return 0, None
+                return 0
         else:
             events = list(
                 WebhookEvent.objects.filter(fanned_out=False)
@@ -132,47 +117,23 @@ def fan_out_and_claim(
                 .values_list("id", "type")[:limit]
             )
             if not events:
-                return 0, None
+                return 0
         wants: dict[str, list[int]] = {}
         for pk, types in WebhookEndpoint.objects.filter(enabled=True).values_list(
             "pk", "event_types"
         ):
             for kind in types or []:
                 wants.setdefault(kind, []).append(pk)
-        pairs = [(event, endpoint) for event, kind in events for endpoint in wants.get(kind, ())]
-        taker, quota = None, 0
-        if take is not None:
-            excluded = set(exclude)
-            taker = next((e for _, e in pairs if e not in excluded), None)
-            quota = take(taker) if taker is not None else 0
-        made = []
-        for event, endpoint in pairs:
-            mine = endpoint == taker and quota > 0
-            quota -= mine
-            made.append(
-                WebhookDelivery(
-                    event_id=event,
-                    endpoint_id=endpoint,
-                    next_attempt_at=now,
-                    created_at=now,
-                    lease_expires_at=lease if mine else None,
-                    attempts=1 if mine else 0,
-                )
+        WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(
+                event_id=event, endpoint_id=endpoint, next_attempt_at=now, created_at=now
             )
-        WebhookDelivery.objects.bulk_create(made)
+            for event, kind in events
+            for endpoint in wants.get(kind, ())
+        )
         if not by_mark():
             WebhookEvent.objects.filter(id__in=[pk for pk, _ in events]).update(fanned_out=True)
-    taken = [d for d in made if d.lease_expires_at is not None]
-    if taker is None or not taken:
-        return len(events), None
-    ids = [d.pk for d in taken]
-    if None in ids:  # a database that gives no ids back from a bulk insert
-        ids = list(
-            WebhookDelivery.objects.filter(
-                status=Status.PENDING, endpoint_id=taker, lease_expires_at=lease
-            ).values_list("id", flat=True)
-        )
-    return len(events), _claimed(taker, ids, lease)
+    return len(events)
 
 
 def _move_mark(first: int, last: int) -> bool:
@@ -228,12 +189,6 @@ def claim(
         WebhookDelivery.objects.filter(id__in=ids).update(
             lease_expires_at=lease, attempts=F("attempts") + 1
         )
-    return _claimed(endpoint_id, ids, lease)
-
-
-def _claimed(endpoint_id: int, ids: list[int], lease: datetime) -> Claim | None:
-    """The claim of deliveries ``ids`` of one endpoint, held until ``lease``, loaded with
-    their events (None if the endpoint or they are gone)."""
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     deliveries = list(
         WebhookDelivery.objects.filter(id__in=ids)

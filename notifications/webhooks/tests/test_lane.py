@@ -256,44 +256,6 @@ def test_a_claim_left_by_a_dead_lane_is_sent_after_its_lease(
     assert WebhookDelivery.objects.get().status == Delivery.SUCCEEDED
 
 
-def test_the_lane_that_fans_out_keeps_a_batch_of_one_endpoints_new_deliveries_claimed(
-    make_endpoint, notifications, db
-):
-    """Issue 17 (SQLite throughput): a delivery made claimed costs no claim of its own. The
-    fanning lane takes up to its batch of the first endpoint's new deliveries, oldest first,
-    held by its lease and counted as tried; every other delivery is due for any lane, and no
-    delivery is in two claims. An endpoint the lane is full on is passed over."""
-    endpoints = [make_endpoint(f"https://{n}.example.com/x")[0] for n in ("one", "two")]
-    for notification in notifications(5):
-        set_status(notification, Status.SENT)
-    asked: list[int] = []
-
-    def take(endpoint: int) -> int:
-        asked.append(endpoint)
-        return 3
-
-    fanned, batch = outbox.fan_out_and_claim(take=take)
-    assert fanned == 5 and batch is not None and asked == [batch.endpoint.pk]
-    first = batch.endpoint
-    (second,) = [e for e in endpoints if e != first]
-    assert [d.event.notification_id for d in batch.deliveries] == sorted(
-        WebhookEvent.objects.values_list("notification_id", flat=True)
-    )[:3]
-    assert {(d.attempts, d.lease_expires_at) for d in batch.deliveries} == {(1, batch.lease)}
-    rest = [outbox.claim(lambda endpoint: 10) for _ in range(3)]
-    assert {(c.endpoint, len(c.deliveries)) for c in rest[:2]} == {(first, 2), (second, 5)}
-    assert rest[2] is None
-    claimed = [d.pk for c in [batch, *rest[:2]] for d in c.deliveries]
-    assert sorted(claimed) == sorted(WebhookDelivery.objects.values_list("pk", flat=True))
-
-    outbox.record(batch, [], batch.deliveries)  # a lane that stops gives them back at once
-    assert len(outbox.claim(lambda endpoint: 10).deliveries) == 3
-
-    set_status(notifications()[0], Status.SENT)
-    fanned, batch = outbox.fan_out_and_claim(take=lambda endpoint: 3, exclude=[first.pk])
-    assert fanned == 1 and batch.endpoint == second and len(batch.deliveries) == 1
-
-
 def test_deliveries_a_lane_did_not_try_go_back_at_once(make_endpoint, notifications, db):
     make_endpoint("https://hooks.example.com/x")
     for notification in notifications(3):
