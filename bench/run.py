@@ -25,7 +25,9 @@ email over STARTTLS;
 and created afresh) and ``BENCH_QUEUE_URL`` (default ``redis://127.0.0.1:6379/14``, flushed);
 ``BENCH_RETENTION_ROWS`` the old notifications the ``retention`` scenario prunes (5,000,000);
 ``BENCH_BEFORE`` a file with another checkout's 32-thread throughput, shown beside
-``throughput_preferences`` (``bench/scenarios_preferences.py``).
+``throughput_preferences`` (``bench/scenarios_preferences.py``); ``BENCH_WEBHOOK_MODES=fast``
+only that endpoint (of fast, slow, silent) against none in ``webhooks``, and
+``BENCH_WEBHOOK_REPEATS`` its interleaved runs (2).
 """
 
 from __future__ import annotations

@@ -413,17 +413,26 @@ class Run:
 
         # Sends are watched on till then: a consumer that ran ahead of the chunks would send
         # a batch now and then, long after a quiet two seconds.
-        # The operator watches meanwhile: the pages are sampled on, under the cancel's load.
+        # The operator watches meanwhile: the pages are sampled on, under the cancel's load,
+        # in a thread of their own (a slow page must not delay seeing a send).
         waiting = Notification.objects.filter(campaign_id=self.campaign_id, status__in=CANCELLABLE)
-        sampled = 0.0
-        while waiting.exists() and time.monotonic() - clicked < limit:
-            time.sleep(0.5)
-            if time.monotonic() - sampled >= SAMPLE_EVERY:
-                sampled = time.monotonic()
-                self.sample("cancelling")
-            count, now = self.sent(), time.monotonic()
-            if count != last:
-                last, changed = count, now
+        watched = threading.Event()
+
+        def watch() -> None:
+            while not watched.is_set():
+                self.pause(self.sample("cancelling"))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            while waiting.exists() and time.monotonic() - clicked < limit:
+                time.sleep(0.5)
+                count, now = self.sent(), time.monotonic()
+                if count != last:
+                    last, changed = count, now
+        finally:
+            watched.set()
+            watcher.join(timeout=limit)
         return {
             "answered_s": answer.get("seconds"),
             "status": answer.get("status", answer.get("error")),

@@ -7,8 +7,8 @@ committed. Now the request takes one short transaction (``campaign_begin``): the
 marked as being cancelled (its ``cancel_cursor`` set) and those of its notifications being
 sent are cancelled (they stop before their next provider call). From that commit on no
 consumer claims another of its notifications (``claiming``); their doorbells ring for
-nothing. The request then cancels the next ``REQUEST_CHUNK`` (all of a small campaign);
-the rest are cancelled oldest first, ``NOTIFY_CANCEL_CHUNK`` per transaction, by the consumer
+nothing. The request then cancels the rest of a small campaign (``REQUEST_CHUNK``); a large
+one's are cancelled oldest first, ``NOTIFY_CANCEL_CHUNK`` per transaction, by the consumer
 (``tasks.campaign_cancel_rest``, ahead of the doorbells in the queue); the ``cancel_cursor`` holds the last id cancelled until the last chunk, so the sweeper
 resumes a cancel whose consumer died (``selectors.cancelling_campaigns``).
 
@@ -33,8 +33,10 @@ Status = Notification.Status
 CANCELLABLE = frozenset(
     {Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.BATCHED}
 )
-# Cancelled in the operator's request after the mark: all of a small campaign, at once. (The
-# chunks of a large one in the request took 20 s beside the sending load; bench-scale.)
+# The rest of a campaign cancelled in the operator's request after the mark, if no more are
+# left: a small campaign's at once. A large one's go to the consumer: its chunks in the
+# request took 20 s beside the sending load, and while one ran, sends in flight were held up
+# by its row locks (bench-scale).
 REQUEST_CHUNK = 1000
 
 
@@ -108,6 +110,15 @@ def campaign_begin(campaign_id: int) -> Cancelled:
             else 0
         )
     return Cancelled(after, not first, changed)
+
+
+def campaign_small_rest(campaign_id: int, after: int) -> Cancelled | None:
+    """Cancel the campaign's notifications after id ``after`` if there are at most
+    ``REQUEST_CHUNK`` (one read to know; None, and nothing done, if there are more)."""
+    more = Notification.objects.filter(campaign_id=campaign_id, pk__gt=after).order_by("pk")
+    if len(more.values_list("pk", flat=True)[: REQUEST_CHUNK + 1]) > REQUEST_CHUNK:
+        return None
+    return campaign_chunk(campaign_id, after, REQUEST_CHUNK + 1)
 
 
 def campaign_rest(campaign_id: int, after: int) -> Cancelled:

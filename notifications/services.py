@@ -619,17 +619,17 @@ def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     """Stop a campaign: no more of its notifications are created, and those still waiting
     are cancelled, those being sent stop before their next provider call (those done are
     left alone). Here: one short transaction that marks the campaign (no consumer claims its
-    notifications from then on) and cancels those being sent, then the next
-    ``REQUEST_CHUNK``; the rest by the consumer, a chunk per transaction, ahead of the
-    doorbells (``notifications.cancelling``). ``changed`` counts them all."""
+    notifications from then on) and cancels those being sent, then the rest if they are
+    at most ``REQUEST_CHUNK``; else the rest by the consumer, a chunk per transaction, ahead
+    of the doorbells (``notifications.cancelling``). ``changed`` counts them all."""
     # Waits for a chunk being created to commit: the cancel below then sees all of them.
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
     )
     done = cancelling.campaign_begin(campaign.pk)
-    if not done.done:  # a small campaign's rest here; a large one's first part
-        chunk = cancelling.campaign_chunk(campaign.pk, done.last, cancelling.REQUEST_CHUNK)
-        done = chunk._replace(changed=done.changed + chunk.changed)
+    if not done.done:  # a small campaign's rest here; a large one's all in the consumer
+        small = cancelling.campaign_small_rest(campaign.pk, done.last)
+        done = small._replace(changed=done.changed + small.changed) if small else done
     if not done.done:
         after = done.last
         _queue_after_commit(
