@@ -3,9 +3,10 @@ campaign's a chunk at a time.
 
 "Cancel the rest" of a million-recipient campaign used to be one UPDATE of every waiting row:
 half a minute in the operator's request, and nothing visible to the consumers until it
-committed. Now the request takes one short transaction (``campaign_begin``): the campaign is
-marked as being cancelled (its ``cancel_cursor`` set) and those of its notifications being
-sent are cancelled (they stop before their next provider call). From that commit on no
+committed. Now the request first marks the campaign as being cancelled (``campaign_begin``:
+its ``cancel_cursor`` set), then cancels those of its notifications being sent (they stop
+before their next provider call; the consumer looks for them again when it takes up the
+rest, for a claim that was under way as the mark committed). From that commit on no
 consumer claims another of its notifications (``claiming``); their doorbells ring for
 nothing. The request then cancels the rest of a small campaign (``REQUEST_CHUNK``); a large
 one's are cancelled oldest first, ``NOTIFY_CANCEL_CHUNK`` per transaction, by the consumer
@@ -90,26 +91,28 @@ def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) ->
 
 
 def campaign_begin(campaign_id: int) -> Cancelled:
-    """Start a campaign's cancel, in one short transaction: mark it as being cancelled (its
-    ``cancel_cursor`` set, below its first notification not sent yet: no consumer claims one
-    of its notifications from the commit on) and cancel those being sent. Returns where the
-    chunks start (``done`` if nothing is left to cancel) and how many it cancelled."""
+    """Start a campaign's cancel: mark it as being cancelled (its ``cancel_cursor`` set,
+    below its first notification not sent yet: no claim that starts after this commit takes
+    one of its notifications), then cancel those being sent (``cancel_sending``). Returns
+    where the chunks start (``done`` if nothing is left to cancel) and how many it
+    cancelled."""
     first = list(
         Notification.objects.filter(campaign_id=campaign_id, status__in=CANCELLABLE)
         .order_by("pk")
         .values_list("pk", flat=True)[:1]
     )
     after = first[0] - 1 if first else 0
-    with transaction.atomic():
-        Campaign.objects.filter(pk=campaign_id).update(
-            cancel_cursor=after if first else None, updated_at=timezone.now()
-        )
-        changed = (
-            cancel(Notification.objects.filter(campaign_id=campaign_id, status=Status.SENDING))
-            if first
-            else 0
-        )
-    return Cancelled(after, not first, changed)
+    Campaign.objects.filter(pk=campaign_id).update(
+        cancel_cursor=after if first else None, updated_at=timezone.now()
+    )
+    return Cancelled(after, not first, cancel_sending(campaign_id) if first else 0)
+
+
+def cancel_sending(campaign_id: int) -> int:
+    """Cancel the campaign's notifications being sent (they stop before their next provider
+    call). Run after the mark has committed, and again when the consumer takes up the rest:
+    a claim that began before the mark committed may commit after this first look."""
+    return cancel(Notification.objects.filter(campaign_id=campaign_id, status=Status.SENDING))
 
 
 def campaign_small_rest(campaign_id: int, after: int) -> Cancelled | None:
@@ -122,9 +125,9 @@ def campaign_small_rest(campaign_id: int, after: int) -> Cancelled | None:
 
 
 def campaign_rest(campaign_id: int, after: int) -> Cancelled:
-    """Cancel the campaign's notifications after id ``after`` a chunk at a time, to the
-    last."""
-    changed = 0
+    """Cancel those of the campaign's notifications being sent (``cancel_sending``), then
+    those after id ``after`` a chunk at a time, to the last."""
+    changed = cancel_sending(campaign_id)
     while True:
         after, done, n = campaign_chunk(campaign_id, after)
         changed += n

@@ -618,10 +618,10 @@ def validate_paid_broadcast(
 def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     """Stop a campaign: no more of its notifications are created, and those still waiting
     are cancelled, those being sent stop before their next provider call (those done are
-    left alone). Here: one short transaction that marks the campaign (no consumer claims its
-    notifications from then on) and cancels those being sent, then the rest if they are
-    at most ``REQUEST_CHUNK``; else the rest by the consumer, a chunk per transaction, ahead
-    of the doorbells (``notifications.cancelling``). ``changed`` counts them all."""
+    left alone). Here: the campaign is marked (no consumer claims its notifications from
+    then on), those being sent are cancelled, then the rest if they are at most
+    ``REQUEST_CHUNK``; else the rest by the consumer, a chunk per transaction, ahead of the
+    doorbells (``notifications.cancelling``). ``changed`` counts them all."""
     # Waits for a chunk being created to commit: the cancel below then sees all of them.
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
