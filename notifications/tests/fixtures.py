@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import translation
 
+from notifications import pacing
 from notifications.channels import all_senders
 from notifications.models import Notification, UserContact
 from notifications.operations import heartbeat
@@ -51,6 +52,18 @@ def _compiled_catalogue() -> None:
     the same translations (the bot's replies, the admin in Russian)."""
     call_command("compile_translations")
     translation.trans_real._translations.clear()  # read the freshly compiled catalogue
+
+
+@pytest.fixture(autouse=True)
+def _free_pace() -> None:
+    """Each test starts from a free pace, no provider paused. The database's schedule is
+    emptied with each test; Redis's outlived it, and a 429 test's pause turned a later test's
+    wait for its slot into a refusal (``test_cancel`` after ``test_tasks``, PostgreSQL + Redis)."""
+    if isinstance(pacing.HUEY.storage, pacing.RedisStorage):
+        client = pacing.HUEY.storage.conn
+        for prefix in (pacing.KEY_PREFIX, pacing.PAUSE_PREFIX):
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,9 @@ import time
 from datetime import timedelta
 
 import pytest
-import redis
 from django.utils import timezone
 
-from notifications import pacing, services, tasks
+from notifications import services, tasks
 from notifications.models import ApiIdempotencyKey, Notification
 from notifications.operations import heartbeat
 from notifications.operations.models import ConsumerHeartbeat
@@ -102,12 +101,7 @@ def lane(monkeypatch):
 
 @pytest.fixture
 def paced(settings, telegram, smtp):
-    # The schedule outlives a test in Redis (the database's is emptied with the test's):
-    # start from a free pace.
-    if isinstance(pacing.schedule(), pacing.RedisSchedule):
-        client = redis.Redis.from_url(settings.QUEUE_URL)
-        for key in client.scan_iter(f"{pacing.KEY_PREFIX}*"):
-            client.delete(key)
+    # A free pace to start from: fixtures._free_pace.
     settings.TELEGRAM_BOT_TOKEN = telegram.token
     settings.TELEGRAM_API_URL = telegram.url
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
