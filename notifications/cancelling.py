@@ -10,8 +10,9 @@ rest, for a claim that was under way as the mark committed). From that commit on
 consumer claims another of its notifications (``claiming``); their doorbells ring for
 nothing. The request then cancels the rest of a small campaign (``REQUEST_CHUNK``); a large
 one's are cancelled oldest first, ``NOTIFY_CANCEL_CHUNK`` per transaction, by the consumer
-(``tasks.campaign_cancel_rest``, ahead of the doorbells in the queue); the ``cancel_cursor`` holds the last id cancelled until the last chunk, so the sweeper
-resumes a cancel whose consumer died (``selectors.cancelling_campaigns``).
+(``tasks.campaign_cancel_rest``, ahead of the doorbells in the queue); the ``cancel_cursor``
+holds the last id cancelled until the last chunk, so the sweeper resumes a cancel whose
+consumer died (``selectors.cancelling_campaigns``).
 
 Before the mark, the consumers took the doorbells behind each chunk as it committed, ran
 ahead of the cancel and sent a batch each before the next chunk caught up: bench-scale, a
@@ -75,12 +76,22 @@ def campaign_chunk(campaign_id: int, after: int = 0, size: int | None = None) ->
     take them in that order. (By the primary key alone: a filter on the status made
     PostgreSQL sort every waiting row of a million for each chunk.)"""
     size = size or settings.NOTIFY_CANCEL_CHUNK
-    ids = list(
+    ids = _ids_after(campaign_id, after, size)
+    return _cancel_ids(campaign_id, after, ids, done=len(ids) < size)
+
+
+def _ids_after(campaign_id: int, after: int, limit: int) -> list[int]:
+    """The ids of the campaign's next ``limit`` notifications after id ``after``."""
+    return list(
         Notification.objects.filter(campaign_id=campaign_id, pk__gt=after)
         .order_by("pk")
-        .values_list("pk", flat=True)[:size]
+        .values_list("pk", flat=True)[:limit]
     )
-    done = len(ids) < size
+
+
+def _cancel_ids(campaign_id: int, after: int, ids: list[int], done: bool) -> Cancelled:
+    """Cancel those of ``ids`` not sent yet, moving the campaign's ``cancel_cursor`` to the
+    last (cleared when ``done``), in one transaction."""
     last = ids[-1] if ids else after
     with transaction.atomic():
         changed = cancel(Notification.objects.filter(pk__in=ids)) if ids else 0
@@ -118,10 +129,10 @@ def cancel_sending(campaign_id: int) -> int:
 def campaign_small_rest(campaign_id: int, after: int) -> Cancelled | None:
     """Cancel the campaign's notifications after id ``after`` if there are at most
     ``REQUEST_CHUNK`` (one read to know; None, and nothing done, if there are more)."""
-    more = Notification.objects.filter(campaign_id=campaign_id, pk__gt=after).order_by("pk")
-    if len(more.values_list("pk", flat=True)[: REQUEST_CHUNK + 1]) > REQUEST_CHUNK:
+    ids = _ids_after(campaign_id, after, REQUEST_CHUNK + 1)
+    if len(ids) > REQUEST_CHUNK:
         return None
-    return campaign_chunk(campaign_id, after, REQUEST_CHUNK + 1)
+    return _cancel_ids(campaign_id, after, ids, done=True)
 
 
 def campaign_rest(campaign_id: int, after: int) -> Cancelled:

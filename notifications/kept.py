@@ -10,9 +10,9 @@ shown as they are; older, they are still shown while one background thread compu
 older than ``NOTIFY_DASHBOARD_STALE_SECONDS`` (nobody looked for a while), the request
 computes them itself, unless a background count is still under way (beside the cancel of the
 rest of a million, one took longer than that: the next load counted again in the request,
-for 18 s); then the kept ones are shown, with their time. The dashboard says when its numbers were counted. ``fresh`` is
-``NOTIFY_DASHBOARD_FRESH_SECONDS`` for the dashboard and a fifth of it for a campaign's
-progress (its bar moves); 0 reads every load live.
+for 18 s); then the kept ones are shown, with their time. The dashboard says when its numbers
+were counted. ``fresh`` is ``NOTIFY_DASHBOARD_FRESH_SECONDS`` for the dashboard and a fifth of
+it for a campaign's progress (its bar moves); 0 reads every load live.
 """
 
 from __future__ import annotations

@@ -626,23 +626,24 @@ def campaign_cancel(*, campaign: Campaign) -> BulkResult:
     Campaign.objects.filter(pk=campaign.pk, state=Campaign.State.CREATING).update(
         state=Campaign.State.CANCELLED, updated_at=timezone.now()
     )
-    done = cancelling.campaign_begin(campaign.pk)
-    if not done.done:  # a small campaign's rest here; a large one's all in the consumer
-        small = cancelling.campaign_small_rest(campaign.pk, done.last)
-        done = small._replace(changed=done.changed + small.changed) if small else done
-    if not done.done:
-        after = done.last
+    here = cancelling.campaign_begin(campaign.pk)
+    if not here.done:  # a small campaign's rest here; a large one's all in the consumer
+        small = cancelling.campaign_small_rest(campaign.pk, here.last)
+        here = small._replace(changed=here.changed + small.changed) if small else here
+    if not here.done:
+        after = here.last
         _queue_after_commit(
             lambda: tasks.campaign_cancel_rest(campaign.pk, after),
             f"campaign {campaign.pk} cancelled up to notification {after}, the rest not yet",
         )
-    # Counted after the mark, not before: a million rows' count would hold it up.
+    # Counted after the mark, not before (a million rows' count would hold it up): those
+    # cancelled here are counted as changed, not as left alone.
     counts = selectors.count_by_status(Notification.objects.filter(campaign=campaign))
-    counts[Status.CANCELLED] = counts.get(Status.CANCELLED, 0) - done.changed
-    if counts[Status.CANCELLED] <= 0:
-        del counts[Status.CANCELLED]
+    earlier = counts.pop(Status.CANCELLED, 0) - here.changed
+    if earlier > 0:
+        counts[Status.CANCELLED] = earlier
     return BulkResult(
-        changed=done.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
+        changed=here.changed + sum(n for s, n in counts.items() if s in CANCELLABLE),
         left_alone=_left_alone(counts, CANCELLABLE),
     )
 
