@@ -480,6 +480,9 @@ NOTIFY_DEFAULT_REGION = env_str("NOTIFY_DEFAULT_REGION", "RU").upper()
 # Campaigns: recipients created per insert (and the largest selection created inside the
 # request; a larger one, or a whole changelist filter, is created by the consumer).
 NOTIFY_CAMPAIGN_CHUNK = env_int("NOTIFY_CAMPAIGN_CHUNK", 1000, minimum=1)
+# A consumer creates a campaign of at least this many recipients in a process of its own
+# (notifications/fill_process.py), out of its sending threads' way; 0: always in the thread.
+NOTIFY_CAMPAIGN_PROCESS_FROM = env_int("NOTIFY_CAMPAIGN_PROCESS_FROM", 50_000, minimum=0)
 # "Cancel the rest": a campaign's notifications cancelled per transaction.
 NOTIFY_CANCEL_CHUNK = env_int("NOTIFY_CANCEL_CHUNK", 10_000, minimum=1)
 

@@ -18,6 +18,7 @@ only the others here.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -412,9 +413,18 @@ _UNREAD = object()  # a filler's suppressed addresses, before it reads them
 class CampaignFiller:
     """Creates a campaign's notifications, one chunk of recipients per ``step()``."""
 
-    def __init__(self, campaign_id: int, *, chunk: int | None = None) -> None:
+    def __init__(
+        self,
+        campaign_id: int,
+        *,
+        chunk: int | None = None,
+        count: Callable[[str, list[Notification]], None] | None = None,
+    ) -> None:
         self.campaign_id = campaign_id
         self.chunk = chunk or settings.NOTIFY_CAMPAIGN_CHUNK
+        # What counts a committed step's notifications (the metric), or reports them to
+        # the process that counts them (``fill_process``).
+        self.count = count or metrics.notifications_created
         # A set-based step's recipients (``campaign_sets``): ``chunk`` when given.
         self.set_chunk = chunk or self.chunk * campaign_sets.CHUNKS
         self._audience: QuerySet | None = None
@@ -573,7 +583,7 @@ class CampaignFiller:
                 created += [prototype] * (len(inserted) + len(rows))  # what the metrics count
             if skips:
                 CampaignSkip.objects.bulk_create(skips)
-            transaction.on_commit(lambda: metrics.notifications_created("campaign", created))
+            transaction.on_commit(lambda: self.count("campaign", created))
         return FillStep(
             due=due,
             created=count,
@@ -605,7 +615,7 @@ class CampaignFiller:
     ) -> Notification:
         """The campaign's notification for ``user``: its message, or its template rendered
         for them; raises ``ValidationError``."""
-        return notification_build(
+        built = notification_build(
             user=user,
             message="" if self._renderer else campaign.message,
             subject="" if self._renderer else campaign.subject,
@@ -618,6 +628,9 @@ class CampaignFiller:
             campaign=campaign,
             category=self._category,
         )
+        # The campaign's message, as every recipient's row has it (not each one's rendering).
+        built.campaign_message = self._renderer is None
+        return built
 
     def _classify(
         self,

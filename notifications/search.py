@@ -5,7 +5,9 @@ matched — its user's username or email, or the message, containing it (in any 
 also the notification whose id it is. At a million rows each of these reads an index: the id
 its primary key; the users are found first (a trigram index on PostgreSQL), then their
 notifications by the user index; the message a trigram index on PostgreSQL (pg_trgm,
-migration 0014). SQLite scans, which at its scale is quick.
+migration 0014), but for a campaign's message, which is looked for in the campaigns and
+their notifications found by the campaign's index (migration 0019). SQLite scans, which at
+its scale is quick.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
-from notifications.models import Notification
+from notifications.models import Campaign, Notification
 
 # The largest id a notification can have (a 64-bit integer).
 MAX_ID = 2**63 - 1
 # A word that matches more users than this finds their notifications by a subquery rather
 # than by a list of ids.
 USERS_LISTED = 200
+# And campaigns whose message matches.
+CAMPAIGNS_LISTED = 200
 
 
 def search_words(text: str) -> list[str]:
@@ -45,10 +49,28 @@ def notification_search(queryset: QuerySet[Notification], text: str) -> QuerySet
             | Q(**{f"{User.get_email_field_name()}__icontains": word})
         )
         ids = list(users.values_list("pk", flat=True)[: USERS_LISTED + 1])
-        matches = Q(message__icontains=word)
+        matches = message_matches(word)
         if ids:
             matches |= Q(user_id__in=ids if len(ids) <= USERS_LISTED else users.values("pk"))
         if word.isdigit() and int(word) <= MAX_ID:
             matches |= Q(pk=int(word))
         queryset = queryset.filter(matches)
     return queryset
+
+
+def message_matches(word: str) -> Q:
+    """The notifications whose message contains ``word`` (in any case): a row with a message
+    of its own through the trigram index, which leaves out the rows of a campaign's message
+    (``Notification.campaign_message``, migration 0019); those through their campaign's."""
+    own = Q(message__icontains=word) & (Q(campaign_message=False) | Q(campaign__isnull=True))
+    # A list, not a subquery: PostgreSQL ORs two index scans, but not an index and a subplan.
+    campaigns = list(
+        Campaign.objects.filter(message__icontains=word).values_list("pk", flat=True)[
+            : CAMPAIGNS_LISTED + 1
+        ]
+    )
+    if not campaigns:
+        return own
+    if len(campaigns) > CAMPAIGNS_LISTED:
+        campaigns = Campaign.objects.filter(message__icontains=word).values("pk")
+    return own | Q(campaign_message=True, campaign__in=campaigns)

@@ -390,6 +390,8 @@ def notification_update_pending(*, notification: Notification, fields: list[str]
     values = {name: getattr(notification, name) for name in fields}
     if "user" in values:
         values["user_id"] = values.pop("user").pk
+    if "message" in values:  # its own now, not its campaign's (found by it in a search)
+        values["campaign_message"] = False
     return bool(
         Notification.objects.filter(pk=notification.pk, status=Status.PENDING).update(**values)
     )

@@ -43,6 +43,7 @@ from notifications import (
     cancelling,
     composing,
     delivery,
+    fill_process,
     queue_put,
     receipts,
     recovery,
@@ -538,19 +539,35 @@ def start_campaign_fill(campaign_id: int) -> None:
 def campaign_fill(campaign_id: int) -> int:
     """Create a campaign's notifications chunk by chunk (``composing.CampaignFiller``),
     ringing each chunk's doorbells once it has committed; returns how many it created. Run
-    twice, the second finds the work done (or backs off a chunk the first took)."""
-    filler = composing.CampaignFiller(campaign_id)
+    twice, the second finds the work done (or backs off a chunk the first took). A large
+    campaign is created by a process of its own (``fill_process``), out of the sending
+    threads' way; what it leaves, this thread creates."""
     created = 0
     with logs.bound(campaign_id=campaign_id):
-        while True:
-            step = filler.step()
-            ring_due(step.due, among=step.audience)
-            created += step.created
-            if step.done:
-                logger.info(
-                    "campaign %s: %s notifications created by this task", campaign_id, created
-                )
-                return created
+        if fill_process.wanted(campaign_id):
+            created += fill_process.run(campaign_id)
+        created += fill(campaign_id)
+        logger.info("campaign %s: %s notifications created by this task", campaign_id, created)
+        return created
+
+
+def fill(
+    campaign_id: int,
+    *,
+    count: Callable[[str, list], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> int:
+    """Create the campaign's notifications not created yet, a step at a time, ringing each
+    step's doorbells; returns how many. ``count``: what counts a committed step's (the
+    metric); ``stop``: asked after each step, true to stop there."""
+    filler = composing.CampaignFiller(campaign_id, count=count)
+    created = 0
+    while True:
+        step = filler.step()
+        ring_due(step.due, among=step.audience)
+        created += step.created
+        if step.done or (stop is not None and stop()):
+            return created
 
 
 # Ahead of every doorbell in the queue (huey runs higher priorities first): a cancelled

@@ -156,11 +156,22 @@ class Attempt(Protocol):
 
 def notifications_created(source: str, notifications: Iterable[Any]) -> None:
     """Count ``notifications`` (saved, or about to commit) as created by ``source``."""
+    count_created(created_tally(source, notifications))
+
+
+def created_tally(source: str, notifications: Iterable[Any]) -> list[tuple[tuple[str, ...], int]]:
+    """How many of ``notifications`` each label set of ``notify_notifications_created``
+    counts (a process that creates them for another, which counts them, sends this)."""
     tally = Tally(
         tuple(read(source, notification) for read in CREATED_LABELS.values())
         for notification in notifications
     )
-    for labels, n in tally.items():
+    return list(tally.items())
+
+
+def count_created(tally: Iterable[tuple[Iterable[str], int]]) -> None:
+    """Count a ``created_tally``."""
+    for labels, n in tally:
         _child(NOTIFICATIONS_CREATED, *labels).inc(n)
 
 

@@ -81,6 +81,7 @@ LAYERS = {
     "notifications.recovery": 7,
     "notifications.telegram_bot": 7,
     "notifications.composing": 7.5,
+    "notifications.fill_process": 7.6,
     "notifications.campaign_rows": 4.9,
     "notifications.campaign_sets": 5,
     "notifications.cancelling": 4.5,

@@ -164,6 +164,8 @@ def test_the_reachable_majority_is_inserted_by_sql_and_only_the_rest_checked_in_
     ) == (sorted(u.pk for u in lost))
     queued = Notification.objects.filter(campaign=campaign, status=Notification.Status.QUEUED)
     assert queued.count() == 40
+    # Each the campaign's message, marked so (the search finds them by the campaign's).
+    assert set(queued.values_list("message", "campaign_message")) == {("Hello", True)}
 
 
 def test_a_template_or_a_local_send_time_is_created_recipient_by_recipient():
@@ -178,4 +180,6 @@ def test_a_template_or_a_local_send_time_is_created_recipient_by_recipient():
     filler._prepare(local)
     assert filler._reach(local) is None
     fill(local)
-    assert Notification.objects.get(campaign=local).send_at is not None
+    made = Notification.objects.get(campaign=local)
+    assert made.send_at is not None
+    assert made.campaign_message  # a row of the campaign's message, at its own time

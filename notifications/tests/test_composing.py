@@ -117,6 +117,7 @@ def test_a_template_renders_per_recipient_and_a_bad_render_skips_only_that_one()
     rows = {n.user_id: n for n in Notification.objects.filter(campaign=target)}
     assert rows[audience[0].pk].rendered["telegram"]["text"].startswith("Hi <b>Ann</b> Ann")
     assert rows[audience[0].pk].message == "Hi Ann"
+    assert not rows[audience[0].pk].campaign_message  # its own text: the search indexes it
     assert audience[1].pk not in rows
     skip = CampaignSkip.objects.get(campaign=target)
     assert skip.reason == CampaignSkip.Reason.INVALID and "Telegram" in skip.detail

@@ -148,19 +148,64 @@ def test_on_postgresql_the_search_and_the_campaign_page_read_their_indexes(
     admin_client, listed, monkeypatch
 ):
     """Each part of the query has an index it can read: the trigram indexes match the
-    expressions Django's search writes, and a campaign's page reads it newest first."""
+    expressions Django's search writes (the message's leaves a campaign's message rows out,
+    which are found by their campaign's index), and a campaign's page reads it newest
+    first."""
     if connection.vendor != "postgresql":
         pytest.skip("pg_trgm is PostgreSQL's")
     monkeypatch.setattr(NotificationAdmin, "list_per_page", 1)
     Notification.objects.update(campaign=Campaign.objects.create(name="Spring"))
     campaign = Campaign.objects.get()
+    sale = Campaign.objects.create(name="Sale", message="Chargeback rules changed")
+    Notification.objects.create(
+        user=listed["ann"].user, message=sale.message, campaign=sale, campaign_message=True
+    )
     with CaptureQueriesContext(connection) as queries:
         admin_client.get(CHANGELIST, {"q": "chargeback"})
         admin_client.get(CHANGELIST, {"campaign__id__exact": campaign.pk})
     sqls = [q["sql"] for q in queries.captured_queries]
     users = next(s for s in sqls if 'FROM "auth_user"' in s and "LIKE" in s)
-    message = next(s for s in sqls if '"message"::text) LIKE' in s)
-    page = next(s for s in sqls if "campaign_id" in s and "ORDER BY" in s and "LIMIT 1" in s)
+    message = next(
+        s
+        for s in sqls
+        if '"message"::text) LIKE' in s
+        and 'FROM "notifications_campaign"' not in s.split("WHERE")[0]
+    )
+    page = next(
+        s
+        for s in sqls
+        if "campaign_id" in s and "ORDER BY" in s and "LIMIT 1" in s and "LIKE" not in s
+    )
     assert "user_username_trgm_idx" in plan(users) and "user_email_trgm_idx" in plan(users)
     assert "notif_message_trgm_idx" in plan(message)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'notif_message_trgm_idx'")
+        assert "WHERE ((NOT campaign_message) OR (campaign_id IS NULL))" in cursor.fetchone()[0]
+    assert "notif_campaign_" in plan(message)  # the campaign's message rows
     assert "notif_campaign_created_idx" in plan(page)
+
+
+def test_a_campaign_message_is_found_by_its_campaign_and_an_own_message_by_its_text(
+    admin_client, listed
+):
+    """The rows of a campaign's message are found by the campaign's message; a row with a
+    message of its own (a template's rendering, an edit) by its own, even in a campaign;
+    a campaign's message row whose campaign was deleted, by its own."""
+    ann = listed["ann"].user
+    sale = Campaign.objects.create(name="Sale", message="Winter sale starts today")
+    shared = Notification.objects.create(
+        user=ann, message=sale.message, campaign=sale, campaign_message=True
+    )
+    rendered = Notification.objects.create(
+        user=ann, message="Dear Ann, winter is here", campaign=sale
+    )
+    gone = Campaign.objects.create(name="Gone", message="Autumn sale is over")
+    orphan = Notification.objects.create(
+        user=ann, message=gone.message, campaign=gone, campaign_message=True
+    )
+    gone.delete()
+    assert found(admin_client, "winter") == {shared.pk, rendered.pk}
+    assert found(admin_client, "sale starts") == {shared.pk}
+    assert found(admin_client, "dear") == {rendered.pk}
+    assert found(admin_client, "autumn") == {orphan.pk}
+    assert found(admin_client, "sale") == {shared.pk, orphan.pk}

@@ -230,7 +230,10 @@ def test_editing_saves_only_the_edited_fields_and_only_while_pending(user):
     assert (n.status, n.channel, n.message) == (Status.SENT, "telegram", "m0")
 
     other = _pending(user, 1)[0]
+    Notification.objects.filter(pk=other.pk).update(campaign_message=True)
     other.message = "edited"
     assert services.notification_update_pending(notification=other, fields=["message"]) is True
     other.refresh_from_db()
     assert other.message == "edited" and other.status == Status.PENDING
+    # Its own message now, not a campaign's: the search finds it by this one.
+    assert other.campaign_message is False
