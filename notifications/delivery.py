@@ -83,7 +83,7 @@ ROUND_LOG_LEVELS = {
 }
 # A provider call more than this after the row was last seen ours reads it first: a cancel
 # stops sends within about this long (``_still_ours``).
-CANCEL_CHECK_SECONDS = 1.0
+CANCEL_CHECK_SECONDS = 0.5
 
 
 def retry_delay(round_number: int) -> float:

@@ -5,8 +5,8 @@ the threads that send. Every round trip of a creation step to the database and t
 with the thread waiting for the GIL again, and with 32 threads sending that wait is most of
 the step: a million recipients were created at ~7,300/s beside the sending, against ~18,800/s
 alone. So a campaign of ``NOTIFY_CAMPAIGN_PROCESS_FROM`` recipients or more is created by a
-child process (``manage.py fill_campaign --report``) while the worker thread that started it
-waits for it, holding no GIL. The child takes the same steps (``composing.CampaignFiller``:
+child process (``manage.py fill_campaign --report``, started as the webhook lane is) while the
+worker thread that started it waits for it, holding no GIL. The child takes the same steps (``composing.CampaignFiller``:
 one transaction each, its cursor compared and set, so a second filler backs off) and rings
 the same doorbells; after each committed step it writes a JSON line on its stdout with the
 notifications it created, which this process counts in its metrics (a child's own counts
@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from django.conf import settings
 
@@ -46,11 +47,10 @@ def wanted(campaign_id: int) -> bool:
 
 
 def command(campaign_id: int) -> list[str]:
-    """The child's command line: this interpreter, this project's settings."""
+    """The child's command line: this interpreter, this project's ``manage.py``."""
     return [
         sys.executable,
-        "-m",
-        "django",
+        str(Path(settings.BASE_DIR) / "manage.py"),
         "fill_campaign",
         str(campaign_id),
         "--report",
@@ -63,15 +63,15 @@ def run(campaign_id: int) -> int:
     """Create the campaign in a child process and wait for it; returns how many
     notifications it created (0 when it could not start). The caller then creates whatever
     is left itself."""
-    environ = dict(os.environ)  # manage.py put DJANGO_SETTINGS_MODULE there
-    environ.setdefault("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE or "")
     try:
         child = subprocess.Popen(
             command(campaign_id),
             cwd=settings.BASE_DIR,
-            env=environ,
             stdout=subprocess.PIPE,
             text=True,
+            # As the webhook lane's: a Ctrl-C meant for the consumer does not interrupt the
+            # child's step; it stops after it, seeing its consumer gone.
+            start_new_session=True,
         )
     except OSError as err:
         logger.warning(

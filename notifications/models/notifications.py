@@ -120,7 +120,7 @@ class Notification(models.Model):
     # admin's search finds it by the campaign's message, and the message's trigram index
     # leaves it out (indexing the same text a million times was most of a campaign's
     # creation on PostgreSQL). Its campaign deleted, it is indexed as any other.
-    campaign_message = models.BooleanField(default=False, editable=False)
+    campaign_message = models.BooleanField(default=False, db_default=False, editable=False)
     # What each channel sends when it was rendered from a template at creation:
     # {"language": "ru", "telegram": {"text", "parse_mode"}, "email": {"subject", "text",
     # "html"}, "sms": {"text"}}. Empty: every channel sends ``message`` (notifications.content).

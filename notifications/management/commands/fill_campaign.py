@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand
 
 from notifications import fill_process
@@ -33,13 +31,10 @@ class Command(BaseCommand):
             self.stdout.write(line)
             self.stdout.flush()
 
-        try:
-            created = fill(
-                campaign_id,
-                count=fill_process.reporter(write) if report else None,
-                stop=fill_process.orphaned(parent),
-            )
-        except KeyboardInterrupt:  # Ctrl+C reached the consumer's children too: its step is undone
-            sys.exit(130)
+        created = fill(
+            campaign_id,
+            count=fill_process.reporter(write) if report else None,
+            stop=fill_process.orphaned(parent),
+        )
         if not report:
             self.stdout.write(f"{created} notification(s) created")
