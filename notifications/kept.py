@@ -6,11 +6,12 @@ notifications (``selectors.campaign_progress``): with a million notifications cr
 each takes seconds, and an operator who watched the dashboard or the campaign's page during a
 large campaign waited for them on every load (bench-scale: the dashboard 2 s median, 30 s
 worst). Here a process keeps each one's last numbers: younger than ``fresh`` seconds, they are
-shown as they are; older, they are still shown while one background thread computes the next;
-older than ``NOTIFY_DASHBOARD_STALE_SECONDS`` (nobody looked for a while), the request
-computes them itself, unless a background count is still under way (beside the cancel of the
-rest of a million, one took longer than that: the next load counted again in the request,
-for 18 s); then the kept ones are shown, with their time. The dashboard says when its numbers
+shown as they are; older, they are still shown while one background thread computes the next.
+Only when nobody looked for ``NOTIFY_DASHBOARD_STALE_SECONDS`` and they are older than that
+does the request compute them itself (unless a background count is still under way): beside
+the cancel of the rest of a million a count took longer than that, and the load after it,
+its numbers already that old when they were kept, counted again in the request (13–18 s);
+now it shows them, with their time, and counts behind. The dashboard says when its numbers
 were counted. ``fresh`` is ``NOTIFY_DASHBOARD_FRESH_SECONDS`` for the dashboard and a fifth of
 it for a campaign's progress (its bar moves); 0 reads every load live.
 """
@@ -38,6 +39,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _kept: dict[Hashable, tuple[float, Any]] = {}  # key → (when computed, monotonic; the value)
 _refreshing: set[Hashable] = set()  # keys a thread is computing
+_looked: dict[Hashable, float] = {}  # key → when it was last asked for (monotonic)
 
 
 def dashboard(period: str = "today") -> Dashboard:
@@ -75,9 +77,13 @@ def outdate_campaign(campaign_id: int) -> None:
 def _get(key: Hashable, compute: Callable[[], T], fresh: float) -> T:
     if fresh <= 0:
         return compute()
+    now = time.monotonic()
     kept = _kept.get(key)
-    age = time.monotonic() - kept[0] if kept is not None else None
-    if age is None or (age > settings.NOTIFY_DASHBOARD_STALE_SECONDS and key not in _refreshing):
+    age = now - kept[0] if kept is not None else None
+    looked, _looked[key] = _looked.get(key), now
+    stale = settings.NOTIFY_DASHBOARD_STALE_SECONDS
+    unwatched = looked is None or now - looked > stale  # nobody looked for a while
+    if age is None or (age > stale and unwatched and key not in _refreshing):
         value = compute()
         _kept[key] = (time.monotonic(), value)
         return value
@@ -107,3 +113,4 @@ def _refresh(key: Hashable, compute: Callable[[], Any]) -> None:
 def forget() -> None:
     """Drop everything kept (tests)."""
     _kept.clear()
+    _looked.clear()
