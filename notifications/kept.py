@@ -8,10 +8,13 @@ large campaign waited for them on every load (bench-scale: the dashboard 2 s med
 worst). Here a process keeps each one's last numbers: younger than ``fresh`` seconds, they are
 shown as they are; older, they are still shown while one background thread computes the next.
 Only when nobody looked for ``NOTIFY_DASHBOARD_STALE_SECONDS`` and they are older than that
-does the request compute them itself (unless a background count is still under way): beside
-the cancel of the rest of a million a count took longer than that, and the load after it,
-its numbers already that old when they were kept, counted again in the request (13–18 s);
-now it shows them, with their time, and counts behind. The dashboard says when its numbers
+(or there are none) must they be counted now (unless a background count is still under
+way): beside the cancel of the rest of a million a count took longer than that, and the load
+after it, its numbers already that old when they were kept, counted again in the request
+(13–18 s); now it shows them, with their time, and counts behind. A campaign's progress
+that must be counted now is counted in the request; the dashboard's is counted behind, the
+request waiting ``WAIT_SECONDS`` for it, then showing the stale numbers or, with none,
+saying they are being counted (a web process's first look, beside that cancel: 12.6 s). The dashboard says when its numbers
 were counted. ``fresh`` is ``NOTIFY_DASHBOARD_FRESH_SECONDS`` for the dashboard and a fifth of
 it for a campaign's progress (its bar moves); 0 reads every load live.
 """
@@ -40,15 +43,22 @@ _lock = threading.Lock()
 _kept: dict[Hashable, tuple[float, Any]] = {}  # key → (when computed, monotonic; the value)
 _refreshing: set[Hashable] = set()  # keys a thread is computing
 _looked: dict[Hashable, float] = {}  # key → when it was last asked for (monotonic)
+_threads: dict[Hashable, threading.Thread] = {}  # key → the thread counting it (last started)
+# How long a load of the dashboard waits for numbers it has none of (or only stale ones):
+# then it says they are being counted (a first look in a web process, beside the cancel of
+# the rest of a million, counted in the request for 12.6 s).
+WAIT_SECONDS = 1.0
 
 
-def dashboard(period: str = "today") -> Dashboard:
-    """``statistics.dashboard(period)``, kept (``NOTIFY_DASHBOARD_FRESH_SECONDS``)."""
+def dashboard(period: str = "today") -> Dashboard | None:
+    """``statistics.dashboard(period)``, kept (``NOTIFY_DASHBOARD_FRESH_SECONDS``); None
+    while this process counts it for the first time for longer than ``WAIT_SECONDS``."""
     period = period if period in statistics.PERIODS else "today"
     return _get(
         ("dashboard", period),
         lambda: statistics.dashboard(period),
         settings.NOTIFY_DASHBOARD_FRESH_SECONDS,
+        wait=WAIT_SECONDS,
     )
 
 
@@ -74,7 +84,13 @@ def outdate_campaign(campaign_id: int) -> None:
         _kept[key] = (kept[0] - settings.NOTIFY_DASHBOARD_FRESH_SECONDS, kept[1])
 
 
-def _get(key: Hashable, compute: Callable[[], T], fresh: float) -> T:
+def _get(
+    key: Hashable, compute: Callable[[], T], fresh: float, wait: float | None = None
+) -> T | None:
+    """The kept value of ``key``, refreshed behind when older than ``fresh``. One that must
+    be counted now (none kept, or stale and unwatched) is counted in the request; with
+    ``wait``, behind, the request waiting at most that long for it: None if it has none yet
+    (a stale one is shown meanwhile)."""
     if fresh <= 0:
         return compute()
     now = time.monotonic()
@@ -84,18 +100,30 @@ def _get(key: Hashable, compute: Callable[[], T], fresh: float) -> T:
     stale = settings.NOTIFY_DASHBOARD_STALE_SECONDS
     unwatched = looked is None or now - looked > stale  # nobody looked for a while
     if age is None or (age > stale and unwatched and key not in _refreshing):
-        value = compute()
-        _kept[key] = (time.monotonic(), value)
-        return value
+        if wait is None:
+            value = compute()
+            _kept[key] = (time.monotonic(), value)
+            return value
+        _behind(key, compute).join(wait)
+        kept = _kept.get(key)
+        return kept[1] if kept is not None else None
     if age > fresh:
-        with _lock:
-            start = key not in _refreshing
-            _refreshing.add(key)
-        if start:
-            threading.Thread(
-                target=_refresh, args=(key, compute), name=f"kept-{key}", daemon=True
-            ).start()
+        _behind(key, compute)
     return kept[1]
+
+
+def _behind(key: Hashable, compute: Callable[[], Any]) -> threading.Thread:
+    """The thread counting ``key`` behind: the one under way, or one started now."""
+    with _lock:
+        thread = _threads.get(key)
+        if key in _refreshing and thread is not None:
+            return thread
+        _refreshing.add(key)
+        thread = _threads[key] = threading.Thread(
+            target=_refresh, args=(key, compute), name=f"kept-{key}", daemon=True
+        )
+    thread.start()
+    return thread
 
 
 def _refresh(key: Hashable, compute: Callable[[], Any]) -> None:
@@ -114,3 +142,4 @@ def forget() -> None:
     """Drop everything kept (tests)."""
     _kept.clear()
     _looked.clear()
+    _threads.clear()

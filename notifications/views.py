@@ -180,6 +180,12 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
     """What the channels did today, in 7 days or 30 days."""
     _require(request, "notifications.view_notification")
     data = kept.dashboard(request.GET.get("period", "today"))
+    if data is None:  # this process's first count, still under way: it says so, and reloads
+        return TemplateResponse(
+            request,
+            "admin/notifications/dashboard_counting.html",
+            {**admin.site.each_context(request), "title": _("Dashboard")},
+        )
     names = {
         "reached": _("sent or delivered"),
         "not_reached": _("failed, undelivered or expired"),
