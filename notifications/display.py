@@ -206,6 +206,23 @@ def notification_summary(notification: Notification) -> str:
     }
 
 
+COUNTING = "…"  # a figure still being counted
+
+
+def counting_texts(campaign: Campaign) -> dict[str, str]:
+    """The progress box's figures while they are being counted (``kept``): what the
+    campaign's row says, and an ellipsis for each count (its page's poll fills them in)."""
+    texts = dict.fromkeys(
+        ("percent", "finished", "created", "delivery_rate", "channels", "sms"), COUNTING
+    )
+    texts.update(
+        state=campaign.get_state_display(), skipped=str(campaign.skipped), error=campaign.error
+    )
+    for status, _label in Status.choices:
+        texts[f"status_{status}"] = COUNTING
+    return texts
+
+
 def progress_texts(progress: selectors.CampaignProgress) -> dict[str, str]:
     """Every figure of a campaign's progress box, formatted (its page shows them, the poll
     refreshes them)."""
@@ -284,10 +301,11 @@ def paid_broadcast_text(campaign: Campaign) -> str:
 
 def progress_box(
     request: HttpRequest, campaign: Campaign
-) -> tuple[str, selectors.CampaignProgress]:
-    """The progress box of a campaign's page, rendered now, and the progress it shows."""
+) -> tuple[str, selectors.CampaignProgress | None]:
+    """The progress box of a campaign's page, rendered now, and the progress it shows (None
+    while it is being counted: then its figures are, and the page's poll fills them in)."""
     progress = kept.campaign_progress(campaign)
-    texts = progress_texts(progress)
+    texts = progress_texts(progress) if progress is not None else counting_texts(campaign)
     return render_to_string(
         "admin/notifications/campaign/progress.html",
         {

@@ -25,6 +25,7 @@ from notifications import charts, kept, selectors, services, telegram_bot
 from notifications.display import (
     LIVE,
     campaign_fields,
+    counting_texts,
     error_text,
     money,
     notification_cells,
@@ -54,6 +55,16 @@ def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
     _require(request, "notifications.view_campaign")
     campaign = get_object_or_404(Campaign, pk=pk)
     progress = kept.campaign_progress(campaign)
+    if progress is None:  # this process's first count, still under way: polled again
+        return JsonResponse(
+            {
+                "percent": 0,
+                "done": False,
+                "cancellable": True,
+                "text": counting_texts(campaign),
+                "fields": campaign_fields(campaign),
+            }
+        )
     return JsonResponse(
         {
             "percent": progress.percent,

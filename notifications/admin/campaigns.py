@@ -118,7 +118,9 @@ class CampaignAdmin(admin.ModelAdmin):
                 # Django's "View %s" can't decline the name ("Просмотреть рассылка").
                 "title": pgettext("admin page title", "View campaign"),
                 "progress_box": box,
-                "cancellable": progress.cancellable,
+                # While its progress is being counted, the button is offered: a cancel
+                # with nothing left says so.
+                "cancellable": progress is None or progress.cancellable,
                 "notifications_url": reverse("admin:notifications_notification_changelist")
                 + f"?campaign__id__exact={campaign.pk}",
                 "skips_url": reverse("admin:notifications_campaignskip_changelist")

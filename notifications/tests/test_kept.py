@@ -160,3 +160,37 @@ def test_a_first_count_longer_than_the_wait_is_said_to_be_under_way_then_shown(
     refreshed()
     page = admin_client.get("/admin/dashboard/").content.decode()
     assert "counted at " in page and "being counted" not in page
+
+
+def test_a_campaigns_page_being_counted_shows_its_figures_as_such_and_its_poll_fills_them(
+    cached, admin_client, monkeypatch
+):
+    """A campaign's page in a web process that has not counted it yet, beside the cancel of
+    the rest of a million, took 6 s. It waits kept.WAIT_SECONDS, then renders with each
+    count shown as being counted; the poll says so until the count behind is done."""
+    from notifications import selectors
+    from notifications.models import Campaign
+
+    user = User.objects.create(username="d")
+    campaign = Campaign.objects.create(name="Spring", message="hi", skipped=2)
+    Notification.objects.create(user=user, message="hi", campaign=campaign)
+    release = threading.Event()
+    count = selectors.campaign_progress
+
+    def slow(target):
+        release.wait(10)
+        return count(target)
+
+    monkeypatch.setattr(selectors, "campaign_progress", slow)
+    monkeypatch.setattr(kept, "WAIT_SECONDS", 0.2)
+    page = admin_client.get(f"/admin/notifications/campaign/{campaign.pk}/change/")
+    assert page.status_code == 200
+    box = page.content.decode()
+    assert 'data-nf-text="created">…<' in box and 'data-nf-text="skipped">2<' in box
+    assert "Cancel the rest" in box  # offered while counted: a cancel with nothing left says so
+    poll = admin_client.get(f"/admin/notifications/campaign/{campaign.pk}/progress/").json()
+    assert (poll["done"], poll["text"]["created"]) == (False, "…")
+    release.set()
+    refreshed()
+    poll = admin_client.get(f"/admin/notifications/campaign/{campaign.pk}/progress/").json()
+    assert poll["text"]["created"] == "1"
