@@ -5,12 +5,13 @@ the threads that send. Every round trip of a creation step to the database and t
 with the thread waiting for the GIL again, and with 32 threads sending that wait is most of
 the step: a million recipients were created at ~7,300/s beside the sending, against ~18,800/s
 alone. So a campaign of ``NOTIFY_CAMPAIGN_PROCESS_FROM`` recipients or more is created by a
-child process (``manage.py fill_campaign --report``, started as the webhook lane is) while the
-worker thread that started it waits for it, holding no GIL. The child takes the same steps (``composing.CampaignFiller``:
-one transaction each, its cursor compared and set, so a second filler backs off) and rings
-the same doorbells; after each committed step it writes a JSON line on its stdout with the
-notifications it created, which this process counts in its metrics (a child's own counts
-would be lost outside prometheus_client's multiprocess mode, and counted twice inside it).
+child process (``manage.py fill_campaign --report``, started as the webhook lane is) while
+the worker thread that started it waits for it, holding no GIL. The child takes the same
+steps (``composing.CampaignFiller``: one transaction each, its cursor compared and set, so a
+second filler backs off) and rings the same doorbells; after each committed step it writes a
+JSON line on its stdout with the notifications it created, which this process counts in its
+metrics (a child's own counts would be lost outside prometheus_client's multiprocess mode,
+and counted twice inside it).
 
 Nothing is lost with the child: whatever it did not create (it could not start, it failed,
 it was killed) the worker thread then creates itself, from the cursor where it stopped. A

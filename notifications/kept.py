@@ -14,9 +14,10 @@ after it, its numbers already that old when they were kept, counted again in the
 (13–18 s); now it shows them, with their time, and counts behind. Numbers that must be
 counted now are counted behind too, the request waiting ``WAIT_SECONDS`` for them, then
 showing the stale ones or, with none, saying they are being counted (a web process's first
-look, beside that cancel: the dashboard 12.6 s, a campaign's page 6 s). The dashboard says when its numbers
-were counted. ``fresh`` is ``NOTIFY_DASHBOARD_FRESH_SECONDS`` for the dashboard and a fifth of
-it for a campaign's progress (its bar moves); 0 reads every load live.
+look, beside that cancel: the dashboard 12.6 s, a campaign's page 6 s). The dashboard says
+when its numbers were counted. ``fresh`` is ``NOTIFY_DASHBOARD_FRESH_SECONDS`` for the
+dashboard and a fifth of it for a campaign's progress (its bar moves); 0 reads every load
+live.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ def dashboard(period: str = "today") -> Dashboard | None:
         ("dashboard", period),
         lambda: statistics.dashboard(period),
         settings.NOTIFY_DASHBOARD_FRESH_SECONDS,
-        wait=WAIT_SECONDS,
     )
 
 
@@ -71,7 +71,6 @@ def campaign_progress(campaign: Campaign) -> CampaignProgress | None:
         ("campaign", pk),
         lambda: selectors.campaign_progress(Campaign(pk=pk)),
         settings.NOTIFY_DASHBOARD_FRESH_SECONDS / 5,
-        wait=WAIT_SECONDS,
     )
     return dataclasses.replace(progress, campaign=campaign) if progress is not None else None
 
@@ -86,13 +85,10 @@ def outdate_campaign(campaign_id: int) -> None:
         _kept[key] = (kept[0] - settings.NOTIFY_DASHBOARD_FRESH_SECONDS, kept[1])
 
 
-def _get(
-    key: Hashable, compute: Callable[[], T], fresh: float, wait: float | None = None
-) -> T | None:
+def _get(key: Hashable, compute: Callable[[], T], fresh: float) -> T | None:
     """The kept value of ``key``, refreshed behind when older than ``fresh``. One that must
-    be counted now (none kept, or stale and unwatched) is counted in the request; with
-    ``wait``, behind, the request waiting at most that long for it: None if it has none yet
-    (a stale one is shown meanwhile)."""
+    be counted now (none kept, or stale and unwatched) is counted behind too, the request
+    waiting ``WAIT_SECONDS`` for it: None if there is none yet (a stale one is shown)."""
     if fresh <= 0:
         return compute()
     now = time.monotonic()
@@ -102,11 +98,7 @@ def _get(
     stale = settings.NOTIFY_DASHBOARD_STALE_SECONDS
     unwatched = looked is None or now - looked > stale  # nobody looked for a while
     if age is None or (age > stale and unwatched and key not in _refreshing):
-        if wait is None:
-            value = compute()
-            _kept[key] = (time.monotonic(), value)
-            return value
-        _behind(key, compute).join(wait)
+        _behind(key, compute).join(WAIT_SECONDS)
         kept = _kept.get(key)
         return kept[1] if kept is not None else None
     if age > fresh:
