@@ -44,6 +44,20 @@ def idle(seconds: float, key=("dashboard", "today")) -> None:
     kept._looked[key] -= seconds
 
 
+def held(monkeypatch, module, name: str) -> threading.Event:
+    """``module.name`` (a count) held until the returned event is set; a load waits 0.2 s."""
+    release = threading.Event()
+    count = getattr(module, name)
+
+    def slow(*args):
+        release.wait(10)
+        return count(*args)
+
+    monkeypatch.setattr(module, name, slow)
+    monkeypatch.setattr(kept, "WAIT_SECONDS", 0.2)
+    return release
+
+
 def refreshed() -> None:
     for thread in threading.enumerate():
         if thread.name.startswith("kept-"):
@@ -144,15 +158,7 @@ def test_a_first_count_longer_than_the_wait_is_said_to_be_under_way_then_shown(
     then says the numbers are being counted and reloads; the count goes on behind."""
     from notifications import statistics
 
-    release = threading.Event()
-    count = statistics.dashboard
-
-    def slow(period):
-        release.wait(10)
-        return count(period)
-
-    monkeypatch.setattr(statistics, "dashboard", slow)
-    monkeypatch.setattr(kept, "WAIT_SECONDS", 0.2)
+    release = held(monkeypatch, statistics, "dashboard")
     page = admin_client.get("/admin/dashboard/").content.decode()
     assert "being counted" in page and 'http-equiv="refresh"' in page
     assert "counted at " not in page
@@ -174,15 +180,7 @@ def test_a_campaigns_page_being_counted_shows_its_figures_as_such_and_its_poll_f
     user = User.objects.create(username="d")
     campaign = Campaign.objects.create(name="Spring", message="hi", skipped=2)
     Notification.objects.create(user=user, message="hi", campaign=campaign)
-    release = threading.Event()
-    count = selectors.campaign_progress
-
-    def slow(target):
-        release.wait(10)
-        return count(target)
-
-    monkeypatch.setattr(selectors, "campaign_progress", slow)
-    monkeypatch.setattr(kept, "WAIT_SECONDS", 0.2)
+    release = held(monkeypatch, selectors, "campaign_progress")
     page = admin_client.get(f"/admin/notifications/campaign/{campaign.pk}/change/")
     assert page.status_code == 200
     box = page.content.decode()
