@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -47,17 +47,40 @@ def cancel(queryset: QuerySet[Notification]) -> int:
     item waiting in a digest leaves it (the digest is made of the items still waiting when
     it is sent); a digest not sent yet is cancelled with its items."""
     with transaction.atomic():
-        digests_hit = list(
-            queryset.filter(status__in=CANCELLABLE, digest_size__gt=0).values_list("pk", flat=True)
-        )
-        changed = queryset.filter(status__in=CANCELLABLE).update(
-            status=Status.CANCELLED, next_attempt_at=None
-        )
+        target = queryset.filter(status__in=CANCELLABLE)
+        if connection.features.can_return_rows_from_bulk_insert:
+            changed, digests_hit = _cancel_returning(target)
+        else:  # SQLite before 3.35: the digests among them read first
+            digests_hit = list(target.filter(digest_size__gt=0).values_list("pk", flat=True))
+            changed = target.update(status=Status.CANCELLED, next_attempt_at=None)
         if digests_hit:
             Notification.objects.filter(digest_id__in=digests_hit, status=Status.BATCHED).update(
                 status=Status.CANCELLED, last_error="its digest was cancelled"
             )
     return changed
+
+
+def _cancel_returning(target: QuerySet[Notification]) -> tuple[int, list[int]]:
+    """Cancel ``target`` in one ``UPDATE … RETURNING``: how many, and which were digests.
+    (Read first, the digests among a campaign's chunk of 10,000 cost as much as a third of
+    its cancel: 2.5 s of 10 in bench-scale.)"""
+    meta = Notification._meta
+    quote = connection.ops.quote_name
+    pk = quote(meta.pk.column)
+    among, params = target.values("pk").query.sql_with_params()
+    status = quote("status")
+    # The status is checked on the row itself too: one a worker records sent meanwhile is
+    # read again by PostgreSQL's recheck and left alone (the subquery alone would not be,
+    # and its "sent" would become "cancelled" though the recipient got it).
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {status} = %s, {quote('next_attempt_at')} = NULL "
+        f"WHERE {pk} IN ({among}) AND {status} IN ({', '.join(['%s'] * len(CANCELLABLE))}) "
+        f"RETURNING {pk}, {quote('digest_size')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.CANCELLED, *params, *sorted(CANCELLABLE)])
+        rows = cursor.fetchall()
+    return len(rows), [row_pk for row_pk, size in rows if size > 0]
 
 
 class Cancelled(NamedTuple):
