@@ -313,7 +313,13 @@ def test_consumers_racing_deliver_each_exactly_once(
     needs_redis()
     telegram.latency = 0.02
     for _ in range(consumers):
-        start_consumer(workers=8, **FAST)
+        # A 1 s read timeout (the fixture's) is a documented way to send twice: a Telegram
+        # answer that comes late is ambiguous, and these users have no other channel, so the
+        # next round sends again. In CI, with both tiers on two cores, one message went out
+        # twice here (20:39 UTC; no kill, no lease near its end: most likely such an answer of
+        # the in-process fake). What this test holds is the claim: no two consumers send the
+        # same row; so answers are waited for.
+        start_consumer(workers=8, NOTIFY_HTTP_TIMEOUT="10", **FAST)
     ids = make_batch(1000, f"race{consumers}-")
     queue(ids)
     tasks.ring(ids)  # every doorbell rung twice more, to every consumer
