@@ -10,7 +10,7 @@ import re
 import sys
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications import fill_process, services, tasks
@@ -128,3 +128,9 @@ def test_a_report_is_what_the_consumer_counts_and_anything_else_is_skipped():
     assert len(tallies) == 1
     assert sum(n for _labels, n in tallies[0]) == 2
     assert tallies[0][0][0][0] == "campaign"
+
+
+@pytest.mark.django_db
+def test_filling_a_campaign_that_does_not_exist_says_so():
+    with pytest.raises(CommandError, match="There is no campaign 999"):
+        call_command("fill_campaign", 999)

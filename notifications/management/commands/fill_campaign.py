@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from notifications import fill_process
+from notifications.models import Campaign
 from notifications.tasks import fill
 
 
@@ -27,6 +28,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, campaign_id: int, report: bool, parent: int | None, **options):
+        if not Campaign.objects.filter(pk=campaign_id).exists():
+            raise CommandError(f"There is no campaign {campaign_id}.")
+
         def write(line: str) -> None:
             self.stdout.write(line)
             self.stdout.flush()
