@@ -48,10 +48,9 @@ def notification_search(queryset: QuerySet[Notification], text: str) -> QuerySet
             Q(**{f"{User.USERNAME_FIELD}__icontains": word})
             | Q(**{f"{User.get_email_field_name()}__icontains": word})
         )
-        ids = list(users.values_list("pk", flat=True)[: USERS_LISTED + 1])
         matches = message_matches(word)
-        if ids:
-            matches |= Q(user_id__in=ids if len(ids) <= USERS_LISTED else users.values("pk"))
+        if (among := _listed(users, USERS_LISTED)) is not None:
+            matches |= Q(user_id__in=among)
         if word.isdigit() and int(word) <= MAX_ID:
             matches |= Q(pk=int(word))
         queryset = queryset.filter(matches)
@@ -63,14 +62,16 @@ def message_matches(word: str) -> Q:
     of its own through the trigram index, which leaves out the rows of a campaign's message
     (``Notification.campaign_message``, migration 0019); those through their campaign's."""
     own = Q(message__icontains=word) & (Q(campaign_message=False) | Q(campaign__isnull=True))
-    # A list, not a subquery: PostgreSQL ORs two index scans, but not an index and a subplan.
-    campaigns = list(
-        Campaign.objects.filter(message__icontains=word).values_list("pk", flat=True)[
-            : CAMPAIGNS_LISTED + 1
-        ]
-    )
-    if not campaigns:
+    campaigns = _listed(Campaign.objects.filter(message__icontains=word), CAMPAIGNS_LISTED)
+    if campaigns is None:
         return own
-    if len(campaigns) > CAMPAIGNS_LISTED:
-        campaigns = Campaign.objects.filter(message__icontains=word).values("pk")
     return own | Q(campaign_message=True, campaign__in=campaigns)
+
+
+def _listed(matching: QuerySet, most: int) -> list[int] | QuerySet | None:
+    """The ids of ``matching``: a list while there are at most ``most`` (PostgreSQL ORs two
+    index scans, but not an index scan and a subplan), else the subquery; None when none."""
+    ids = list(matching.values_list("pk", flat=True)[: most + 1])
+    if not ids:
+        return None
+    return ids if len(ids) <= most else matching.values("pk")
