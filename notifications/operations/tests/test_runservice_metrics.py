@@ -64,8 +64,14 @@ def test_runservice_adds_up_every_processs_counts_and_forgets_the_last_runs(
         )
     web = f"http://127.0.0.1:{port}/metrics"
     try:
+
+        def consumers() -> float | None:
+            # Only a scrape is read: while gunicorn starts, an answer may be an error page.
+            status, text = fetch(web, TOKEN)
+            return value(text, "notify_consumers") if status == 200 else None
+
         wait_for(
-            lambda: value(fetch(web, TOKEN)[1] or "", "notify_consumers") == 2,
+            lambda: consumers() == 2,
             60,
             lambda: f"both consumers' heartbeats:\n{log.read_text()[-3000:]}",
         )
