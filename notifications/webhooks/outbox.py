@@ -11,13 +11,15 @@ deliveries twice, and sets their flag. On SQLite, one writer at a time commits e
 ``id`` order, so the lane goes by a high-water mark instead (``WebhookFanOutMark``): the
 events above it, oldest first, and the mark moved past them in the same transaction; the
 trigger writes events already flagged, out of the partial index, and no event is rewritten.
+There, where the lane's write lock is the delivery workers' too, each transaction is a
+statement or two with nothing worked out in Python while it holds the lock.
 (PostgreSQL's writers commit ids out of order: a mark there would skip an event whose
 transaction commits after a later one's.) ``unfanned`` and ``fanned`` say which events are
 which, either way.
 
-**Claiming.** A lane claims a batch of one endpoint's due deliveries in one short
-transaction: the rows are picked with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (on
-SQLite the write lock taken at ``BEGIN`` holds everything still) and given a lease
+**Claiming.** A lane claims a batch of one endpoint's due deliveries at once: on PostgreSQL
+in one short transaction, the rows picked with ``SELECT … FOR UPDATE SKIP LOCKED``; on SQLite
+by one ``UPDATE … RETURNING`` that picks them itself. Either way they are given a lease
 (``lease_expires_at``). While the lease holds, no other lane on any host takes them; a lane
 that dies leaves them to be claimed again when it lapses. Nothing is held open while posting.
 
@@ -102,22 +104,18 @@ def fan_out(limit: int = FAN_OUT_BATCH) -> int:
     something to do."""
     if not unfanned().exists():
         return 0
+    if by_mark():
+        return _fan_out_by_mark(limit)
     now = timezone.now()
     with transaction.atomic():
-        if by_mark():
-            # BEGIN IMMEDIATE: the write lock is ours, so the mark read here stays true.
-            events = list(unfanned().order_by("id").values_list("id", "type")[:limit])
-            if not events or not _move_mark(events[0][0], events[-1][0]):
-                return 0
-        else:
-            events = list(
-                WebhookEvent.objects.filter(fanned_out=False)
-                .order_by("id")
-                .select_for_update(skip_locked=True)
-                .values_list("id", "type")[:limit]
-            )
-            if not events:
-                return 0
+        events = list(
+            WebhookEvent.objects.filter(fanned_out=False)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "type")[:limit]
+        )
+        if not events:
+            return 0
         wants: dict[str, list[int]] = {}
         for pk, types in WebhookEndpoint.objects.filter(enabled=True).values_list(
             "pk", "event_types"
@@ -131,9 +129,53 @@ def fan_out(limit: int = FAN_OUT_BATCH) -> int:
             for event, kind in events
             for endpoint in wants.get(kind, ())
         )
-        if not by_mark():
-            WebhookEvent.objects.filter(id__in=[pk for pk, _ in events]).update(fanned_out=True)
+        WebhookEvent.objects.filter(id__in=[pk for pk, _ in events]).update(fanned_out=True)
     return len(events)
+
+
+def _fan_out_by_mark(limit: int) -> int:
+    """SQLite: ``fan_out`` by the mark. The events are read before the write lock is taken
+    (the mark's guard in ``_move_mark`` says whether another lane took them meanwhile), and
+    the transaction is two statements, with nothing for Python to work out between them: the
+    mark moved, and the deliveries made by one ``INSERT … SELECT`` (``_make_deliveries``).
+    SQLite has one write lock for the whole database, which delivery's workers want too; a
+    lane, niced below them, must hold it as briefly as it can."""
+    ids = list(unfanned().order_by("id").values_list("id", flat=True)[:limit])
+    if not ids:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        if not _move_mark(ids[0], ids[-1]):
+            return 0
+        _make_deliveries(ids[0], ids[-1], now)
+    return len(ids)
+
+
+def _make_deliveries(first: int, last: int, now: datetime) -> None:
+    """SQLite: the deliveries of the events ``first``…``last``, one per enabled endpoint that
+    wants the event's type, due at ``now``, in one statement. Every other column gets the
+    model's default (read from a blank delivery, so the two cannot drift apart)."""
+    ops = connection.ops
+    blank = WebhookDelivery(next_attempt_at=now, created_at=now)
+    fields = [
+        f
+        for f in WebhookDelivery._meta.concrete_fields
+        if not f.primary_key and f.name not in ("event", "endpoint")
+    ]
+    names = ["event_id", "endpoint_id"] + [f.column for f in fields]
+    values = [f.get_db_prep_save(getattr(blank, f.attname), connection) for f in fields]
+    event = ops.quote_name(WebhookEvent._meta.db_table)
+    endpoint = ops.quote_name(WebhookEndpoint._meta.db_table)
+    sql = (
+        f"INSERT INTO {ops.quote_name(WebhookDelivery._meta.db_table)} "
+        f"({', '.join(ops.quote_name(n) for n in names)}) "
+        f"SELECT e.id, p.id, {', '.join(['%s'] * len(values))} "
+        f"FROM {event} e JOIN {endpoint} p ON p.enabled AND EXISTS "
+        "(SELECT 1 FROM json_each(p.event_types) t WHERE t.value = e.type) "
+        "WHERE e.id BETWEEN %s AND %s ORDER BY e.id, p.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, first, last])
 
 
 def _move_mark(first: int, last: int) -> bool:
@@ -174,21 +216,29 @@ def claim(
     those not in ``exclude``), at most ``limit(endpoint id)``; None when none is due."""
     now = now or timezone.now()
     lease = now + timedelta(seconds=LEASE_SECONDS)
-    with transaction.atomic():
+    if by_mark() and connection.features.can_return_rows_from_bulk_insert:
         endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
         if endpoint_id is None:
             return None
-        ids = list(
-            due(now)
-            .filter(endpoint_id=endpoint_id)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", flat=True)[: limit(endpoint_id)]
-        )
+        ids = _lease(endpoint_id, limit(endpoint_id), now, lease)
         if not ids:
             return None
-        WebhookDelivery.objects.filter(id__in=ids).update(
-            lease_expires_at=lease, attempts=F("attempts") + 1
-        )
+    else:
+        with transaction.atomic():
+            endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
+            if endpoint_id is None:
+                return None
+            ids = list(
+                due(now)
+                .filter(endpoint_id=endpoint_id)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", flat=True)[: limit(endpoint_id)]
+            )
+            if not ids:
+                return None
+            WebhookDelivery.objects.filter(id__in=ids).update(
+                lease_expires_at=lease, attempts=F("attempts") + 1
+            )
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     deliveries = list(
         WebhookDelivery.objects.filter(id__in=ids)
@@ -200,6 +250,27 @@ def claim(
     for delivery in deliveries:  # one endpoint, read once for the batch
         delivery.endpoint = endpoint
     return Claim(endpoint=endpoint, lease=lease, deliveries=deliveries)
+
+
+def _lease(endpoint_id: int, limit: int, now: datetime, lease: datetime) -> list[int]:
+    """SQLite (3.35 or later): lease up to ``limit`` of the endpoint's due deliveries in one
+    ``UPDATE … RETURNING`` in autocommit, the write lock held for that statement alone (a
+    claim's transaction held it over three, Python working out each). The rows are picked
+    by ``due`` in the statement itself, so two lanes never take the same one."""
+    ops = connection.ops
+    table = ops.quote_name(WebhookDelivery._meta.db_table)
+    among, params = (
+        due(now).filter(endpoint_id=endpoint_id).values("id")[:limit].query.sql_with_params()
+    )
+    lease_column, attempts = ops.quote_name("lease_expires_at"), ops.quote_name("attempts")
+    held = WebhookDelivery._meta.get_field("lease_expires_at").get_db_prep_save(lease, connection)
+    sql = (
+        f"UPDATE {table} SET {lease_column} = %s, {attempts} = {attempts} + 1 "
+        f"WHERE id IN ({among}) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [held, *params])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def extend(batch: Claim) -> bool:

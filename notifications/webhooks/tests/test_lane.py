@@ -256,6 +256,28 @@ def test_a_claim_left_by_a_dead_lane_is_sent_after_its_lease(
     assert WebhookDelivery.objects.get().status == Delivery.SUCCEEDED
 
 
+def test_claims_take_each_due_delivery_once_oldest_first_and_only_due_ones(
+    make_endpoint, notifications, db
+):
+    make_endpoint("https://hooks.example.com/x")
+    for notification in notifications(5):
+        set_status(notification, Status.SENT)
+    outbox.fan_out()
+    later = WebhookDelivery.objects.order_by("id").last()
+    WebhookDelivery.objects.filter(pk=later.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)  # a retry not due yet
+    )
+    first = outbox.claim(lambda endpoint: 2)
+    second = outbox.claim(lambda endpoint: 2)
+    taken = [d.pk for d in first.deliveries] + [d.pk for d in second.deliveries]
+    assert taken == list(WebhookDelivery.objects.exclude(pk=later.pk).order_by("id").values_list(
+        "id", flat=True
+    ))  # fmt: skip
+    assert outbox.claim(lambda endpoint: 2) is None  # the rest is leased, or not due
+    assert all(d.attempts == 1 and d.lease_expires_at == first.lease for d in first.deliveries)
+    assert WebhookDelivery.objects.get(pk=later.pk).attempts == 0
+
+
 def test_deliveries_a_lane_did_not_try_go_back_at_once(make_endpoint, notifications, db):
     make_endpoint("https://hooks.example.com/x")
     for notification in notifications(3):

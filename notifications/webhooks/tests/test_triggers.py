@@ -63,6 +63,10 @@ def test_a_final_change_writes_one_event_fanned_out_to_each_endpoint_that_wants_
     assert delivery.endpoint == everything
     assert delivery.status == WebhookDelivery.Status.PENDING
     assert delivery.next_attempt_at <= timezone.now()
+    blank = WebhookDelivery()  # every other column as the model makes it
+    for name in ("attempts", "lease_expires_at", "finished_at", "last_status_code"):
+        assert getattr(delivery, name) == getattr(blank, name)
+    assert (delivery.last_response, delivery.last_error, delivery.replay_of) == ("", "", None)
     set_status(notification, Status.FAILED)
     assert outbox.fan_out() == 1 and outbox.fan_out() == 0
     assert set(
