@@ -143,18 +143,24 @@ def _fan_out_by_mark(limit: int) -> int:
     ids = list(unfanned().order_by("id").values_list("id", flat=True)[:limit])
     if not ids:
         return 0
-    now = timezone.now()
+    insert = _deliveries_sql(ids[0], ids[-1], timezone.now())
     with transaction.atomic():
         if not _move_mark(ids[0], ids[-1]):
             return 0
-        _make_deliveries(ids[0], ids[-1], now)
+        _make_deliveries(*insert)
     return len(ids)
 
 
-def _make_deliveries(first: int, last: int, now: datetime) -> None:
-    """SQLite: the deliveries of the events ``first``…``last``, one per enabled endpoint that
-    wants the event's type, due at ``now``, in one statement. Every other column gets the
-    model's default (read from a blank delivery, so the two cannot drift apart)."""
+def _make_deliveries(sql: str, params: list[Any]) -> None:
+    """SQLite: run ``_deliveries_sql``'s statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _deliveries_sql(first: int, last: int, now: datetime) -> tuple[str, list[Any]]:
+    """SQLite: the statement that makes the deliveries of the events ``first``…``last``, one
+    per enabled endpoint that wants the event's type, due at ``now``. Every other column
+    gets the model's default (read from a blank delivery, so the two cannot drift apart)."""
     ops = connection.ops
     blank = WebhookDelivery(next_attempt_at=now, created_at=now)
     fields = [
@@ -174,15 +180,20 @@ def _make_deliveries(first: int, last: int, now: datetime) -> None:
         "(SELECT 1 FROM json_each(p.event_types) t WHERE t.value = e.type) "
         "WHERE e.id BETWEEN %s AND %s ORDER BY e.id, p.id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, first, last])
+    return sql, [*values, first, last]
 
 
 def _move_mark(first: int, last: int) -> bool:
     """SQLite: move the mark to ``last`` from below ``first`` (the batch's first event), or
     put its row back there; False, with nothing changed, if another lane took the batch."""
-    if WebhookFanOutMark.objects.filter(pk=1, last_event_id__lt=first).update(last_event_id=last):
-        return True
+    table = connection.ops.quote_name(WebhookFanOutMark._meta.db_table)
+    with connection.cursor() as cursor:  # plain SQL: nothing to compile under the lock
+        cursor.execute(
+            f"UPDATE {table} SET last_event_id = %s WHERE id = 1 AND last_event_id < %s",
+            [last, first],
+        )
+        if cursor.rowcount:
+            return True
     if WebhookFanOutMark.objects.filter(pk=1).exists():
         return False
     WebhookFanOutMark.objects.create(pk=1, last_event_id=last)
