@@ -129,7 +129,10 @@ def test_consumer_killed_mid_batch_loses_nothing(start_consumer, telegram, make_
     wait_for(lambda: len(telegram.messages) >= 100, 60, "100 sends before the kill")
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(timeout=10)
-    in_flight = Notification.objects.filter(pk__in=ids, status=Status.SENDING).count()
+    held = dict(
+        Notification.objects.filter(pk__in=ids, status=Status.SENDING).values_list("pk", "rounds")
+    )
+    in_flight = len(held)
 
     start_consumer(workers=8, **env)
     counts = wait_until_final(ids, 120, sweep_every=1)
@@ -140,9 +143,16 @@ def test_consumer_killed_mid_batch_loses_nothing(start_consumer, telegram, make_
     assert counts == Counter({Status.SENT: 300})
     assert set(texts) == {f"kill {i}" for i in range(300)}
     assert dupes <= in_flight
-    # Each row the dead worker held shows the lost round to the operator.
+    # Each row the dead worker held shows the lost round to the operator, once...
     lost_rounds = DeliveryAttempt.objects.filter(notification__in=ids, transport="lease")
-    assert lost_rounds.count() == in_flight
+    lost = Counter(lost_rounds.values_list("notification_id", flat=True))
+    assert set(lost) <= set(held) and set(lost.values()) <= {1}
+    # ...but a round whose record the dead worker had sent as it was killed: PostgreSQL
+    # finishes a statement its client sent before dying, so the row, read "sending" just
+    # after the kill, ends with that round's own attempt (seen in CI under load, 4 of 51).
+    for pk in set(held) - set(lost):
+        recorded = DeliveryAttempt.objects.filter(notification_id=pk, round=held[pk])
+        assert recorded.exclude(transport="lease").exists(), f"round {held[pk]} of {pk} lost"
 
 
 # --- 2. lost doorbells ----------------------------------------------------------------------
