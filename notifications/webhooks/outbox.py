@@ -102,10 +102,10 @@ def fan_out(limit: int = FAN_OUT_BATCH) -> int:
     first: one per enabled endpoint that wants the event's type (then, not when it happened),
     due at once. Returns how many events it took. A read first; the write only when there is
     something to do."""
+    if by_mark():
+        return _fan_out_by_mark(limit)  # its read of the events is the read first
     if not unfanned().exists():
         return 0
-    if by_mark():
-        return _fan_out_by_mark(limit)
     now = timezone.now()
     with transaction.atomic():
         events = list(
@@ -161,26 +161,33 @@ def _deliveries_sql(first: int, last: int, now: datetime) -> tuple[str, list[Any
     """SQLite: the statement that makes the deliveries of the events ``first``…``last``, one
     per enabled endpoint that wants the event's type, due at ``now``. Every other column
     gets the model's default (read from a blank delivery, so the two cannot drift apart)."""
-    ops = connection.ops
+    sql, fields = _deliveries_insert()
     blank = WebhookDelivery(next_attempt_at=now, created_at=now)
-    fields = [
+    values = [f.get_db_prep_save(getattr(blank, f.attname), connection) for f in fields]
+    return sql, [*values, first, last]
+
+
+@functools.cache
+def _deliveries_insert() -> tuple[str, tuple[Any, ...]]:
+    """``_deliveries_sql``'s text, and the fields whose values it takes (made once)."""
+    ops = connection.ops
+    fields = tuple(
         f
         for f in WebhookDelivery._meta.concrete_fields
         if not f.primary_key and f.name not in ("event", "endpoint")
-    ]
+    )
     names = ["event_id", "endpoint_id"] + [f.column for f in fields]
-    values = [f.get_db_prep_save(getattr(blank, f.attname), connection) for f in fields]
     event = ops.quote_name(WebhookEvent._meta.db_table)
     endpoint = ops.quote_name(WebhookEndpoint._meta.db_table)
     sql = (
         f"INSERT INTO {ops.quote_name(WebhookDelivery._meta.db_table)} "
         f"({', '.join(ops.quote_name(n) for n in names)}) "
-        f"SELECT e.id, p.id, {', '.join(['%s'] * len(values))} "
+        f"SELECT e.id, p.id, {', '.join(['%s'] * len(fields))} "
         f"FROM {event} e JOIN {endpoint} p ON p.enabled AND EXISTS "
         "(SELECT 1 FROM json_each(p.event_types) t WHERE t.value = e.type) "
         "WHERE e.id BETWEEN %s AND %s ORDER BY e.id, p.id"
     )
-    return sql, [*values, first, last]
+    return sql, fields
 
 
 def _move_mark(first: int, last: int) -> bool:
@@ -227,29 +234,15 @@ def claim(
     those not in ``exclude``), at most ``limit(endpoint id)``; None when none is due."""
     now = now or timezone.now()
     lease = now + timedelta(seconds=LEASE_SECONDS)
+    endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
+    if endpoint_id is None:
+        return None
     if by_mark() and connection.features.can_return_rows_from_bulk_insert:
-        endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
-        if endpoint_id is None:
-            return None
         ids = _lease(endpoint_id, limit(endpoint_id), now, lease)
-        if not ids:
-            return None
     else:
-        with transaction.atomic():
-            endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
-            if endpoint_id is None:
-                return None
-            ids = list(
-                due(now)
-                .filter(endpoint_id=endpoint_id)
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("id", flat=True)[: limit(endpoint_id)]
-            )
-            if not ids:
-                return None
-            WebhookDelivery.objects.filter(id__in=ids).update(
-                lease_expires_at=lease, attempts=F("attempts") + 1
-            )
+        ids = _lease_locked(endpoint_id, limit(endpoint_id), now, lease)
+    if not ids:
+        return None
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     deliveries = list(
         WebhookDelivery.objects.filter(id__in=ids)
@@ -261,6 +254,24 @@ def claim(
     for delivery in deliveries:  # one endpoint, read once for the batch
         delivery.endpoint = endpoint
     return Claim(endpoint=endpoint, lease=lease, deliveries=deliveries)
+
+
+def _lease_locked(endpoint_id: int, limit: int, now: datetime, lease: datetime) -> list[int]:
+    """PostgreSQL (and SQLite before 3.35): lease up to ``limit`` of the endpoint's due
+    deliveries in one short transaction, the rows picked with ``FOR UPDATE SKIP LOCKED`` so
+    that two lanes never take the same one."""
+    with transaction.atomic():
+        ids = list(
+            due(now)
+            .filter(endpoint_id=endpoint_id)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            WebhookDelivery.objects.filter(id__in=ids).update(
+                lease_expires_at=lease, attempts=F("attempts") + 1
+            )
+    return ids
 
 
 def _lease(endpoint_id: int, limit: int, now: datetime, lease: datetime) -> list[int]:
