@@ -304,3 +304,19 @@ def test_flagged_messages_are_recorded_and_limited_apart_from_the_free_ones(http
     assert (free, paid) == ([200, 429], [200, 200, 429])
     assert [m["chat_id"] for m in telegram.paid_messages()] == ["2", "2"]
     assert "allow_paid_broadcast" not in telegram.messages[0]
+
+
+def test_the_rate_window_counts_messages_by_when_they_arrived(telegram):
+    """Telegram counts a message when it arrives. Handler threads that reach the check
+    together (woken from ``latency``, or after the test's process stalled) and out of arrival
+    order must not be counted as a burst: 30 arrivals 30 ms apart are within 30/s whatever
+    the order they are checked in; a 31st inside the same second is not, and one a second
+    after the first is again."""
+    telegram.rate_limit = 30
+    start = 1_000.0
+    arrivals = [start + 0.03 * i for i in range(30)]
+    order = arrivals[15:] + arrivals[:15][::-1]  # checked late, and out of order
+    assert [telegram._over_rate(at) for at in order] == [False] * 30
+    assert telegram._over_rate(start + 0.99) is True
+    assert telegram._over_rate(start + 1.0) is False  # the first left the window
+    assert telegram.too_many == 1

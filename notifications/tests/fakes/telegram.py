@@ -68,6 +68,7 @@ message update; answers its ``update_id``); ``GET /_fake/updates`` (the pending 
 from __future__ import annotations
 
 import argparse
+import bisect
 import copy
 import html
 import json
@@ -398,21 +399,30 @@ class FakeTelegram(WebhookMixin, LocalServer):
                 return self.random.choice(["500", "502", "timeout"])
             return self.per_chat.get(chat_id, self.mode)
 
-    def _over_rate(self, paid: bool = False) -> bool:
-        """Whether this message is one too many in the last second: a flagged one (paid
-        broadcast) counts against ``paid_rate_limit``, any other against ``rate_limit``."""
+    def _over_rate(self, arrived: float, paid: bool = False) -> bool:
+        """Whether this message, which arrived at ``arrived`` (``time.monotonic()``), is one
+        too many in the second before it: a flagged one (paid broadcast) counts against
+        ``paid_rate_limit``, any other against ``rate_limit``.
+
+        Telegram counts a message when it arrives, so the window is kept by arrival time,
+        not by when this handler thread got round to it (after ``latency``, and after
+        whatever else the test's process was doing): handler threads that wake together must
+        not bunch messages that arrived apart. They may also come here out of arrival order,
+        so the window is kept sorted."""
         limit = self.paid_rate_limit if paid else self.rate_limit
         if not limit:
             return False
-        now = time.monotonic()
         with self.lock:
             window = self._paid_window if paid else self._window
-            while window and now - window[0] >= 1.0:
+            while window and arrived - window[0] >= 2.0:  # older than any check still to come
                 window.popleft()
-            if len(window) >= limit:
+            earlier = bisect.bisect_right(window, arrived) - bisect.bisect_right(
+                window, arrived - 1.0
+            )
+            if earlier >= limit:
                 self.too_many += 1
                 return True
-            window.append(now)
+            bisect.insort(window, arrived)
             return False
 
     def paid_messages(self) -> list[dict[str, Any]]:
@@ -445,6 +455,7 @@ class FakeTelegram(WebhookMixin, LocalServer):
             return self.edit_reply_markup(body)
         if method != "sendMessage":
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        arrived = time.monotonic()
         if self.latency:
             time.sleep(self.latency)
         with self.lock:
@@ -452,7 +463,7 @@ class FakeTelegram(WebhookMixin, LocalServer):
             if penalty > 0:
                 self.flood_hits += 1
                 return 429, self._too_many(max(1, math.ceil(penalty)))
-        if self._over_rate(paid=_decoded(body.get("allow_paid_broadcast")) is True):
+        if self._over_rate(arrived, paid=_decoded(body.get("allow_paid_broadcast")) is True):
             with self.lock:
                 return 429, self._too_many()
         behaviour = self._behaviour(chat_id)
