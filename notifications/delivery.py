@@ -29,14 +29,17 @@ lost round as a ``lease`` attempt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from notifications import pacing
@@ -252,21 +255,51 @@ def _still_ours(job: Job) -> bool:
     while it waited (for a pacing slot, behind a slow channel) is not sent. Read when the
     row was last seen ours more than ``CANCEL_CHECK_SECONDS`` ago, and always after a wait
     for a pacing slot: a send starts at most that long after a cancel commits, and a send
-    that follows its claim at once costs no query.
+    that follows its claim (or its batch's read, ``confirm_ours``) at once costs no query.
     False (and the job lost) when it was cancelled or is gone."""
     now = time.monotonic()
     if now - job.seen_ours < CANCEL_CHECK_SECONDS:
         return True
-    ours = retrying_db(
-        lambda: Notification.objects.filter(
-            pk=job.notification.pk, status=Status.SENDING, lease_expires_at=job.lease
-        ).exists()
-    )
-    if not ours:
+    if not retrying_db(lambda: _held([job.notification.pk], job.lease)):
         job.lost = True
         return False
     job.seen_ours = now
     return True
+
+
+def confirm_ours(jobs: Sequence[Job]) -> None:
+    """Read at once the rows of ``jobs`` (a worker's batch, sent one after another) not seen
+    ours for ``CANCEL_CHECK_SECONDS``: those still their round's are seen ours now, so
+    their provider calls in the next ``CANCEL_CHECK_SECONDS`` cost no query each; the
+    others are left to ``_still_ours``, which finds them lost before their call. One read
+    per batch every half second instead of one per send; a send still starts at most
+    ``CANCEL_CHECK_SECONDS`` after its row was read ours."""
+    now = time.monotonic()
+    stale = [j for j in jobs if not j.lost and now - j.seen_ours >= CANCEL_CHECK_SECONDS]
+    if len(stale) < 2:  # one: its own check reads it, as before
+        return
+    by_lease: dict[datetime, list[Job]] = {}
+    for job in stale:  # one lease for the batch, but for the rows renewed since the claim
+        by_lease.setdefault(job.lease, []).append(job)
+    for lease, group in by_lease.items():
+        held = retrying_db(functools.partial(_held, [j.notification.pk for j in group], lease))
+        for job in group:
+            if job.notification.pk in held:
+                job.seen_ours = now
+
+
+def _held(ids: list[int], lease: datetime) -> set[int]:
+    """Which of ``ids`` are still being sent under ``lease``: one plain SELECT (this runs
+    before most provider calls; the ORM's compiling of it cost more than the query)."""
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id IN ({marks}) AND status = %s "
+            "AND lease_expires_at = %s",
+            [*ids, Status.SENDING, connection.ops.adapt_datetimefield_value(lease)],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _expired(job: Job) -> bool:

@@ -496,6 +496,7 @@ def deliver(notification_ids: list[int]) -> int:
     jobs = delivery.claim(notification_ids)
     for n, job in enumerate(jobs):
         try:
+            delivery.confirm_ours(jobs[n:])
             drive(job)
         except BaseException:
             # This one is left to its lease; the ones not started yet go back now rather

@@ -11,6 +11,8 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import delivery, services
 from notifications.models import Campaign, DeliveryAttempt, Notification, UserContact
@@ -60,6 +62,40 @@ def test_a_notification_cancelled_while_it_waits_for_its_pacing_slot_is_not_sent
     second.refresh_from_db()
     assert second.status == Status.CANCELLED
     assert second.sent_at is None
+
+
+def test_a_batch_read_at_once_sends_none_of_its_rows_cancelled_meanwhile(
+    chain, telegram, make_user
+):
+    """A worker sends its batch one after another; rows not seen ours for half a second are
+    read in one query for the batch (``confirm_ours``), not one each before its provider
+    call. A row cancelled while its batch was being sent is not sent: the batch's read does
+    not take it for ours, and its own check before the call finds it cancelled."""
+    rows = [
+        services.notification_create(user=make_user(telegram_chat_id=f"20{n}"), message=f"m{n}")
+        for n in range(4)
+    ]
+    jobs = delivery.claim([n.pk for n in rows])
+    assert len(jobs) == 4
+    for job in jobs:
+        job.seen_ours -= delivery.CANCEL_CHECK_SECONDS + 1  # claimed a while ago
+    assert cancel(rows[2]).changed == 1
+
+    with CaptureQueriesContext(connection) as reads:
+        delivery.confirm_ours(jobs)
+    assert len(reads) == 1  # the whole batch at once
+    for job in jobs:
+        delivery.advance(job)
+
+    assert [telegram.delivered_to(f"20{n}") for n in range(4)] == [["m0"], ["m1"], [], ["m3"]]
+    statuses = dict(Notification.objects.values_list("pk", "status"))
+    assert [statuses[n.pk] for n in rows] == [
+        Status.SENT,
+        Status.SENT,
+        Status.CANCELLED,
+        Status.SENT,
+    ]
+    assert jobs[2].lost
 
 
 def test_a_chain_stops_at_its_next_provider_call_after_a_cancel(
