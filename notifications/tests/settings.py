@@ -47,3 +47,7 @@ NOTIFY_API_RATE = None
 NOTIFY_API_ANON_RATE = None
 # Webhook endpoints on 127.0.0.1 (the tests' receivers); the address guard's tests turn it off.
 NOTIFY_WEBHOOK_ALLOW_PRIVATE = True
+# Passwords hashed with MD5 in the tests: Django's default (PBKDF2) costs ~0.5 s a hash on the
+# CI machine, and every test with an admin user paid it once (most of the suite's setup time).
+# The service keeps Django's default; ``ensure_admin``'s test checks the password either way.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
