@@ -268,13 +268,17 @@ def _still_ours(job: Job) -> bool:
 
 
 def confirm_ours(jobs: Sequence[Job]) -> None:
-    """Read at once the rows of ``jobs`` (a worker's batch, sent one after another) not seen
-    ours for ``CANCEL_CHECK_SECONDS``: those still their round's are seen ours now, so
-    their provider calls in the next ``CANCEL_CHECK_SECONDS`` cost no query each; the
-    others are left to ``_still_ours``, which finds them lost before their call. One read
-    per batch every half second instead of one per send; a send still starts at most
-    ``CANCEL_CHECK_SECONDS`` after its row was read ours."""
+    """Read at once the rows of ``jobs`` (the rest of a worker's batch, sent one after
+    another, the next first) not seen ours for ``CANCEL_CHECK_SECONDS``: those still their
+    round's are seen ours now, so their provider calls in the next ``CANCEL_CHECK_SECONDS``
+    cost no query each; the others are left to ``_still_ours``, which finds them lost
+    before their call. One read per batch every half second instead of one per send; a send
+    still starts at most ``CANCEL_CHECK_SECONDS`` after its row was read ours."""
     now = time.monotonic()
+    if not jobs or now - jobs[0].seen_ours < CANCEL_CHECK_SECONDS:
+        # The next to be sent was seen ours lately, and so were those after it (a claim or
+        # this read sees them all at once; only the job being sent is seen ours alone).
+        return
     stale = [j for j in jobs if not j.lost and now - j.seen_ours >= CANCEL_CHECK_SECONDS]
     if len(stale) < 2:  # one: its own check reads it, as before
         return

@@ -40,7 +40,7 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-__all__ = ["admin_credentials", "admin_page", "browser", "fast_password_hasher", "log_in", "page"]
+__all__ = ["admin_credentials", "admin_page", "browser", "log_in", "page"]
 
 # The live server (only browser tests use it) binds 127.0.0.1, not every address "localhost" has.
 os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
@@ -137,13 +137,7 @@ def page(browser: Browser, live_server) -> Iterator[Page]:
 
 
 @pytest.fixture
-def fast_password_hasher(settings) -> None:
-    """MD5 for this test's passwords: the real hasher costs half a second per login here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def admin_credentials(fast_password_hasher, admin_user) -> tuple[str, str]:
+def admin_credentials(admin_user) -> tuple[str, str]:
     """(username, password) of pytest-django's ``admin_user``, a superuser made for the test."""
     admin_user.set_password(ADMIN_PASSWORD)
     admin_user.save(update_fields=["password"])
