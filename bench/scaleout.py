@@ -21,7 +21,8 @@ leases have been taken over, its link comes back. It then shows, and exits 1 unl
 - duplicates (a chat that got the message twice) ≤ the notifications in flight at the cut;
 - the bot's limit held across the hosts: the fake answered 0 self-caused 429s;
 - the cut host, back, sent nothing twice: every duplicate's first copy went out from c1 or
-  c2 by the cut (in flight there: its answer, or its record, was lost); none is a copy sent
+  c2 by the cut (in flight there: its answer, or its record, was lost; c1's kernel delivers
+  a request it held when the link went down once the link is back); none is a copy sent
   after the cut by another host and again by c1's stale work once its link came back.
 
 It prints a table of sends per host (the fake records each message's source address).
@@ -360,6 +361,7 @@ def drive(work: Path) -> int:
 
         time.sleep(LEASE_SECONDS + 5)  # c1's leases expire; the others take its work
         link("c1", "up")
+        up_clock = time.time()
         print(f"c1's link back after {time.monotonic() - cut_at:.0f} s", flush=True)
         wait_for(
             lambda: (
@@ -378,7 +380,12 @@ def drive(work: Path) -> int:
             Notification.objects.filter(campaign__isnull=False).values_list("status", flat=True)
         )
         return report(
-            messages, statuses, in_flight, cut_clock, data["too_many"], finished - started
+            messages,
+            statuses,
+            in_flight,
+            (cut_clock, up_clock),
+            data["too_many"],
+            finished - started,
         )
     finally:
         hosts.stop()
@@ -394,13 +401,17 @@ def _ok(url: str) -> bool:
 
 
 # A send on the wire when its host was cut or killed reaches the fake by then, or within the
-# HTTP timeout (NOTIFY_HTTP_TIMEOUT) if it was slow to be answered.
+# HTTP timeout (NOTIFY_HTTP_TIMEOUT) if it was slow to be answered. One that c1 wrote as its
+# link went down waits in c1's kernel, which retransmits it once the link is back: it reaches
+# the fake within as long of the link coming up (c1 gave up on its answer after the timeout
+# and retries it: the "maybe sent" window of a Telegram send).
 ON_THE_WIRE = 5.0
 
 
-def duplicates_of(messages: list[dict], cut_clock: float) -> tuple[int, list[str]]:
+def duplicates_of(messages: list[dict], cut_clock: float, up_clock: float) -> tuple[int, list[str]]:
     """Messages beyond the first to any chat, and each one a host's in-flight work at the cut
-    does not explain (its first copy went out elsewhere, or long before or after the cut)."""
+    does not explain: its first copy went out from another host, or long before the cut, or
+    long after it (c2's) or after c1's link came back (c1's, ``up_clock``)."""
     copies: dict[str, list[dict]] = {}
     for message in messages:
         copies.setdefault(message["chat_id"], []).append(message)
@@ -410,8 +421,10 @@ def duplicates_of(messages: list[dict], cut_clock: float) -> tuple[int, list[str
             continue
         extra += len(sent) - 1
         first = min(sent, key=lambda m: m["at"])
-        in_flight = first["peer"] in (address("c1"), address("c2")) and (
-            cut_clock - ON_THE_WIRE <= first["at"] <= cut_clock + ON_THE_WIRE
+        last_arrival = {address("c1"): up_clock, address("c2"): cut_clock}.get(first["peer"])
+        in_flight = (
+            last_arrival is not None
+            and cut_clock - ON_THE_WIRE <= first["at"] <= last_arrival + ON_THE_WIRE
         )
         if not in_flight:
             unexplained.append(
@@ -425,11 +438,12 @@ def report(
     messages: list[dict],
     statuses: Counter,
     in_flight: int,
-    cut_clock: float,
+    clocks: tuple[float, float],
     too_many: int,
     seconds: float,
 ) -> int:
-    duplicates, unexplained = duplicates_of(messages, cut_clock)
+    cut_clock, up_clock = clocks  # c1's link cut, and back (time.time())
+    duplicates, unexplained = duplicates_of(messages, cut_clock, up_clock)
     by_peer = Counter(m.get("peer", "?") for m in messages)
     names = {address(h): h for h in HOSTS}
     print()
