@@ -42,6 +42,8 @@ person_st = st.fixed_dictionaries(
         "email": st.sampled_from(["", "user@example.org", SUPPRESSED]),
         "contact": contact_st,
         "choices": st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=3),
+        # Not chosen: a user between the audience's ids, whom a step's range of ids spans.
+        "outside": st.booleans(),
     }
 )
 world_st = st.fixed_dictionaries(
@@ -65,11 +67,14 @@ def fill(campaign: Campaign, chunk: int = 1000) -> None:
         pass
 
 
-def expected(world, users, category) -> dict[int, dict | None]:
-    """What the per-recipient check says of each user: None (reachable) or channel → why."""
+def expected(world, users, category, outside) -> dict[int, dict | None]:
+    """What the per-recipient check says of each user of the audience (the users but those
+    ``outside`` it): None (reachable) or channel → why."""
     suppressed = {SUPPRESSED} if world["suppressed"] else set()
     verdicts = {}
     for person, user in zip(world["people"], users, strict=True):
+        if user.pk in outside:
+            continue
         turned_off = set()
         if not category.required:
             turned_off = {
@@ -111,16 +116,23 @@ def test_a_set_made_campaign_reaches_and_skips_exactly_whom_the_per_recipient_ch
             users.append(user)
         if world["suppressed"]:
             Suppression.objects.create(address=SUPPRESSED, reason=Suppression.Reason.HARD_BOUNCE)
+        # The first user is chosen, the others outside the audience when drawn so: a step's
+        # ids then span users it must not take.
+        outside = {
+            u.pk
+            for u, person in zip(users[1:], world["people"][1:], strict=True)
+            if person["outside"]
+        }
         campaign = Campaign.objects.create(
             name="sets",
             message="Maintenance tonight",
             channels=world["chain"],
             category=category,
-            audience_ids=[u.pk for u in users],
+            audience_ids=[u.pk for u in users if u.pk not in outside],
         )
         fill(campaign, chunk=world["chunk"])
 
-        verdicts = expected(world, users, category)
+        verdicts = expected(world, users, category, outside)
         made = list(Notification.objects.filter(campaign=campaign).values_list("user", flat=True))
         skips = {s.user_id: s for s in CampaignSkip.objects.filter(campaign=campaign)}
         assert len(made) == len(set(made)), "a recipient got two notifications"
