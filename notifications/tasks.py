@@ -40,6 +40,7 @@ from huey import crontab
 from huey.contrib.djhuey import HUEY, on_shutdown, on_startup, periodic_task, task
 
 from notifications import (
+    campaign_sets,
     cancelling,
     composing,
     delivery,
@@ -567,6 +568,8 @@ def fill(
         step = filler.step()
         ring_due(step.due, among=step.audience)
         created += step.created
+        if step.done:
+            campaign_sets.analyze_after(created)
         if step.done or (stop is not None and stop()):
             return created
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifications import campaign_sets
+from notifications import campaign_sets, tasks
 from notifications.composing import CampaignFiller, skip_reason, unreachable
 from notifications.models import Campaign, CampaignSkip, Notification, UserContact
 from notifications.preferences.models import Category, Preference
@@ -195,3 +195,34 @@ def test_a_template_or_a_local_send_time_is_created_recipient_by_recipient():
     made = Notification.objects.get(campaign=local)
     assert made.send_at is not None
     assert made.campaign_message  # a row of the campaign's message, at its own time
+
+
+def _analyzed() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = %s",
+            [Notification._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_large_campaign_ends_its_creation_by_refreshing_postgresqls_statistics(monkeypatch):
+    """A campaign of ``ANALYZE_FROM`` notifications or more, once created, has PostgreSQL
+    ANALYZE their table (its statistics otherwise say none of a million new rows is waiting,
+    and "Cancel the rest" read the whole table for each chunk); a smaller one does not."""
+    if connection.vendor != "postgresql":
+        assert campaign_sets.analyze_after(10**6) is False  # SQLite: nothing to refresh
+        return
+    monkeypatch.setattr(campaign_sets, "ANALYZE_FROM", 30)
+    users = User.objects.bulk_create(User(username=f"a{i}") for i in range(40))
+    UserContact.objects.bulk_create(UserContact(user=u, telegram_chat_id="7001") for u in users)
+    small = Campaign.objects.create(
+        name="small", message="Hi", audience_ids=[u.pk for u in users[:20]]
+    )
+    large = Campaign.objects.create(name="large", message="Hi", audience_ids=[u.pk for u in users])
+    before = _analyzed()
+    assert tasks.fill(small.pk) == 20
+    assert _analyzed() == before
+    assert tasks.fill(large.pk) == 40
+    assert _analyzed() == before + 1
