@@ -75,6 +75,20 @@ def test_notifications_are_counted_by_source_and_category_once_committed(
 
 
 @pytest.mark.django_db
+def test_a_campaign_steps_rows_of_one_prototype_are_each_counted(make_user):
+    """A campaign step counts its 10,000 rows as its prototype given once for each: every
+    one is counted, under the prototype's category, beside rows of their own."""
+    from notifications.preferences.models import Category
+
+    promotions = Category.objects.create(key="promotions", name_en="Promotions")
+    user = make_user(email="a@example.com")
+    prototype = Notification(user=user, message="sale", category=promotions)
+    own = [Notification(user=user, message="hi"), Notification(user=user, message="hey")]
+    tally = dict(metrics.created_tally("campaign", [prototype] * 3 + own + [prototype]))
+    assert tally == {("campaign", "promotions"): 4, ("campaign", "default"): 2}
+
+
+@pytest.mark.django_db
 def test_an_sms_round_counts_its_attempt_segments_and_cost(settings, sms_env, smsaero, make_user):
     configure(settings, sms_env)
     settings.NOTIFY_SMS_TRANSPORTS = ["api"]
