@@ -169,7 +169,13 @@ class Notification(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="notif_status_due_idx"),
-            models.Index(fields=["status", "lease_expires_at"], name="notif_status_lease_idx"),
+            # The sweeper's look for expired leases: only the rows being sent (a few hundred)
+            # are in it, so no other row's insert or status change writes an entry.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="sending"),
+                name="notif_sending_lease_idx",
+            ),
             models.Index(fields=["campaign", "status"], name="notif_campaign_status_idx"),
             # The admin's list of one campaign, newest first.
             models.Index(
