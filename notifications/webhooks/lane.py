@@ -162,11 +162,12 @@ class Lane:
         when there was nothing to do."""
         fanned = self._fan_out()
         full = self._full()
-        if not outbox.any_due(exclude=full):
+        first = outbox.next_endpoint(exclude=full)
+        if first is None:
             return fanned > 0
         with self._lock:  # one claim at a time here, so the per-endpoint limit holds
             full = [pk for pk, n in self._busy.items() if n >= self.per_endpoint]
-            batch = outbox.claim(self._batch_size, exclude=full)
+            batch = outbox.claim(self._batch_size, exclude=full, endpoint_id=first)
             if batch is None:
                 return False
             self._busy[batch.endpoint.pk] += 1

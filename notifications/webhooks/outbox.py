@@ -222,19 +222,31 @@ def due(now: datetime | None = None, exclude: Iterable[int] = ()):
     return rows.exclude(endpoint_id__in=exclude) if exclude else rows
 
 
-def any_due(exclude: Iterable[int] = ()) -> bool:
-    """Whether a claim would find something (a read: no lock, no transaction)."""
-    return due(exclude=exclude).exists()
+def next_endpoint(exclude: Iterable[int] = (), now: datetime | None = None) -> int | None:
+    """The endpoint whose due delivery has waited longest, among those not in ``exclude``;
+    None when none is due (a read: no lock, no transaction)."""
+    return due(now, exclude).values_list("endpoint_id", flat=True).first()
 
 
 def claim(
-    limit: Callable[[int], int], exclude: Iterable[int] = (), now: datetime | None = None
+    limit: Callable[[int], int],
+    exclude: Iterable[int] = (),
+    now: datetime | None = None,
+    endpoint_id: int | None = None,
 ) -> Claim | None:
     """Claim due deliveries of one endpoint (the one whose delivery has waited longest, among
-    those not in ``exclude``), at most ``limit(endpoint id)``; None when none is due."""
+    those not in ``exclude``), at most ``limit(endpoint id)``; None when none is due.
+
+    ``endpoint_id``: that endpoint, as ``next_endpoint`` read it a moment ago (the lane's
+    look before it claims), unless it is in ``exclude``: the claim then doesn't read it
+    again (a quarter of the lane's claiming time). If another lane took its due deliveries
+    meanwhile, the claim looks again, as without it."""
     now = now or timezone.now()
     lease = now + timedelta(seconds=LEASE_SECONDS)
-    endpoint_id = due(now, exclude).values_list("endpoint_id", flat=True).first()
+    exclude = list(exclude)
+    hinted = endpoint_id is not None and endpoint_id not in exclude
+    if not hinted:
+        endpoint_id = next_endpoint(exclude, now)
     if endpoint_id is None:
         return None
     if by_mark() and connection.features.can_return_rows_from_bulk_insert:
@@ -242,7 +254,7 @@ def claim(
     else:
         ids = _lease_locked(endpoint_id, limit(endpoint_id), now, lease)
     if not ids:
-        return None
+        return claim(limit, exclude, now) if hinted else None
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     deliveries = list(
         WebhookDelivery.objects.filter(id__in=ids)

@@ -278,6 +278,31 @@ def test_claims_take_each_due_delivery_once_oldest_first_and_only_due_ones(
     assert WebhookDelivery.objects.get(pk=later.pk).attempts == 0
 
 
+def test_a_claim_told_an_endpoint_another_lane_emptied_takes_the_next_ones_due(
+    make_endpoint, notifications, db
+):
+    """The lane looks for the endpoint due first, then claims it: if another lane took its
+    deliveries in between, the claim takes the next endpoint's, not nothing; an endpoint
+    the lane may not post to now (``exclude``) is looked past, hint or not."""
+    first, _ = make_endpoint("https://hooks.example.com/first")
+    second, _ = make_endpoint("https://hooks.example.com/second")
+    for notification in notifications(2):
+        set_status(notification, Status.SENT)
+    outbox.fan_out()
+    assert WebhookDelivery.objects.count() == 4
+    assert outbox.next_endpoint() in (first.pk, second.pk)
+    seen = outbox.next_endpoint()
+    other = second.pk if seen == first.pk else first.pk
+    taken = outbox.claim(lambda endpoint: 10, endpoint_id=seen)  # the other lane
+    assert {d.endpoint_id for d in taken.deliveries} == {seen}
+    late = outbox.claim(lambda endpoint: 10, endpoint_id=seen)  # this lane, told the same
+    assert late is not None and {d.endpoint_id for d in late.deliveries} == {other}
+    assert len(late.deliveries) == 2
+    assert outbox.claim(lambda endpoint: 10, endpoint_id=seen) is None  # nothing left due
+    outbox.record(late, [], late.deliveries)  # given back: due again
+    assert outbox.claim(lambda endpoint: 10, exclude=[other], endpoint_id=other) is None
+
+
 def test_deliveries_a_lane_did_not_try_go_back_at_once(make_endpoint, notifications, db):
     make_endpoint("https://hooks.example.com/x")
     for notification in notifications(3):
