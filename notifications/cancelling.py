@@ -72,21 +72,24 @@ def _cancel_returning(target: QuerySet[Notification]) -> tuple[int, list[int]]:
     ids to the whole table, read from end to end, for each chunk of a million."""
     query = target.query.chain(UpdateQuery)
     query.add_update_values({"status": Status.CANCELLED, "next_attempt_at": None})
+    query.get_initial_alias()
+    joined = query.count_active_tables() > 1
     compiler = query.get_compiler(connection=connection)
     compiler.pre_sql_setup()  # a condition through a join becomes ``id IN (…)`` here
     update, params = compiler.as_sql()
     quote = connection.ops.quote_name
-    status = quote("status")
-    # The status is checked on the row itself too: one a worker records sent meanwhile is
-    # read again by PostgreSQL's recheck and left alone (a condition inside an ``id IN``
-    # subquery alone would not be, and its "sent" would become "cancelled" though the
-    # recipient got it).
-    sql = (
-        f"{update} AND {status} IN ({', '.join(['%s'] * len(CANCELLABLE))}) "
-        f"RETURNING {quote(Notification._meta.pk.column)}, {quote('digest_size')}"
-    )
+    recheck: list[str] = []
+    if joined:
+        # The status (``target``'s condition) went into that subquery: it is checked on the
+        # row itself too, so that one a worker records sent meanwhile is read again by
+        # PostgreSQL's recheck and left alone (the subquery alone would not be, and its
+        # "sent" would become "cancelled" though the recipient got it). Without a join it
+        # is on the row already, once.
+        update += f" AND {quote('status')} IN ({', '.join(['%s'] * len(CANCELLABLE))})"
+        recheck = sorted(CANCELLABLE)
+    sql = f"{update} RETURNING {quote(Notification._meta.pk.column)}, {quote('digest_size')}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *sorted(CANCELLABLE)])
+        cursor.execute(sql, [*params, *recheck])
         rows = cursor.fetchall()
     return len(rows), [row_pk for row_pk, size in rows if size > 0]
 
