@@ -130,6 +130,7 @@ class Notification(models.Model):
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,  # a partial index of the rows that have one (Meta)
         related_name="+",
         verbose_name=_("category"),
         help_text=_("What it is about; blank: the default category."),
@@ -168,7 +169,14 @@ class Notification(models.Model):
         verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["status", "next_attempt_at"], name="notif_status_due_idx"),
+            # What waits or is being sent, by when it is due (the sweeper, the dashboard's
+            # queue): a row that ends writes no entry here, and the index stays the size of
+            # the work at hand, not of the table's history.
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=Q(status__in=["queued", "scheduled", "sending"]),
+                name="notif_waiting_due_idx",
+            ),
             # The sweeper's look for expired leases: only the rows being sent (a few hundred)
             # are in it, so no other row's insert or status change writes an entry.
             models.Index(
@@ -184,7 +192,13 @@ class Notification(models.Model):
             # The API's list: newest first, by user, status or channel, at any depth (keyset).
             models.Index(fields=["user", "created_at", "id"], name="notif_user_created_idx"),
             models.Index(fields=["status", "created_at", "id"], name="notif_status_created_idx"),
-            models.Index(fields=["channel", "created_at", "id"], name="notif_channel_created_idx"),
+            # Only the rows a channel delivered (a list asks for one channel): a row waiting
+            # or being sent writes no entry here.
+            models.Index(
+                fields=["channel", "created_at", "id"],
+                condition=~Q(channel=""),
+                name="notif_channel_created_idx",
+            ),
             # Most rows have none of these: each index holds only the rows that have one, so
             # a campaign's insert (and each status change) writes fewer index entries.
             *(
@@ -193,7 +207,7 @@ class Notification(models.Model):
                     condition=Q(**{f"{name}__isnull": False}),
                     name=f"notif_{name}_idx",
                 )
-                for name in ("template", "digest", "telegram_link")
+                for name in ("template", "digest", "telegram_link", "category")
             ),
         ]
         constraints = [

@@ -13,7 +13,9 @@ from django.core.exceptions import ValidationError
 
 from notifications import services
 from notifications.models import Campaign, CampaignSkip, Notification, UserContact
+from notifications.preferences.defaults import default_category
 from notifications.preferences.models import Category, Preference
+from notifications.preferences.unsubscribe import category_of as policy_category
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +52,27 @@ def test_recipients_who_turned_the_category_off_everywhere_are_skipped_with_the_
     assert set(
         Notification.objects.filter(campaign=campaign).values_list("category_id", flat=True)
     ) == {promotions.pk}
+
+
+def test_a_campaign_naming_no_category_stores_none_and_the_default_categorys_choices_apply(
+    admin_user, rung
+):
+    """As a notification created alone without one: its rows name no category (the default
+    category's rules apply to them, at creation and when sent), so no row of a million has
+    a category to check."""
+    general = default_category()
+    yes, no = people("", "")
+    for channel in ("telegram", "email", "sms"):
+        Preference.objects.create(user=no, category=general, channel=channel, enabled=False)
+    campaign = services.campaign_create(
+        created_by=admin_user, user_ids=[yes.pk, no.pk], message="News"
+    )
+    assert (campaign.recipients, campaign.skipped) == (1, 1)
+    skip = CampaignSkip.objects.get(campaign=campaign)
+    assert (skip.user_id, skip.reason) == (no.pk, CampaignSkip.Reason.TURNED_OFF)
+    made = Notification.objects.get(campaign=campaign)
+    assert (made.user_id, made.category_id) == (yes.pk, None)
+    assert policy_category(made) == general
 
 
 def test_a_local_time_campaign_sends_at_ten_on_each_recipients_clock(admin_user, rung, settings):
