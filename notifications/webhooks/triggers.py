@@ -80,19 +80,25 @@ PG_CREATE_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $body$
 DECLARE
     kind text := 'notification.' || NEW.status;
+    wanted boolean;
+    finished boolean;
 BEGIN
-    IF EXISTS (SELECT 1 FROM {ENDPOINT} e WHERE e.enabled AND e.event_types ? kind) THEN
+    -- One look at the endpoints for both questions: each query here is an executor's start
+    -- for each row a statement changes (a million when the rest of a campaign is cancelled).
+    SELECT coalesce(bool_or(e.event_types ? kind), false),
+           coalesce(bool_or(e.event_types ? 'campaign.finished'), false)
+      INTO wanted, finished
+      FROM {ENDPOINT} e WHERE e.enabled;
+    IF wanted THEN
         INSERT INTO {EVENT} (type, notification_id, campaign_id, data, created_at, fanned_out)
         VALUES (kind, NEW.id, NEW.campaign_id, jsonb_build_object({_PG_SNAPSHOT}),
                 clock_timestamp(), false);
     END IF;
-    IF NEW.campaign_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM {WATCH} w WHERE w.campaign_id = NEW.campaign_id)
-       AND EXISTS (
-           SELECT 1 FROM {ENDPOINT} e WHERE e.enabled AND e.event_types ? 'campaign.finished'
-       ) THEN
-        INSERT INTO {WATCH} (campaign_id, created_at)
-        VALUES (NEW.campaign_id, clock_timestamp()) ON CONFLICT DO NOTHING;
+    IF finished AND NEW.campaign_id IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM {WATCH} w WHERE w.campaign_id = NEW.campaign_id) THEN
+            INSERT INTO {WATCH} (campaign_id, created_at)
+            VALUES (NEW.campaign_id, clock_timestamp()) ON CONFLICT DO NOTHING;
+        END IF;
     END IF;
     RETURN NULL;
 END
