@@ -4,6 +4,7 @@ created and sent, measured from outside as an operator and a host's monitoring s
 
     .venv/bin/python bench/scale.py                        # 1,000,000 recipients (~10 min)
     .venv/bin/python bench/scale.py --recipients 20000 --send-seconds 10   # a quick check
+    .venv/bin/python bench/scale.py --alone                # the creation alone, nothing sent
 
 It needs PostgreSQL and Redis on this machine. Its database (``--pg``, default
 ``postgres://postgres@127.0.0.1:5432/notify_bench_scale``) is dropped, created, migrated,
@@ -568,6 +569,87 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         recreate_database(options.pg, create=False)
 
 
+def creation_alone(options: argparse.Namespace) -> dict[str, Any]:
+    """``--alone``: the same campaign created with nothing else running — no consumer, no
+    web, nothing sent: the operator's campaign is made as the admin makes it (everyone,
+    ``audience_all``), and its notifications by ``manage.py fill_campaign``, the child process
+    a consumer starts for it, timed from outside. What the creation costs by itself, against
+    what it gets beside the sending on the same cores."""
+    redis.Redis.from_url(options.queue).flushdb()
+    recreate_database(options.pg)
+    try:
+        env = service_environ(
+            options.pg,
+            options.queue,
+            WORK_DIR,
+            DJANGO_SECRET_KEY="scale-bench-secret-key-not-for-production-0123456789",
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL="http://127.0.0.1:9",  # never called: nothing is sent
+            TELEGRAM_UPDATES="off",
+        )
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        from notifications import services
+        from notifications.models import Campaign
+
+        call_command("migrate", verbosity=0)
+        filled = fill_users(options.pg, options.recipients)
+        print(f"{options.recipients:,} users made in {filled:.0f} s", flush=True)
+        operator = get_user_model().objects.create_superuser(OPERATOR, "", PASSWORD)
+        campaign = services.campaign_create(
+            created_by=operator, audience_query="", message="Hello from the scale bench"
+        )
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "manage.py", "fill_campaign", str(campaign.pk)],
+            cwd=BASE_DIR,
+            env={**os.environ, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        seconds = round(time.perf_counter() - began, 1)
+        campaign = Campaign.objects.get(pk=campaign.pk)
+        made = sum(statuses(campaign.pk).values())
+        return {
+            "recipients": options.recipients,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": machine(),
+            "seconds": seconds,
+            "notifications": made,
+            "skipped": campaign.skipped,
+            "state": campaign.state,
+            "per_second": round(made / seconds) if seconds else 0,
+        }
+    finally:
+        if "django.db" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        redis.Redis.from_url(options.queue).flushdb()
+        recreate_database(options.pg, create=False)
+
+
+def alone_table(result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"A campaign to {result['recipients']:,} users created alone (`manage.py "
+            f"fill_campaign`, nothing sending), PostgreSQL; {result['date']}.",
+            "",
+            "| figure | measured | target |",
+            "|---|---:|---|",
+            f"| created (the fill process's run) | {result['seconds']} s, "
+            f"{result['per_second']:,} recipients/s | ≤ 60 s, ≥ 17,000/s |",
+            f"| notifications / skipped / the campaign | {result['notifications']:,} / "
+            f"{result['skipped']:,} / {result['state']} | |",
+        ]
+    )
+
+
 def table(result: dict[str, Any]) -> str:
     creation, cancel, sends = result["creation"], result["cancel"], result["sends"]
     web, consumer = result["web_rss_mib"], result["consumer_rss_mib"]
@@ -621,7 +703,19 @@ def main() -> None:
     parser.add_argument("--queue", default=QUEUE_URL, help="its Redis db (flushed)")
     parser.add_argument("--send-seconds", type=float, default=60.0, help="sending after creation")
     parser.add_argument("--create-timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="only create the campaign, with nothing else running (no consumer, no web)",
+    )
     options = parser.parse_args()
+    if options.alone:
+        result = creation_alone(options)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "scale_alone.json").write_text(json.dumps(result, indent=1) + "\n")
+        print()
+        print(alone_table(result))
+        return
     result = run(options)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
