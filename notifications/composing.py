@@ -405,6 +405,9 @@ class FillStep:
     skipped: int = 0
     done: bool = False
     audience: int = 0  # the campaign's audience: its doorbells are sized for all of it
+    # This step ended the creation (not: found it over); the campaign's notifications then.
+    finished: bool = False
+    recipients: int = 0
 
 
 _UNREAD = object()  # a filler's suppressed addresses, before it reads them
@@ -594,6 +597,8 @@ class CampaignFiller:
             skipped=len(skips),
             done=done,
             audience=campaign.audience_size,
+            finished=done,
+            recipients=campaign.recipients + count,
         )
 
     def _prototype(self, campaign: Campaign, ids: list[int], now: datetime) -> Notification | None:

@@ -568,8 +568,8 @@ def fill(
         step = filler.step()
         ring_due(step.due, among=step.audience)
         created += step.created
-        if step.done:
-            campaign_sets.analyze_after(created)
+        if step.finished:  # by its total: a creation resumed by another process counts whole
+            campaign_sets.analyze_after(step.recipients)
         if step.done or (stop is not None and stop()):
             return created
 

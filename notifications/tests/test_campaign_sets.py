@@ -226,3 +226,25 @@ def test_a_large_campaign_ends_its_creation_by_refreshing_postgresqls_statistics
     assert _analyzed() == before
     assert tasks.fill(large.pk) == 40
     assert _analyzed() == before + 1
+    assert tasks.fill(large.pk) == 0  # a second filler finds it created: nothing to refresh
+    assert _analyzed() == before + 1
+
+
+def test_a_large_campaigns_creation_resumed_elsewhere_is_counted_whole(monkeypatch, settings):
+    """A creation stopped after a step (its process stopped) and finished by another
+    filler refreshes the statistics by the campaign's total, not by what the last filler
+    made."""
+    if connection.vendor != "postgresql":
+        return
+    monkeypatch.setattr(campaign_sets, "ANALYZE_FROM", 35)
+    settings.NOTIFY_CAMPAIGN_CHUNK = 1  # a set-based step of CHUNKS (10) recipients
+    users = User.objects.bulk_create(User(username=f"r{i}") for i in range(40))
+    UserContact.objects.bulk_create(UserContact(user=u, telegram_chat_id="7001") for u in users)
+    campaign = Campaign.objects.create(
+        name="resumed", message="Hi", audience_ids=[u.pk for u in users]
+    )
+    before = _analyzed()
+    assert tasks.fill(campaign.pk, stop=lambda: True) == 10
+    assert _analyzed() == before
+    assert tasks.fill(campaign.pk) == 30  # under ANALYZE_FROM by itself; 40 in all
+    assert _analyzed() == before + 1
