@@ -119,7 +119,9 @@ def claim(ids: list[int]) -> list[Job]:
     )
     # What the policy step needs: one query for the batch, not one per notification.
     context = retrying_db(lambda: policy.load(notifications))
-    order = {pk: n for n, pk in enumerate(claimed)}
+    # In the order of ``ids`` (the doorbell's: oldest due first), whatever order the
+    # database's plan returned the claimed rows in (a partial index can make it theirs).
+    order = {pk: n for n, pk in enumerate(ids)}
     jobs = []
     for notification in sorted(notifications, key=lambda n: order[n.pk]):
         try:

@@ -363,3 +363,14 @@ def test_a_cancels_rest_goes_ahead_of_the_doorbells_already_in_the_queue():
         assert first.args == (7, 0)
     finally:
         HUEY.flush()
+
+
+def test_a_claim_gives_its_jobs_in_the_doorbells_order_whatever_the_plan():
+    """A worker sends a batch in the order its doorbell gives the ids (oldest due first), not
+    in the order the database's plan happened to return the claimed rows (an index scan's,
+    or a partial index's: CI once saw a batch come back out of order)."""
+    from notifications import claiming
+
+    _, ids = queued_campaign(6, prefix="order")
+    given = [ids[3], ids[0], ids[5], ids[1], ids[4], ids[2]]
+    assert [job.notification.pk for job in claiming.claim(given)] == given
