@@ -466,6 +466,33 @@ def spread(samples: list[dict[str, Any]], key: str) -> dict[str, float]:
     }
 
 
+def prepare(options: argparse.Namespace, **settings: str) -> tuple[dict[str, str], Any]:
+    """The service's environment (``settings`` over the bench's own) in this process too,
+    Django set up, the fresh database migrated and filled with ``--recipients`` users, and
+    the operator; returns (environment, operator). The operator has no address of its own:
+    the campaign's audience is the operator too, and skips it."""
+    env = service_environ(
+        options.pg,
+        options.queue,
+        WORK_DIR,
+        DJANGO_SECRET_KEY="scale-bench-secret-key-not-for-production-0123456789",
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_UPDATES="off",
+        **settings,
+    )
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    filled = fill_users(options.pg, options.recipients)
+    print(f"{options.recipients:,} users made in {filled:.0f} s", flush=True)
+    return env, get_user_model().objects.create_superuser(OPERATOR, "", PASSWORD)
+
+
 def run(options: argparse.Namespace) -> dict[str, Any]:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     redis.Redis.from_url(options.queue).flushdb()
@@ -474,30 +501,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     processes: list[Any] = [telegram]
     counter = DoorbellCounter(options.queue)
     try:
-        env = service_environ(
-            options.pg,
-            options.queue,
-            WORK_DIR,
-            DJANGO_SECRET_KEY="scale-bench-secret-key-not-for-production-0123456789",
+        env, operator = prepare(
+            options,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,testserver",
             TIME_ZONE=late_evening_zone(),
-            TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_API_URL=telegram.url,
-            TELEGRAM_UPDATES="off",
             NOTIFY_TELEGRAM_RATE=TELEGRAM_RATE,
         )
-        os.environ.update(env)
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        filled = fill_users(options.pg, options.recipients)
-        print(f"{options.recipients:,} users made in {filled:.0f} s", flush=True)
-        # No address of its own: the campaign's audience is the operator too, and skips it.
-        operator = get_user_model().objects.create_superuser(OPERATOR, "", PASSWORD)
         consumer = Consumer(
             {**env, "NOTIFY_WORKERS": str(THREADS)},
             WORK_DIR / "consumer.log",
@@ -578,29 +588,11 @@ def creation_alone(options: argparse.Namespace) -> dict[str, Any]:
     redis.Redis.from_url(options.queue).flushdb()
     recreate_database(options.pg)
     try:
-        env = service_environ(
-            options.pg,
-            options.queue,
-            WORK_DIR,
-            DJANGO_SECRET_KEY="scale-bench-secret-key-not-for-production-0123456789",
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL="http://127.0.0.1:9",  # never called: nothing is sent
-            TELEGRAM_UPDATES="off",
-        )
-        os.environ.update(env)
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-
+        # Nothing is sent: the bot's API is never called.
+        env, operator = prepare(options, TELEGRAM_API_URL="http://127.0.0.1:9")
         from notifications import services
         from notifications.models import Campaign
 
-        call_command("migrate", verbosity=0)
-        filled = fill_users(options.pg, options.recipients)
-        print(f"{options.recipients:,} users made in {filled:.0f} s", flush=True)
-        operator = get_user_model().objects.create_superuser(OPERATOR, "", PASSWORD)
         campaign = services.campaign_create(
             created_by=operator, audience_query="", message="Hello from the scale bench"
         )
