@@ -192,3 +192,22 @@ def test_a_campaigns_page_being_counted_shows_its_figures_as_such_and_its_poll_f
     refreshed()
     poll = admin_client.get(f"/admin/notifications/campaign/{campaign.pk}/progress/").json()
     assert poll["text"]["created"] == "1"
+
+
+def test_counts_behind_are_planned_without_parallel_workers(cached):
+    """A count behind takes one core of PostgreSQL's, not all: its plan has no parallel
+    workers (after a million's ANALYZE the counts were parallel scans, and the pages beside
+    them slowed past 1 s). A count in the request (none kept yet) is counted behind too."""
+    from django.db import connection
+
+    def workers() -> str:
+        if connection.vendor != "postgresql":
+            return "sqlite"
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_parallel_workers_per_gather")
+            return cursor.fetchone()[0]
+
+    expected = "0" if connection.vendor == "postgresql" else "sqlite"
+    assert kept._get(("workers",), workers, 10) == expected
+    if connection.vendor == "postgresql":
+        assert workers() != "0"  # the request's own connection is left as it was
