@@ -466,6 +466,17 @@ def spread(samples: list[dict[str, Any]], key: str) -> dict[str, float]:
     }
 
 
+def stores(options: argparse.Namespace, *, fresh: bool) -> None:
+    """The run's Redis db flushed and its database made afresh (``fresh``), or dropped (this
+    process's connections closed first)."""
+    if not fresh and "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    redis.Redis.from_url(options.queue).flushdb()
+    recreate_database(options.pg, create=fresh)
+
+
 def prepare(options: argparse.Namespace, **settings: str) -> tuple[dict[str, str], Any]:
     """The service's environment (``settings`` over the bench's own) in this process too,
     Django set up, the fresh database migrated and filled with ``--recipients`` users, and
@@ -495,8 +506,7 @@ def prepare(options: argparse.Namespace, **settings: str) -> tuple[dict[str, str
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    redis.Redis.from_url(options.queue).flushdb()
-    recreate_database(options.pg)
+    stores(options, fresh=True)
     telegram = TelegramFake().start()
     processes: list[Any] = [telegram]
     counter = DoorbellCounter(options.queue)
@@ -571,12 +581,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 process.stop(signal.SIGINT, timeout=20)
             else:
                 process.stop()
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        redis.Redis.from_url(options.queue).flushdb()
-        recreate_database(options.pg, create=False)
+        stores(options, fresh=False)
 
 
 def creation_alone(options: argparse.Namespace) -> dict[str, Any]:
@@ -585,8 +590,7 @@ def creation_alone(options: argparse.Namespace) -> dict[str, Any]:
     ``audience_all``), and its notifications by ``manage.py fill_campaign``, the child process
     a consumer starts for it, timed from outside. What the creation costs by itself, against
     what it gets beside the sending on the same cores."""
-    redis.Redis.from_url(options.queue).flushdb()
-    recreate_database(options.pg)
+    stores(options, fresh=True)
     try:
         # Nothing is sent: the bot's API is never called.
         env, operator = prepare(options, TELEGRAM_API_URL="http://127.0.0.1:9")
@@ -618,12 +622,7 @@ def creation_alone(options: argparse.Namespace) -> dict[str, Any]:
             "per_second": round(made / seconds) if seconds else 0,
         }
     finally:
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        redis.Redis.from_url(options.queue).flushdb()
-        recreate_database(options.pg, create=False)
+        stores(options, fresh=False)
 
 
 def alone_table(result: dict[str, Any]) -> str:
