@@ -7,6 +7,7 @@ round after round, and checks statuses, attempts and what each fake received.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import timedelta
@@ -15,10 +16,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from notifications import delivery, services
+from notifications import delivery, pacing, services
 from notifications.models import DeliveryAttempt, Notification, SmsDailyCount, UserContact
+from notifications.senders.base import Pace
 from notifications.senders.sms import next_day_start
-from notifications.senders.telegram import TelegramSender
+from notifications.senders.telegram import BOT_PACE, TelegramSender
 from notifications.tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -248,6 +250,38 @@ def test_a_rate_limit_between_parts_waits_without_counting_a_round(
     assert n.status == Status.SENT and n.rounds == 1
     assert len(telegram.delivered_to("19")) == 3
     assert smtp.received == []
+
+
+def test_a_send_late_for_the_bots_slot_books_the_bot_again_and_keeps_its_chats_slot(
+    chain, telegram, make_user, monkeypatch
+):
+    """Issue 19: a worker that comes to its send 30 ms after its slots (a busy machine) is
+    too late for the bot's slot at 1,000/s (10 ms) but not for its chat's (1/s: 100 ms). It
+    books the bot's pace again, and only it: booking the chat again would put the send a
+    second later (the chat's next slot) and spend the chat's slot twice."""
+    chain.NOTIFY_TELEGRAM_RATE = 1000.0
+    chain.NOTIFY_TELEGRAM_CHAT_RATE = 1.0
+    asked: list[list[str]] = []
+    real = pacing.book_all
+
+    def delayed_worker(paces, horizon, tolerance):
+        asked.append([pace.name for pace in paces])
+        booking = real(paces, horizon, tolerance)
+        if len(asked) > 1:
+            return booking
+        # The first booking comes back as if the worker had held it for 30 ms already.
+        return dataclasses.replace(
+            booking, at=booking.at - 0.03, slots=tuple(s - 0.03 for s in booking.slots)
+        )
+
+    monkeypatch.setattr(pacing, "book_all", delayed_worker)
+    n = round_now(create(make_user(telegram_chat_id="21")))
+    assert n.status == Status.SENT and len(telegram.delivered_to("21")) == 1
+    chat = "telegram:chat:21"
+    assert asked == [[chat, BOT_PACE], [BOT_PACE]]
+    # The chat's slot was spent once: its next one is a second after the one it sent on.
+    nxt = real([Pace(chat, 1.0)], horizon=10, tolerance=10).at
+    assert nxt - n.sent_at.timestamp() < 1.5
 
 
 def test_a_long_send_renews_its_lease_and_is_never_claimed_twice(chain, telegram, make_user):
