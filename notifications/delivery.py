@@ -67,12 +67,14 @@ Outcome = DeliveryAttempt.Outcome
 # (``notifications.tasks``) and the worker goes on. Handing every slot a few milliseconds
 # ahead to the lane made the workers book far ahead of what the lane could send.
 SLOT_TOLERANCE = 0.02
-# A send that comes later than this after one of its slots (a busy machine) books that pace
-# again (and the ones after it), keeping the slots it is not late for: late sends bunch up,
-# and a provider counting over a sliding second would see more than the rate. The bound is
-# half an interval of the pace (at 25/s: 20 ms, so any second holds at most about 26 sends),
-# at most 100 ms. A send a few milliseconds late for the bot's slot keeps its chat's: booking
-# the chat (1/s) again would put it a second later.
+# A send that comes later than this after its slot (the latest of its paces', a busy machine)
+# books a new one instead: late sends bunch up, and a provider counting over a sliding second
+# would see more than the rate. The bound is half an interval of the pace (at 25/s: 20 ms, so
+# any second holds at most about 26 sends), at most 100 ms; each pace has its own, and only
+# the paces the send is that late for are booked again: a send 30 ms late is late for the
+# bot's slot at 1,000/s (10 ms) but not for its chat's at 1/s (100 ms), and booking the chat
+# again would put it a second later. (A chat's slot held while the send waited for the bot's
+# is not late: the chat's next slot is still a full interval after it.)
 LATE_SLOT_TOLERANCE = 0.1
 # ... and at least 10 ms: at a fast pace (1,000/s), half an interval is shorter than the
 # scheduling jitter of a busy process; 10 ms late adds at most 1 % to any second.
@@ -193,28 +195,19 @@ def _leave_transport(job: Job) -> None:
     job.part = 0
     job.accepted = []
     job.cost = None
-    _drop_slots(job)
+    job.paces_held = 0
     job.transport_index += 1
 
 
-def _drop_slots(job: Job, keep: int = 0) -> None:
-    """Let go of the pacing slots held for the next part but the first ``keep``."""
-    job.paces_held = keep
-    del job.slots[keep:]
-
-
 def _late_after(pace: Pace) -> float:
-    """How late after its slot a send of ``pace`` may still go (see LATE_SLOT_TOLERANCE)."""
+    """How late after its slot a send of ``pace`` may still go (LATE_SLOT_TOLERANCE)."""
     return min(LATE_SLOT_TOLERANCE, max(0.5 / pace.rate, LATE_SLOT_FLOOR))
 
 
-def _first_late(paces: list[Pace], slots: list[float]) -> int | None:
-    """The index of the first pace whose held slot is too far past to send on, or None."""
-    now = time.time()
-    for index, (pace, slot) in enumerate(zip(paces, slots, strict=False)):
-        if now - slot > _late_after(pace):
-            return index
-    return None
+def _first_late(paces: list[Pace], late_by: float) -> int | None:
+    """The first of ``paces`` a send ``late_by`` seconds after its slot is too late for (it
+    and those after it are booked again), or None."""
+    return next((n for n, pace in enumerate(paces) if late_by > _late_after(pace)), None)
 
 
 def _leave_channel(job: Job) -> None:
@@ -430,43 +423,43 @@ def _send_parts(job: Job, channel: str, sender: Sender) -> str | Wait:
             except DeliveryError as err:
                 return _fail_part(job, channel, sender, err)
             job.paces_held += booking.held
-            job.slots.extend(booking.slots)
             if booking.refused:
                 job.defer_until = booking.at
                 job.progress.resume = _resume_point(job)
                 return "stop"
+            job.slot_at = max(job.slot_at or 0.0, booking.at)
             if booking.at - time.time() > SLOT_TOLERANCE:
                 if not _renew_lease(job, until=booking.at):
                     return "stop"
                 job.seen_ours = 0.0  # read again when its slot comes: cancelled meanwhile?
                 job.booked_ahead = True  # and paused meanwhile?
                 return Wait(at=booking.at, job=job)
-        if job.slots and (ahead := max(job.slots) - time.time()) > 0:
+        if job.slot_at is not None and (ahead := job.slot_at - time.time()) > 0:
             time.sleep(ahead)  # at most SLOT_TOLERANCE: never early for a slot
-        late = _first_late(paces, job.slots)
+        late = None if job.slot_at is None else _first_late(paces, time.time() - job.slot_at)
         if late is not None and job.rebooks < LATE_SLOT_REBOOKS:
-            _drop_slots(job, keep=late)
+            # The slots kept are in the past: the latest is the one booked again.
+            job.paces_held, job.slot_at = late, None
             job.rebooks += 1
-            continue  # too late for that slot: book it (and the ones after it) again
+            continue  # too late for its slot: book that pace, and those after it, again
         if job.booked_ahead:
             # A slot booked now comes after any pause (a 429 pushes the schedule back); one
             # booked before a 429 paused the provider must not be used: book one after it.
             job.booked_ahead = False
             if pacing.paused_until([p.name for p in paces]) > time.time():
-                _drop_slots(job)
+                job.paces_held, job.slot_at = 0, None
                 continue
         if not _renew_lease(job) or not _still_ours(job):
             return "stop"
         try:
             result: PartResult = sender.send_part(prepared, job.part)
         except DeliveryError as err:
-            _drop_slots(job)
+            job.paces_held, job.slot_at = 0, None
             return _fail_part(job, channel, sender, err)
         except Exception as err:  # noqa: BLE001 - recorded; on a paid transport, ambiguous
-            _drop_slots(job)
+            job.paces_held, job.slot_at = 0, None
             return _fail_part(job, channel, sender, _unexpected(err, ambiguous=sender.paid))
-        _drop_slots(job)
-        job.rebooks = 0
+        job.paces_held, job.slot_at, job.rebooks = 0, None, 0
         job.accepted.append(result.provider_message_id)
         if result.cost is not None:
             job.cost = (job.cost or Decimal(0)) + result.cost

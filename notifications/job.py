@@ -99,7 +99,7 @@ class Job:
     accepted: list[str] = field(default_factory=list)
     cost: Decimal | None = None
     paces_held: int = 0
-    slots: list[float] = field(default_factory=list)  # of the paces held (Unix time, in order)
+    slot_at: float | None = None  # the latest slot held for the next part (Unix time)
     rebooks: int = 0
     # Its slot was booked a while before it comes (it waited): a 429 may have paused the
     # provider since, so the pause is read before sending (``pacing.paused_until``).

@@ -61,9 +61,6 @@ class Booking:
     held: int
     at: float
     refused: bool = False
-    # The slot of each pace held, in order (Unix time, here): a send late for one of them
-    # books that one again, not the others (``delivery``).
-    slots: tuple[float, ...] = ()
 
 
 class Schedule(Protocol):
@@ -82,8 +79,7 @@ class Schedule(Protocol):
 
 
 # KEYS: the paces. ARGV: horizon, tolerance, then each pace's interval (seconds).
-# Returns {held, seconds from now to the latest slot booked (or to the refused one), refused,
-# then the seconds from now to each slot booked}.
+# Returns {held, seconds from now to the latest slot booked (or to the refused one), refused}.
 _BOOK_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -91,23 +87,19 @@ local horizon = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local held = 0
 local latest = now
-local reply = {'0', '0', '0'}
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 + i])
   local slot = math.max(tonumber(redis.call('GET', key) or '0'), now)
   if slot - now > horizon then
-    reply[1], reply[2], reply[3] = tostring(held), string.format('%.6f', slot - now), '1'
-    return reply
+    return {tostring(held), string.format('%.6f', slot - now), '1'}
   end
   redis.call('SET', key, string.format('%.6f', slot + interval),
              'PX', math.ceil((slot - now + interval) * 1000) + 1000)
   held = held + 1
-  reply[3 + held] = string.format('%.6f', slot - now)
   if slot > latest then latest = slot end
   if slot - now > tolerance then break end
 end
-reply[1], reply[2] = tostring(held), string.format('%.6f', latest - now)
-return reply
+return {tostring(held), string.format('%.6f', latest - now), '0'}
 """
 _BOOK_SHA = hashlib.sha1(_BOOK_LUA.encode()).hexdigest()
 
@@ -169,13 +161,9 @@ class RedisSchedule:
             reply = self._call("EVALSHA", _BOOK_SHA, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # a new or flushed Redis: EVAL caches it
             reply = self._call("EVAL", _BOOK_LUA, len(keys), *keys, *args)
-        held, ahead, refused, *slots = reply
-        now = time.time()
+        held, ahead, refused = reply
         return Booking(
-            held=int(held),
-            at=now + float(ahead),
-            refused=refused in (b"1", "1"),
-            slots=tuple(now + float(slot) for slot in slots),
+            held=int(held), at=time.time() + float(ahead), refused=refused in (b"1", "1")
         )
 
     def push_back(self, name: str, seconds: float) -> float:
@@ -219,14 +207,13 @@ class DatabaseSchedule:
             )
             next_at = dict(cursor.fetchall())
             now = time.time()  # after the lock: see the class docstring
-            held, latest, booked, slots = 0, now, [], []
+            held, latest, booked = 0, now, []
             for key, interval in zip(keys, intervals, strict=True):
                 slot = max(next_at[key], now)
                 if slot - now > horizon:
                     self._save(cursor, booked)
-                    return Booking(held=held, at=slot, refused=True, slots=tuple(slots))
+                    return Booking(held=held, at=slot, refused=True)
                 booked.append((slot + interval, key))
-                slots.append(slot)
                 held += 1
                 latest = max(latest, slot)
                 if slot - now > tolerance:
@@ -234,7 +221,7 @@ class DatabaseSchedule:
             self._save(cursor, booked)
         if random.random() < 0.001:
             self.prune(now)
-        return Booking(held=held, at=latest, slots=tuple(slots))
+        return Booking(held=held, at=latest)
 
     def push_back(self, name: str, seconds: float) -> float:
         keys = [f"{KEY_PREFIX}{name}", f"{PAUSE_PREFIX}{name}"]
@@ -286,8 +273,7 @@ def schedule() -> Schedule:
 
 
 def book_all(paces: list[Pace], horizon: float, tolerance: float) -> Booking:
-    """Book ``paces`` in order (see ``Schedule.book_all``); a rate of 0 means no limit (such a
-    pace is held and has no slot in ``Booking.slots``).
+    """Book ``paces`` in order (see ``Schedule.book_all``); a rate of 0 means no limit.
 
     Raises a rate-limited ``DeliveryError`` when the schedule's store is unreachable: with no
     schedule there is no safe pace.
@@ -308,7 +294,7 @@ def book_all(paces: list[Pace], horizon: float, tolerance: float) -> Booking:
             f"pacing of {names} unavailable ({err}); retrying later", retry_after=1.0
         ) from err
     if booking.held == len(limited) and not booking.refused:
-        return Booking(held=len(paces), at=booking.at, slots=booking.slots)
+        return Booking(held=len(paces), at=booking.at)
     # Unlimited paces count as held wherever they stand; report progress in ``paces`` terms.
     held, seen = 0, 0
     for pace in paces:
@@ -317,7 +303,7 @@ def book_all(paces: list[Pace], horizon: float, tolerance: float) -> Booking:
                 break
             seen += 1
         held += 1
-    return Booking(held=held, at=booking.at, refused=booking.refused, slots=booking.slots)
+    return Booking(held=held, at=booking.at, refused=booking.refused)
 
 
 def push_back(name: str, seconds: float) -> float | None:

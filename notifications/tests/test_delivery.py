@@ -270,9 +270,7 @@ def test_a_send_late_for_the_bots_slot_books_the_bot_again_and_keeps_its_chats_s
         if len(asked) > 1:
             return booking
         # The first booking comes back as if the worker had held it for 30 ms already.
-        return dataclasses.replace(
-            booking, at=booking.at - 0.03, slots=tuple(s - 0.03 for s in booking.slots)
-        )
+        return dataclasses.replace(booking, at=booking.at - 0.03)
 
     monkeypatch.setattr(pacing, "book_all", delayed_worker)
     n = round_now(create(make_user(telegram_chat_id="21")))
@@ -282,6 +280,28 @@ def test_a_send_late_for_the_bots_slot_books_the_bot_again_and_keeps_its_chats_s
     # The chat's slot was spent once: its next one is a second after the one it sent on.
     nxt = real([Pace(chat, 1.0)], horizon=10, tolerance=10).at
     assert nxt - n.sent_at.timestamp() < 1.5
+
+
+def test_a_send_that_waited_for_the_bots_slot_keeps_its_chats_slot(
+    chain, telegram, make_user, monkeypatch
+):
+    """The chat's slot is booked first; the bot's, half a second ahead (others took the slots
+    before it), is waited for. When it comes, the chat's slot is half a second past: not
+    late (the chat's next slot is still a full second after it), and not booked again."""
+    chain.NOTIFY_TELEGRAM_RATE = 2.0  # a bot slot every half second
+    chain.NOTIFY_TELEGRAM_CHAT_RATE = 1.0
+    pacing.book_all([Pace(BOT_PACE, 2.0)], horizon=10, tolerance=10)  # the bot's next: +0.5 s
+    asked: list[list[str]] = []
+    real = pacing.book_all
+
+    def watched(paces, horizon, tolerance):
+        asked.append([pace.name for pace in paces])
+        return real(paces, horizon, tolerance)
+
+    monkeypatch.setattr(pacing, "book_all", watched)
+    n = round_now(create(make_user(telegram_chat_id="22")))
+    assert n.status == Status.SENT and len(telegram.delivered_to("22")) == 1
+    assert asked == [["telegram:chat:22", BOT_PACE]]
 
 
 def test_a_long_send_renews_its_lease_and_is_never_claimed_twice(chain, telegram, make_user):

@@ -93,25 +93,6 @@ def test_a_chat_and_the_bot_are_booked_together_when_the_chat_is_free(schedule, 
     assert other.held == 2 and other.at - time.time() < 0.1  # the bot's slot was not wasted
 
 
-def test_a_booking_gives_the_slot_of_each_pace_it_holds(schedule, name):
-    """A send late for one of its slots books that pace again, not the others (delivery):
-    it needs each pace's slot, not only the latest."""
-    chat, bot = f"{name}:chat:a", name
-    book(schedule, bot, 0.3)  # the bot's next slot is 0.3 s away, the chat's now
-    both = schedule.book_all([chat, bot], [1.0, 0.3], 10, tolerance=1.0)
-    assert both.held == 2 and len(both.slots) == 2
-    chat_slot, bot_slot = both.slots
-    assert bot_slot - chat_slot == pytest.approx(0.3, abs=0.05)
-    assert both.at == bot_slot  # the latest of them
-    # Stopped by the tolerance after the chat's slot: only that one is held and given.
-    again = schedule.book_all([chat, bot], [1.0, 0.3], 10, tolerance=0.002)
-    assert again.held == 1 and again.slots == (again.at,)
-    assert again.at - chat_slot == pytest.approx(1.0, abs=0.05)
-    # Refused past the horizon: what was held before the refusal is given, nothing after.
-    refused = schedule.book_all([f"{name}:chat:b", chat], [1.0, 1.0], 1.5, tolerance=5)
-    assert refused.refused and refused.held == 1 and len(refused.slots) == 1
-
-
 def test_zero_rate_means_no_pacing(monkeypatch):
     def no_schedule():
         raise AssertionError("the schedule must not be consulted")
