@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from huey.contrib.djhuey import HUEY
 from huey.storage import RedisStorage
@@ -167,6 +168,68 @@ def test_send_rings_only_the_rows_it_queued(user, rung, django_capture_on_commit
     assert result.describe("queued") == "3 queued, 2 skipped: 2 already sent"
     assert [ids for ids, _ in rung] == [sorted(n.pk for n in chosen)]
     assert not set(rung[0][0]) & {n.pk for n in already_due}
+
+
+def test_a_click_reads_only_the_rows_it_selected_not_those_waiting_beside_them(
+    user, rung, django_capture_on_commit_callbacks
+):
+    """Issue 19: a click on a few rows beside a million waiting ones must not read the
+    million. Every statement of the click on the notifications' table is bounded by the
+    selection's ids (the rows changed were read back by their stamp alone, which no index
+    holds: ~50 ms for ten rows beside a million queued)."""
+    _pending(user, 20, status=Status.QUEUED, next_attempt_at=timezone.now())
+    chosen = _pending(user, 3)
+    ids = sorted(n.pk for n in chosen)
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    with CaptureQueriesContext(connection) as queries:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = services.notifications_queue(queryset=Notification.objects.filter(pk__in=ids))
+    assert result.changed == 3 and [i for i, _ in rung] == [ids]
+    on_table = [q["sql"] for q in queries.captured_queries if table in q["sql"]]
+    assert len(on_table) >= 3  # the counts, the ids read, the change and what it rings
+    for sql in on_table:
+        where = sql.split(" WHERE ", 1)[1]
+        assert '."id" IN (' in where and all(str(pk) in where for pk in ids), sql
+
+
+def test_a_click_over_more_rows_than_a_statement_takes_changes_and_rings_them_all(
+    user, rung, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(services, "BULK_CHUNK", 4)
+    chosen = _pending(user, 10)
+    sent = _pending(user, 1, status=Status.SENT)
+    selection = Notification.objects.filter(user=user)  # a filter, not a list of ids
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.notifications_queue(queryset=selection)
+    assert result.describe("queued") == "10 queued, 1 skipped: 1 already sent"
+    assert sorted(i for ids, _ in rung for i in ids) == sorted(n.pk for n in chosen)
+    assert Notification.objects.get(pk=sent[0].pk).status == Status.SENT
+
+
+def test_a_row_changed_between_the_clicks_read_and_its_change_is_left_and_not_rung(
+    user, rung, django_capture_on_commit_callbacks
+):
+    """One of three rows is sent by a consumer after the click read it and before it changed
+    it: the click changes and rings the other two, and says so."""
+    chosen = _pending(user, 3)
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    raced = []
+
+    def consumer_sends_one_first(execute, sql, params, many, context):
+        if sql.startswith(f"UPDATE {table}") and not raced:
+            raced.append(chosen[1].pk)
+            execute(
+                f"UPDATE {table} SET status = 'sent' WHERE id = %s", [chosen[1].pk], False, context
+            )
+        return execute(sql, params, many, context)
+
+    selection = Notification.objects.filter(pk__in=[n.pk for n in chosen])
+    with django_capture_on_commit_callbacks(execute=True):
+        with connection.execute_wrapper(consumer_sends_one_first):
+            result = services.notifications_queue(queryset=selection)
+    assert raced and result.changed == 2
+    assert [ids for ids, _ in rung] == [sorted([chosen[0].pk, chosen[2].pk])]
+    assert Notification.objects.get(pk=chosen[1].pk).status == Status.SENT
 
 
 def test_send_starts_a_new_run(user, rung):
