@@ -700,19 +700,17 @@ def main() -> None:
         help="only create the campaign, with nothing else running (no consumer, no web)",
     )
     options = parser.parse_args()
-    if options.alone:
-        result = creation_alone(options)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "scale_alone.json").write_text(json.dumps(result, indent=1) + "\n")
-        print()
-        print(alone_table(result))
-        return
-    result = run(options)
+    measure, render, name = (
+        (creation_alone, alone_table, "scale_alone.json")
+        if options.alone
+        else (run, table, "scale.json")
+    )
+    result = measure(options)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    (RESULTS / name).write_text(json.dumps(result, indent=1, default=str) + "\n")
     print()
-    print(table(result))
-    if "cancelled" not in result["statuses"]:
+    print(render(result))
+    if not options.alone and "cancelled" not in result["statuses"]:
         print("\nNothing was left to cancel: shorten --send-seconds for so few recipients.")
 
 

@@ -252,8 +252,32 @@ def test_a_rate_limit_between_parts_waits_without_counting_a_round(
     assert smtp.received == []
 
 
+class Bookings:
+    """``pacing.book_all`` watched: the paces each booking asked for, in order; the first
+    comes back ``first_late_by`` seconds in the past, as if its worker had held it that long."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.asked: list[list[str]] = []
+        self.first_late_by = 0.0
+
+    def __call__(self, paces, horizon, tolerance):
+        self.asked.append([pace.name for pace in paces])
+        booking = self.real(paces, horizon, tolerance)
+        if len(self.asked) == 1 and self.first_late_by:
+            return dataclasses.replace(booking, at=booking.at - self.first_late_by)
+        return booking
+
+
+@pytest.fixture
+def bookings(monkeypatch) -> Bookings:
+    watched = Bookings(pacing.book_all)
+    monkeypatch.setattr(pacing, "book_all", watched)
+    return watched
+
+
 def test_a_send_late_for_the_bots_slot_books_the_bot_again_and_keeps_its_chats_slot(
-    chain, telegram, make_user, monkeypatch
+    chain, telegram, make_user, bookings
 ):
     """Issue 19: a worker that comes to its send 30 ms after its slots (a busy machine) is
     too late for the bot's slot at 1,000/s (10 ms) but not for its chat's (1/s: 100 ms). It
@@ -261,47 +285,28 @@ def test_a_send_late_for_the_bots_slot_books_the_bot_again_and_keeps_its_chats_s
     second later (the chat's next slot) and spend the chat's slot twice."""
     chain.NOTIFY_TELEGRAM_RATE = 1000.0
     chain.NOTIFY_TELEGRAM_CHAT_RATE = 1.0
-    asked: list[list[str]] = []
-    real = pacing.book_all
-
-    def delayed_worker(paces, horizon, tolerance):
-        asked.append([pace.name for pace in paces])
-        booking = real(paces, horizon, tolerance)
-        if len(asked) > 1:
-            return booking
-        # The first booking comes back as if the worker had held it for 30 ms already.
-        return dataclasses.replace(booking, at=booking.at - 0.03)
-
-    monkeypatch.setattr(pacing, "book_all", delayed_worker)
+    bookings.first_late_by = 0.03
     n = round_now(create(make_user(telegram_chat_id="21")))
     assert n.status == Status.SENT and len(telegram.delivered_to("21")) == 1
     chat = "telegram:chat:21"
-    assert asked == [[chat, BOT_PACE], [BOT_PACE]]
+    assert bookings.asked == [[chat, BOT_PACE], [BOT_PACE]]
     # The chat's slot was spent once: its next one is a second after the one it sent on.
-    nxt = real([Pace(chat, 1.0)], horizon=10, tolerance=10).at
+    nxt = bookings.real([Pace(chat, 1.0)], horizon=10, tolerance=10).at
     assert nxt - n.sent_at.timestamp() < 1.5
 
 
 def test_a_send_that_waited_for_the_bots_slot_keeps_its_chats_slot(
-    chain, telegram, make_user, monkeypatch
+    chain, telegram, make_user, bookings
 ):
     """The chat's slot is booked first; the bot's, half a second ahead (others took the slots
     before it), is waited for. When it comes, the chat's slot is half a second past: not
     late (the chat's next slot is still a full second after it), and not booked again."""
     chain.NOTIFY_TELEGRAM_RATE = 2.0  # a bot slot every half second
     chain.NOTIFY_TELEGRAM_CHAT_RATE = 1.0
-    pacing.book_all([Pace(BOT_PACE, 2.0)], horizon=10, tolerance=10)  # the bot's next: +0.5 s
-    asked: list[list[str]] = []
-    real = pacing.book_all
-
-    def watched(paces, horizon, tolerance):
-        asked.append([pace.name for pace in paces])
-        return real(paces, horizon, tolerance)
-
-    monkeypatch.setattr(pacing, "book_all", watched)
+    bookings.real([Pace(BOT_PACE, 2.0)], horizon=10, tolerance=10)  # the bot's next: +0.5 s
     n = round_now(create(make_user(telegram_chat_id="22")))
     assert n.status == Status.SENT and len(telegram.delivered_to("22")) == 1
-    assert asked == [["telegram:chat:22", BOT_PACE]]
+    assert bookings.asked == [["telegram:chat:22", BOT_PACE]]
 
 
 def test_a_long_send_renews_its_lease_and_is_never_claimed_twice(chain, telegram, make_user):
