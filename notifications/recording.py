@@ -213,12 +213,17 @@ def _attempt_rows(vendor: str, count: int, cast: bool) -> str:
     return ", ".join([f"({placeholders})"] * count)
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_text(vendor: str, count: int) -> str:
+@functools.cache
+def _insert_into(vendor: str) -> str:
+    """``INSERT INTO`` the attempts' table with its columns, as both statements begin it."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in _ATTEMPT_FIELDS)
-    rows = _attempt_rows(vendor, count, cast=False)
-    return f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) VALUES {rows}"
+    return f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns})"
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_text(vendor: str, count: int) -> str:
+    return f"{_insert_into(vendor)} VALUES {_attempt_rows(vendor, count, cast=False)}"
 
 
 def _insert_attempts(attempts: list[DeliveryAttempt]) -> None:
@@ -234,11 +239,10 @@ def _write_text(names: tuple[str, ...], rounds_back: bool, count: int) -> str:
     """PostgreSQL's one statement: the row's UPDATE and, only if it changed the row, the
     INSERT of ``count`` attempts."""
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _ATTEMPT_FIELDS)
     return (
         f"WITH updated AS ({_update_text('postgresql', names, rounds_back)} "
         f"RETURNING {quote('id')}), "
-        f"inserted AS (INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) "
+        f"inserted AS ({_insert_into('postgresql')} "
         f"SELECT * FROM (VALUES {_attempt_rows('postgresql', count, cast=True)}) AS attempt "
         f"WHERE EXISTS (SELECT 1 FROM updated)) "
         f"SELECT count(*) FROM updated"

@@ -181,8 +181,7 @@ def _move_to_queued(
         )
         changed = 0
         due: list[tuple[int, datetime | None]] = []
-        for start in range(0, len(chosen), BULK_CHUNK):
-            part = chosen[start : start + BULK_CHUNK]
+        for part in tasks.chunked(chosen, BULK_CHUNK):
             rows = Notification.objects.filter(pk__in=[pk for pk, _ in part])
             done = rows.filter(status__in=from_statuses).update(**changes)
             changed += done

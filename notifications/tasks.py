@@ -24,8 +24,9 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import (
@@ -60,6 +61,7 @@ from notifications.senders.base import DeliveryError
 from notifications.senders.sms_smpp import SmppSender, close_sessions, on_deliver_sm, session
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _with_connections(fn: Callable) -> Callable:
@@ -103,11 +105,15 @@ def _batch_size(count: int) -> int:
     return max(1, min(settings.NOTIFY_BATCH_SIZE, math.ceil(count / (workers * 4))))
 
 
-def _chunks(ids: list[int], size: int | None = None) -> Iterable[list[int]]:
+def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size`` (the last shorter), in order."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _chunks(ids: list[int], size: int | None = None) -> Iterator[Sequence[int]]:
     """``ids`` in queue messages of ``size`` (default ``_batch_size`` of them)."""
-    size = size or _batch_size(len(ids))
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+    return chunked(ids, size or _batch_size(len(ids)))
 
 
 # How long ringing keeps trying while the queue is unreachable (its Redis or PostgreSQL
