@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "anymail",
     "notifications.suppression",
     "notifications.broadcast",
+    "notifications.kept",
 ]
 
 MIDDLEWARE = [
@@ -437,9 +438,10 @@ NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum
 NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 3600.0, minimum=0)
 NOTIFY_LEASE_SECONDS = env_float("NOTIFY_LEASE_SECONDS", 300.0, minimum=1)
 NOTIFY_SWEEP_STALE_SECONDS = env_float("NOTIFY_SWEEP_STALE_SECONDS", 60.0, minimum=0)
-# The dashboard's numbers per web process (and a campaign's progress, a fifth as long;
-# notifications.kept): shown as they are for this long, then refreshed in the background while
-# still shown; older than the second, computed in the request. 0: every load reads them live.
+# The dashboard's numbers (and a campaign's progress, a fifth as long; notifications.kept,
+# one table for every web process): shown as they are for this long, then counted again
+# behind while still shown; older than the second and asked for by nobody as long, counted
+# while the request waits a second. 0: every load reads them live.
 NOTIFY_DASHBOARD_FRESH_SECONDS = env_float("NOTIFY_DASHBOARD_FRESH_SECONDS", 10.0, minimum=0)
 NOTIFY_DASHBOARD_STALE_SECONDS = env_float("NOTIFY_DASHBOARD_STALE_SECONDS", 60.0, minimum=0)
 NOTIFY_WORKERS = env_int("NOTIFY_WORKERS", 8, minimum=1)

@@ -18,8 +18,9 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from notifications import kept, selectors
+from notifications import selectors
 from notifications.broadcast.models import CampaignStars
+from notifications.kept import services as kept
 from notifications.models import Campaign, Channel, Notification
 from notifications.suppression.models import Suppression
 from notifications.suppression.services import MONTHS

@@ -21,7 +21,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import charts, kept, selectors, services, telegram_bot
+from notifications import charts, selectors, services, telegram_bot
 from notifications.display import (
     LIVE,
     campaign_fields,
@@ -34,6 +34,7 @@ from notifications.display import (
     progress_texts,
     seconds,
 )
+from notifications.kept import services as kept
 from notifications.models import Campaign, Channel, Notification, UserContact
 from notifications.senders.base import DeliveryError
 
