@@ -187,10 +187,52 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
     assert "telegram | Polling Telegram for updates" in text  # TELEGRAM_UPDATES=poll (default)
     assert "stopped with errors" not in text
     assert "killed" not in text and "Traceback" not in text
+    # The poller, stopped with the rest, is not said to have stopped alone.
+    assert "the rest keeps running" not in text
     # Each process was asked once, the way it stops cleanly.
     assert text.count("Handling signal: term") == 1  # gunicorn's master
     assert text.count("Received SIGINT") == 2  # each huey consumer, a graceful stop
     assert login_page() is None  # nothing listens any more
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_poller_that_dies_alone_is_said_to_and_the_rest_keeps_serving(consumer_env, tmp_path):
+    """The Telegram poller is the one process whose end does not stop the service: killed
+    while serving, it is named, and the admin and the consumer go on until Ctrl-C."""
+    port = free_port()
+    log = tmp_path / "runservice.log"
+    env = {**consumer_env, "PORT": str(port), "NOTIFY_CONSUMERS": "1", "NOTIFY_WORKERS": "2"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runservice"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    login = f"http://127.0.0.1:{port}/admin/login/"
+    try:
+        wait_for(lambda: "Polling Telegram for updates" in log.read_text(), 60, "the poller")
+        wait_for(lambda: "consumer started" in log.read_text(), 60, "the consumer")
+        found = subprocess.run(
+            ["pgrep", "-P", str(process.pid), "-f", "telegram_poll"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        os.kill(int(found.stdout.split()[0]), signal.SIGKILL)
+        wait_for(lambda: "the rest keeps running" in log.read_text(), 30, "the poller's end")
+        assert "telegram stopped (exit -9)" in log.read_text()
+        with urllib.request.urlopen(login) as answer:
+            assert answer.status == 200
+        assert process.poll() is None
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        stop_runservice(process)
+    assert "stopped with errors" not in log.read_text()
 
 
 def stubborn_service(tmp_path, stop_timeout: float) -> tuple[subprocess.Popen, Path]:
