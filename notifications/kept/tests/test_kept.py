@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -294,9 +295,17 @@ def test_a_first_look_waits_for_the_count_another_process_is_making(cached, monk
     calls = uncountable(monkeypatch)
 
     def other_process() -> None:
-        KeptCount.objects.filter(key=TODAY).update(
-            value=numbers, counted_at=timezone.now(), kept_at=timezone.now(), counting_until=None
-        )
+        try:
+            KeptCount.objects.filter(key=TODAY).update(
+                value=numbers,
+                counted_at=timezone.now(),
+                kept_at=timezone.now(),
+                counting_until=None,
+            )
+        finally:
+            connection.close()  # this thread's own
+
+    monkeypatch.setattr(kept, "WAIT_SECONDS", 10)  # waits only until the numbers are written
 
     timer = threading.Timer(0.2, other_process)
     timer.start()
