@@ -90,6 +90,20 @@ class Consumer:
         return self.log.read_text()
 
 
+def start_runservice(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    """``manage.py runservice`` with ``env``, its output to ``log``, in a session of its own
+    (a terminal's foreground process group: Ctrl-C is ``os.killpg(pid, SIGINT)``)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "runservice", *args],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def stop_runservice(process: subprocess.Popen) -> None:
     """Stop a ``manage.py runservice`` started in a session of its own (a test's ``finally``):
     Ctrl-C, then a second Ctrl-C (which kills what it started), then SIGKILL. Killing only

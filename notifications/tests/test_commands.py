@@ -20,7 +20,7 @@ from notifications.management.commands.runservice import Command as RunService
 from notifications.models import Notification
 from notifications.tests.fakes.smtp import free_port
 from notifications.tests.fixtures import BASE_DIR, wait_for
-from notifications.tests.harness import stop_runservice
+from notifications.tests.harness import start_runservice, stop_runservice
 
 
 @pytest.mark.django_db
@@ -152,15 +152,7 @@ def test_runservice_serves_the_admin_runs_consumers_and_stops_on_ctrl_c(consumer
     port = free_port()
     log = tmp_path / "runservice.log"
     env = {**consumer_env, "PORT": str(port), "NOTIFY_CONSUMERS": "2", "NOTIFY_WORKERS": "2"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runservice"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a terminal's foreground process group of its own
-        )
+    process = start_runservice(env, log)
     try:
 
         def login_page() -> int | None:
@@ -203,15 +195,7 @@ def test_a_poller_that_dies_alone_is_said_to_and_the_rest_keeps_serving(consumer
     port = free_port()
     log = tmp_path / "runservice.log"
     env = {**consumer_env, "PORT": str(port), "NOTIFY_CONSUMERS": "1", "NOTIFY_WORKERS": "2"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runservice"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_runservice(env, log)
     login = f"http://127.0.0.1:{port}/admin/login/"
     try:
         wait_for(lambda: "Polling Telegram for updates" in log.read_text(), 60, "the poller")

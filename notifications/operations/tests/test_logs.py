@@ -8,8 +8,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -20,7 +18,8 @@ from notifications.models import Campaign, Notification, UserContact
 from notifications.operations.logs import ContextFilter, JsonFormatter, bound
 from notifications.redaction import RedactingFilter
 from notifications.tests.fakes.smtp import free_port
-from notifications.tests.fixtures import BASE_DIR, wait_for, wait_for_status
+from notifications.tests.fixtures import wait_for, wait_for_status
+from notifications.tests.harness import start_runservice
 
 Status = Notification.Status
 User = get_user_model()
@@ -115,15 +114,7 @@ def test_gunicorn_logs_json_too_with_the_callback_secret_masked(consumer_env, tm
         "SMS_CALLBACK_SECRET": secret,
     }
     log = tmp_path / "runservice.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runservice", "--stop-timeout", "10"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_runservice(env, log, "--stop-timeout", "10")
     try:
 
         def answered(path: str, data: bytes | None = None) -> int | None:

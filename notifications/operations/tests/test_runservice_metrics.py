@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -19,8 +17,8 @@ from notifications.operations.tests.scrapes import fetch, value
 from notifications.operations.tests.test_metrics import TOKEN, run_counting_process
 from notifications.services import notification_create
 from notifications.tests.fakes.smtp import free_port
-from notifications.tests.fixtures import BASE_DIR, wait_for
-from notifications.tests.harness import stop_runservice
+from notifications.tests.fixtures import wait_for
+from notifications.tests.harness import start_runservice, stop_runservice
 
 
 def post_notification(port: int, key: str, user_id: int) -> int:
@@ -53,15 +51,7 @@ def test_runservice_adds_up_every_processs_counts_and_forgets_the_last_runs(
         MULTIPROCESS_ENV: str(metrics_dir),
     }
     log = tmp_path / "runservice.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runservice"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_runservice(env, log)
     web = f"http://127.0.0.1:{port}/metrics"
     try:
 
