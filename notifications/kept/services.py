@@ -158,6 +158,8 @@ def _refresh(key: str, compute: Callable[[], Any], seen: datetime | None) -> Non
             value = codec.encode(_serial(compute))
         except Exception:  # the kept numbers stay; the next load tries again
             KeptCount.objects.filter(key=key).update(counting_until=None)
+            # A key never counted leaves no row behind (the week's clean-up goes by kept_at).
+            KeptCount.objects.filter(key=key, kept_at__isnull=True).delete()
             raise
         now = timezone.now()
         KeptCount.objects.filter(key=key).update(

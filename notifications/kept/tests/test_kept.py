@@ -348,6 +348,15 @@ def test_a_failed_count_gives_its_lease_back_and_keeps_the_numbers(cached, monke
     assert (codec.decode(row.value).total, row.counting_until) == (3, None)
 
 
+def test_a_first_count_that_fails_leaves_no_row_and_the_next_load_counts_again(cached, monkeypatch):
+    calls = uncountable(monkeypatch)
+    assert kept.dashboard("today") is None  # being counted, then failed
+    refreshed()
+    assert calls == ["today"] and not KeptCount.objects.exists()
+    monkeypatch.undo()
+    assert kept.dashboard("today").total == 0
+
+
 def test_numbers_nobody_asked_for_in_a_week_are_forgotten(cached):
     user = User.objects.create(username="d")
     campaign_key = "campaign:999"
