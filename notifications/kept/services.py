@@ -61,8 +61,8 @@ WAIT_SECONDS = 1.0
 # that long (the numbers meanwhile shown with their time); a count that takes longer is
 # counted again beside it.
 LEASE_SECONDS = 60.0
-# Rows nobody has asked for in that long are deleted when another is written (a campaign's
-# page not opened for a week).
+# Rows nobody has asked for in that long are deleted when a new key is first counted (a
+# campaign's page not opened for a week).
 FORGET_AFTER = timedelta(days=7)
 POLL_SECONDS = 0.05  # how often a wait for another process's count looks at the row
 
@@ -88,7 +88,7 @@ def campaign_progress(campaign: Campaign) -> CampaignProgress | None:
         progress = selectors.campaign_progress(Campaign(pk=pk))
         return dataclasses.replace(progress, campaign=None)  # kept without it: given at read
 
-    progress = _get(f"campaign:{pk}", count, settings.NOTIFY_DASHBOARD_FRESH_SECONDS / 5)
+    progress = _get(_campaign_key(pk), count, settings.NOTIFY_DASHBOARD_FRESH_SECONDS / 5)
     return dataclasses.replace(progress, campaign=campaign) if progress is not None else None
 
 
@@ -96,9 +96,13 @@ def outdate_campaign(campaign_id: int) -> None:
     """After an action on a campaign: its kept progress is counted again, behind, at the
     next load, which shows it as kept meanwhile (counted in the request instead, right after
     "Cancel the rest" of a million, the page took 6 s)."""
-    KeptCount.objects.filter(key=f"campaign:{campaign_id}").update(
+    KeptCount.objects.filter(key=_campaign_key(campaign_id)).update(
         counted_at=F("counted_at") - timedelta(seconds=settings.NOTIFY_DASHBOARD_FRESH_SECONDS)
     )
+
+
+def _campaign_key(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}"
 
 
 def _get(key: str, compute: Callable[[], T], fresh: float) -> T | None:
@@ -161,11 +165,9 @@ def _refresh(key: str, compute: Callable[[], Any], seen: datetime | None) -> Non
             # A key never counted leaves no row behind (the week's clean-up goes by kept_at).
             KeptCount.objects.filter(key=key, kept_at__isnull=True).delete()
             raise
-        now = timezone.now()
         KeptCount.objects.filter(key=key).update(
-            value=value, counted_at=began, kept_at=now, counting_until=None
+            value=value, counted_at=began, kept_at=timezone.now(), counting_until=None
         )
-        KeptCount.objects.filter(kept_at__lt=now - FORGET_AFTER).delete()
     except Exception:
         logger.exception("could not count %s", key)
     finally:
@@ -173,15 +175,20 @@ def _refresh(key: str, compute: Callable[[], Any], seen: datetime | None) -> Non
 
 
 def _lease(key: str) -> bool:
-    """Whether this process now holds ``key``'s lease (no other process is counting it)."""
+    """Whether this process now holds ``key``'s lease (no other process is counting it).
+    The row is made the first time its key is counted; only then are the rows nobody asked
+    for in ``FORGET_AFTER`` deleted (a new key is the only way the table grows)."""
     now = timezone.now()
-    KeptCount.objects.bulk_create([KeptCount(key=key)], ignore_conflicts=True)
     free = Q(counting_until__isnull=True) | Q(counting_until__lt=now)
-    return bool(
-        KeptCount.objects.filter(free, key=key).update(
-            counting_until=now + timedelta(seconds=LEASE_SECONDS)
-        )
-    )
+    take = KeptCount.objects.filter(free, key=key)
+    until = now + timedelta(seconds=LEASE_SECONDS)
+    if take.update(counting_until=until):
+        return True
+    if KeptCount.objects.filter(key=key).exists():
+        return False  # another process is counting it
+    KeptCount.objects.filter(kept_at__lt=now - FORGET_AFTER).delete()
+    KeptCount.objects.bulk_create([KeptCount(key=key)], ignore_conflicts=True)
+    return bool(take.update(counting_until=until))
 
 
 def _await_other(key: str, seen: datetime | None) -> None:

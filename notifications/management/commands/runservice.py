@@ -96,7 +96,6 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._on_signal)
         processes: dict[str, subprocess.Popen] = {}
         finished = threading.Event()
-        stopping = self._stopping = threading.Event()
         metrics_dir = exposition.prepare_multiprocess_dir(
             Path(exposition.multiprocess_dir() or Path(settings.VAR_DIR) / "prometheus")
         )
@@ -120,8 +119,9 @@ class Command(BaseCommand):
                 self._pump(name, process)
                 process.wait()
                 exposition.process_gone(process.pid, metrics_dir)
-                # Said of a poller that dies while serving, not of one stopped with the rest.
-                if name in OPTIONAL and not finished.is_set() and not stopping.is_set():
+                # Said of a poller that dies while serving, not of one stopped with the rest
+                # (the service stops on a signal or when a process that is not optional ends).
+                if name in OPTIONAL and not finished.is_set() and not self._signals:
                     self.stderr.write(
                         f"{name} stopped (exit {process.returncode}), see above; "
                         "the rest keeps running"
@@ -140,7 +140,6 @@ class Command(BaseCommand):
         """Ask each process to stop (gunicorn: SIGTERM, its graceful stop; huey and the
         poller: SIGINT), wait up to ``timeout`` seconds, then kill what is left with its
         whole process group (gunicorn's workers too). A second Ctrl-C kills at once."""
-        self._stopping.set()
         self.stdout.write(
             f"Stopping (up to {timeout:g} s; Ctrl-C again to kill at once)",
         )
