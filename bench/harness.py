@@ -225,6 +225,28 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its living descendants (a process that ended
+    meanwhile counts nothing)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += sum(cpu_seconds(current))
+        except OSError:
+            continue
+        todo += parents.get(current, [])
+    return total
+
+
 def rss_kib(pid: int) -> tuple[int, int]:
     """(current, peak) resident set size of a process in KiB."""
     fields = {}
