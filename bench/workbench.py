@@ -165,7 +165,7 @@ class Bench:
         return consumer
 
     @staticmethod
-    def _wait_settled(consumer: Consumer, timeout: float = 30.0) -> None:
+    def _wait_settled(consumer: Consumer, timeout: float = 15.0) -> None:
         """Until the consumer and the processes it started (its webhook lane) have finished
         starting: two windows of ``SETTLE_WINDOW`` in a row in which they used under
         ``SETTLE_SHARE`` of a core. A deployment's consumers came up long before anyone
