@@ -441,7 +441,20 @@ class Run:
             "sends_after_click": last - before,
             "stopped": time.monotonic() - changed >= QUIET,
             "all_cancelled_s": None if waiting.exists() else round(time.monotonic() - clicked, 1),
+            "watched_s": limit,
         }
+
+
+def all_cancelled(cancel: dict[str, Any]) -> str:
+    """When the rest was all cancelled, or that the watch ended first."""
+    if cancel.get("all_cancelled_s") is not None:
+        return f"none left waiting after {cancel['all_cancelled_s']} s"
+    watched = cancel.get("watched_s")
+    return (
+        f"some still waiting when the watch ended, {watched:g} s after the click"
+        if watched
+        else "some still waiting when the watch ended"
+    )
 
 
 def statuses(campaign_id: int) -> dict[str, int]:
@@ -674,8 +687,7 @@ def table(result: dict[str, Any]) -> str:
         f"{latency(result['campaign_page_cancelling_s'])} | |",
         f'| "Cancel the rest" → last send | {cancel["last_send_s"]:.2f} s '
         f"({cancel['sends_after_click']:,} sent after the click; answered in "
-        f"{cancel['answered_s']} s; none left waiting after "
-        f"{cancel.get('all_cancelled_s')} s) | ≤ 2 s |",
+        f"{cancel['answered_s']} s; {all_cancelled(cancel)}) | ≤ 2 s |",
         f"| doorbells while creating / recipients per doorbell | {result['doorbells']:,} / "
         f"{per_doorbell:.1f} | O(recipients / batch size) |",
         f"| the campaign's notifications at the end | "
