@@ -225,25 +225,32 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process and its living descendants (a process that ended
-    meanwhile counts nothing)."""
-    parents: dict[int, list[int]] = {}
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (parents read from ``/proc/*/stat``)."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += sum(cpu_seconds(current))
-        except OSError:
+        if not entry.name.isdigit():
             continue
-        todo += parents.get(current, [])
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    tree = [root]
+    for pid in tree:
+        tree.extend(children.get(pid, []))
+    return tree
+
+
+def process_tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its living descendants (a process that ended
+    meanwhile counts nothing)."""
+    total = 0.0
+    for pid in process_tree(root):
+        try:
+            total += sum(cpu_seconds(pid))
+        except OSError:
+            pass  # it ended between the listing and the reading
     return total
 
 

@@ -71,6 +71,7 @@ from bench.harness import (  # noqa: E402
     free_port,
     machine,
     percentile,
+    process_tree,
     rss_kib,
     service_environ,
 )
@@ -163,23 +164,6 @@ class DoorbellCounter:
 
 
 # --- processes ----------------------------------------------------------------------------------
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and every process descended from it (parents read from ``/proc/*/stat``)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry.name))
-    tree = [root]
-    for pid in tree:
-        tree.extend(children.get(pid, []))
-    return tree
 
 
 def tree_rss_mib(root: int) -> float:
@@ -447,14 +431,9 @@ class Run:
 
 def all_cancelled(cancel: dict[str, Any]) -> str:
     """When the rest was all cancelled, or that the watch ended first."""
-    if cancel.get("all_cancelled_s") is not None:
+    if cancel["all_cancelled_s"] is not None:
         return f"none left waiting after {cancel['all_cancelled_s']} s"
-    watched = cancel.get("watched_s")
-    return (
-        f"some still waiting when the watch ended, {watched:g} s after the click"
-        if watched
-        else "some still waiting when the watch ended"
-    )
+    return f"some still waiting when the watch ended, {cancel['watched_s']:g} s after the click"
 
 
 def statuses(campaign_id: int) -> dict[str, int]:
